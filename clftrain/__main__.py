@@ -1,0 +1,3 @@
+from clftrain.cli import main
+
+main()

@@ -1,0 +1,404 @@
+"""The experiment config: pydantic models, YAML loading, `--set` overrides, error messages.
+
+Validation happens once, here, at the edge; the rest of the code receives typed
+sub-configs. Importing this module must not import torch (see tests/test_imports.py).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator, model_validator
+
+from clftrain.activations import ACTIVATIONS
+from clftrain.errors import UserError, did_you_mean
+from clftrain.losses import LOSSES
+from clftrain.optimizers import OPTIMIZERS, USES_MOMENTUM
+from clftrain.tasks import TASKS
+
+TaskName = Literal["auto", "binary", "multiclass", "regression"]
+
+
+class StrictModel(BaseModel):
+    # Unknown keys are errors: a typo must never silently fall back to a default.
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- dataset
+class _DatasetBase(StrictModel):
+    n_samples: int = Field(1000, ge=2, description="Number of samples in total (train + test).")
+    test_size: float = Field(0.2, gt=0, lt=1, description="Fraction held out for testing.")
+    val_size: float = Field(0.0, ge=0, lt=1, description="Fraction held out for validation.")
+    seed: int = Field(42, description="Seeds the data generator and the train/test split.")
+    standardize: bool = Field(False, description="Scale features to zero mean, unit variance (fitted on train).")
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self):
+        if self.test_size + self.val_size >= 1:
+            raise ValueError(
+                f"dataset.test_size + dataset.val_size = {self.test_size + self.val_size:g} "
+                "leaves no training data; make their sum less than 1"
+            )
+        return self
+
+    def task_hint(self) -> str | None:
+        """The task the generated targets imply (None: only known once the data is read)."""
+        return None
+
+
+def _classes_task(n_classes: int) -> str:
+    return "binary" if n_classes == 2 else "multiclass"
+
+
+class CirclesConfig(_DatasetBase):
+    """sklearn.datasets.make_circles: a small circle inside a large one."""
+
+    name: Literal["circles"]
+    noise: float = Field(0.03, ge=0, description="Std of Gaussian noise added to the points.")
+    factor: float = Field(0.8, gt=0, lt=1, description="Inner circle radius / outer circle radius.")
+
+    def task_hint(self):
+        return "binary"
+
+
+class MoonsConfig(_DatasetBase):
+    """sklearn.datasets.make_moons: two interleaving half circles."""
+
+    name: Literal["moons"]
+    noise: float = Field(0.03, ge=0, description="Std of Gaussian noise added to the points.")
+
+    def task_hint(self):
+        return "binary"
+
+
+class BlobsConfig(_DatasetBase):
+    """sklearn.datasets.make_blobs: Gaussian clusters, one class per cluster."""
+
+    name: Literal["blobs"]
+    centers: int = Field(4, ge=2, description="Number of clusters (= classes).")
+    cluster_std: float = Field(1.0, gt=0, description="Std of each cluster.")
+    n_features: int = Field(2, ge=1, description="Dimensions of each point.")
+
+    @model_validator(mode="after")
+    def _enough_samples(self):
+        if self.n_samples < 2 * self.centers:
+            raise ValueError(
+                f"dataset.n_samples = {self.n_samples} is too few for {self.centers} classes; "
+                f"use at least {2 * self.centers}"
+            )
+        return self
+
+    def task_hint(self):
+        return _classes_task(self.centers)
+
+
+class SpiralsConfig(_DatasetBase):
+    """The CS231n spiral generator: `n_classes` interleaved spiral arms, n_samples in total."""
+
+    name: Literal["spirals"]
+    n_classes: int = Field(3, ge=2, description="Number of spiral arms (= classes).")
+    noise: float = Field(0.2, ge=0, description="Std of the Gaussian noise on each point's angle.")
+
+    @model_validator(mode="after")
+    def _enough_samples(self):
+        if self.n_samples < 2 * self.n_classes:
+            raise ValueError(
+                f"dataset.n_samples = {self.n_samples} is too few for {self.n_classes} classes; "
+                f"use at least {2 * self.n_classes}"
+            )
+        return self
+
+    def task_hint(self):
+        return _classes_task(self.n_classes)
+
+
+class ClassificationConfig(_DatasetBase):
+    """sklearn.datasets.make_classification: informative features around hypercube vertices."""
+
+    name: Literal["classification"]
+    n_features: int = Field(2, ge=1, description="Number of features.")
+    n_informative: int = Field(2, ge=1, description="Features that carry the signal.")
+    n_redundant: int = Field(0, ge=0, description="Linear combinations of the informative features.")
+    n_classes: int = Field(2, ge=2, description="Number of classes.")
+    n_clusters_per_class: int = Field(1, ge=1, description="Gaussian clusters per class.")
+    class_sep: float = Field(1.0, gt=0, description="How far apart the classes are.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.n_informative + self.n_redundant > self.n_features:
+            raise ValueError(
+                f"dataset.n_informative + dataset.n_redundant = {self.n_informative + self.n_redundant} "
+                f"exceeds dataset.n_features = {self.n_features}; raise n_features"
+            )
+        if self.n_classes * self.n_clusters_per_class > 2**self.n_informative:
+            raise ValueError(
+                f"dataset.n_classes * n_clusters_per_class = {self.n_classes * self.n_clusters_per_class} "
+                f"needs at least that many hypercube vertices (2**n_informative = {2**self.n_informative}); "
+                "raise n_informative"
+            )
+        if self.n_samples < 2 * self.n_classes:
+            raise ValueError(
+                f"dataset.n_samples = {self.n_samples} is too few for {self.n_classes} classes; "
+                f"use at least {2 * self.n_classes}"
+            )
+        return self
+
+    def task_hint(self):
+        return _classes_task(self.n_classes)
+
+
+class LinearConfig(_DatasetBase):
+    """The straight-line sanity check: y = weight * x + bias, x evenly spaced in [0, 1)."""
+
+    name: Literal["linear"]
+    n_samples: int = Field(50, ge=5, description="Points on the line (the tutorial: 0 to 1 in steps of 0.02).")
+    weight: float = Field(0.7, description="Slope of the line.")
+    bias: float = Field(0.3, description="Intercept of the line.")
+    noise: float = Field(0.0, ge=0, description="Std of Gaussian noise added to y.")
+
+    def task_hint(self):
+        return "regression"
+
+
+_DATASET_CLASSES = (
+    CirclesConfig, MoonsConfig, BlobsConfig, SpiralsConfig, ClassificationConfig, LinearConfig,
+)
+DATASET_NAMES = [cls.model_fields["name"].annotation.__args__[0] for cls in _DATASET_CLASSES]
+DatasetConfig = Annotated[Union[_DATASET_CLASSES], Field(discriminator="name")]
+
+
+# --------------------------------------------------------------------------- model
+class ModelConfig(StrictModel):
+    layers: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [10, 10],
+        description="Hidden layer widths; [] is logistic/softmax regression.",
+    )
+    activation: str = Field("relu", description=f"One of: {', '.join(ACTIVATIONS)}.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
+    batch_norm: bool = Field(False, description="BatchNorm1d after each hidden Linear layer.")
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, name: str) -> str:
+        if name not in ACTIVATIONS:
+            raise ValueError(ACTIVATIONS.unknown_message(name))
+        return name
+
+
+# --------------------------------------------------------------------------- training
+class EarlyStoppingConfig(StrictModel):
+    monitor: str = Field("test_loss", description="A metrics.csv column, e.g. test_loss or test_acc.")
+    patience: int = Field(50, ge=1, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as an improvement.")
+    mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for *_acc, min otherwise.")
+
+
+class TrainConfig(StrictModel):
+    loss: str = Field("auto", description=f"auto (the task's default) or one of: {', '.join(LOSSES)}.")
+    optimizer: str = Field("sgd", description=f"One of: {', '.join(OPTIMIZERS)}.")
+    lr: FiniteFloat = Field(0.1, gt=0, description="Learning rate.")
+    momentum: float = Field(0.0, ge=0, lt=1, description="Momentum (sgd, rmsprop).")
+    nesterov: bool = Field(False, description="Nesterov momentum (sgd, needs momentum > 0).")
+    weight_decay: FiniteFloat = Field(0.0, ge=0, description="L2 penalty.")
+    epochs: int = Field(1000, ge=1, description="Passes over the training data.")
+    batch_size: int | None = Field(None, ge=1, description="null: full batch (one step per epoch).")
+    log_every: int = Field(100, ge=1, description="Print a progress row every this many epochs.")
+    eval_every: int = Field(1, ge=1, description="Evaluate and record a metrics.csv row every this many epochs.")
+    early_stopping: EarlyStoppingConfig | None = Field(None, description="null: train all epochs.")
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        if name != "auto" and name not in LOSSES:
+            raise ValueError(LOSSES.unknown_message(name))
+        return name
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, name: str) -> str:
+        if name not in OPTIMIZERS:
+            raise ValueError(OPTIMIZERS.unknown_message(name))
+        return name
+
+    @model_validator(mode="after")
+    def _momentum_fits_optimizer(self):
+        if self.momentum > 0 and self.optimizer not in USES_MOMENTUM:
+            raise ValueError(
+                f"train.momentum = {self.momentum:g} is not used by optimizer '{self.optimizer}'; "
+                f"remove it or use one of: {', '.join(sorted(USES_MOMENTUM))}"
+            )
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ValueError("train.nesterov needs optimizer 'sgd' and train.momentum > 0")
+        return self
+
+
+# --------------------------------------------------------------------------- experiment
+class Config(StrictModel):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Used in the run directory's name.")
+    seed: int = Field(42, description="Seeds weight initialisation and mini-batch shuffling.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N | mps.")
+    task: TaskName = Field("auto", description="auto infers it from the dataset.")
+    dataset: DatasetConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _resolve_task_and_loss(self):
+        hint = self.dataset.task_hint()
+        if self.task == "auto":
+            self.task = hint or "auto"
+        elif hint and self.task != hint and {self.task, hint} != {"binary", "multiclass"}:
+            raise ValueError(
+                f"task = '{self.task}' does not fit dataset '{self.dataset.name}' "
+                f"(its targets make a {hint} task); use task: auto or {hint}"
+            )
+        if self.task != "auto":
+            task = TASKS.get(self.task)
+            if self.train.loss == "auto":
+                self.train.loss = task.losses[0]
+            elif self.train.loss not in task.losses:
+                raise ValueError(
+                    f"train.loss = '{self.train.loss}' does not fit the {self.task} task; "
+                    f"use one of: {', '.join(task.losses)}"
+                )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- loading
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML loading that rejects duplicate keys (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"config path is a directory, not a YAML file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read config file {path}: {exc}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise UserError(f"invalid YAML in {path}: {exc}\nfix the YAML syntax at the position shown") from None
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["train.lr=0.01", "model.layers=[8,8]"]` -> {"train.lr": 0.01, "model.layers": [8, 8]}."""
+    overrides = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+            raise UserError(f"--set '{item}': expected KEY=VALUE with a dotted key, e.g. --set train.lr=0.01")
+        try:
+            overrides[key] = yaml.load(raw, Loader=_UniqueKeyLoader)
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set '{item}': the value is not valid YAML: {exc}") from None
+    return overrides
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set each dotted key in a copy of the raw config; unknown keys are caught by validation."""
+    import copy
+
+    data = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        node = data
+        parts = dotted.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                parent = ".".join(parts[: depth + 1])
+                raise UserError(f"--set {dotted}: '{parent}' is a value ({child!r}), not a section with keys")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read, override and validate a config file; every problem becomes one UserError."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if raw is None:
+        raise UserError(f"config file {path} is empty; it needs at least a 'dataset:' section")
+    if not isinstance(raw, dict):
+        raise UserError(f"config file {path} must be a mapping of keys (name:, dataset:, ...), not a {type(raw).__name__}")
+    parsed = parse_overrides(overrides or [])
+    return validate_config(apply_overrides(raw, parsed), source=str(path), set_keys=set(parsed))
+
+
+def validate_config(data: dict[str, Any], source: str = "config", set_keys: set[str] = frozenset()) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(error, data, set_keys) for error in exc.errors()]
+        raise UserError(f"invalid config {source}:\n" + "\n".join(f"  - {line}" for line in lines)) from None
+
+
+# --------------------------------------------------------------------------- error messages
+def _describe(error: dict, data: dict, set_keys: set[str]) -> str:
+    """One pydantic error -> 'field = value: problem; fix' in the user's own terms."""
+    loc = _user_loc(error["loc"])
+    dotted = ".".join(str(part) for part in loc)
+    origin = f" (from --set {dotted})" if dotted in set_keys else ""
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        valid = _valid_keys(error["loc"][:-1], data)
+        key = str(loc[-1])
+        return f"{dotted}: unknown key{did_you_mean(key, valid)}{origin}; valid keys here: {', '.join(valid)}"
+    if kind == "union_tag_invalid":
+        tag = error["ctx"]["tag"]
+        return f"{dotted}.name = '{tag}': unknown dataset{did_you_mean(tag, DATASET_NAMES)}; choose one of: {', '.join(DATASET_NAMES)}"
+    if kind == "union_tag_not_found":
+        return f"{dotted}.name: missing; choose one of: {', '.join(DATASET_NAMES)}"
+    if kind == "missing":
+        return f"{dotted}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "value_error" and message.startswith(tuple(f"{k}" for k in ("dataset.", "train.", "task", "model."))):
+        return message + origin  # cross-field checks already name their fields
+    where = f"{dotted} = {error['input']!r}: " if loc else ""
+    return f"{where}{message}{origin}"
+
+
+def _user_loc(loc: tuple) -> tuple:
+    # pydantic puts the union tag in the location (dataset.circles.noise); users wrote dataset.noise.
+    if len(loc) > 1 and loc[0] == "dataset" and loc[1] in DATASET_NAMES:
+        return (loc[0], *loc[2:])
+    return loc
+
+
+def _valid_keys(parent_loc: tuple, data: dict) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in parent_loc:
+        if part in DATASET_NAMES:
+            model = _DATASET_CLASSES[DATASET_NAMES.index(part)]
+            continue
+        annotation = model.model_fields[part].annotation
+        candidates = getattr(annotation, "__args__", (annotation,))
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), model)
+    return list(model.model_fields)
+
+
+def config_to_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

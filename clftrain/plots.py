@@ -1,0 +1,152 @@
+"""Matplotlib (Agg) figures of a run: decision boundary, learning curves, regression fit.
+
+Functions take plain numpy arrays and a `predict_labels` callable, never a
+trainer, so `fit` and `clftrain plot` draw exactly the same pictures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, and no GUI toolkit imported
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from clftrain.rundir import atomic_write_bytes  # noqa: E402
+
+PredictLabels = Callable[[np.ndarray], np.ndarray]
+GRID_STEPS = 201  # per axis: smooth regions at a few ms of inference
+
+
+def _save(fig, path: Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def decision_boundary(
+    path: Path, predict_labels: PredictLabels, train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray], class_names: list[str], title: str,
+) -> None:
+    """Train | test side by side: predicted class regions, true classes as points on top.
+
+    Two features: the feature plane itself. More: the plane of the training data's
+    first two principal components (the title says so). One: a strip along the axis.
+    """
+    projection = _Projection.fit(train[0])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharex=True, sharey=True)
+    xx, yy, regions = _regions(predict_labels, projection, np.concatenate([train[0], test[0]]))
+    n_classes = max(len(class_names), 2)
+    levels = np.arange(n_classes + 1) - 0.5
+    for ax, (X, y), split in zip(axes, (train, test), ("Train", "Test")):
+        ax.contourf(xx, yy, regions, levels=levels, cmap=plt.cm.RdYlBu, alpha=0.7, vmin=-0.5, vmax=n_classes - 0.5)
+        points = projection.to_plane(X)
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=y.reshape(len(y), -1)[:, 0], s=18,
+                             cmap=plt.cm.RdYlBu, vmin=0, vmax=n_classes - 1, edgecolors="k", linewidths=0.4)
+        ax.set_title(f"{split} ({len(X)} points)")
+        ax.set_xlabel(projection.axis_labels[0])
+        ax.set_ylabel(projection.axis_labels[1])
+    handles, _ = scatter.legend_elements()
+    axes[1].legend(handles, class_names[: len(handles)], title="class", loc="best", fontsize=8)
+    fig.suptitle(f"{title}\n{projection.description}", fontsize=11)
+    _save(fig, path)
+
+
+class _Projection:
+    """Maps features to a 2-D drawing plane and back."""
+
+    def __init__(self, n_features: int, pca=None):
+        self.n_features = n_features
+        self.pca = pca
+        if n_features == 1:
+            self.axis_labels, self.description = ("x1", "(one feature)"), "decision regions along the only feature"
+        elif n_features == 2:
+            self.axis_labels, self.description = ("x1", "x2"), "decision regions over the two features"
+        else:
+            ratio = pca.explained_variance_ratio_
+            self.axis_labels = (f"PC1 ({ratio[0]:.0%} of variance)", f"PC2 ({ratio[1]:.0%})")
+            self.description = (f"{n_features} features: regions drawn in the plane of the first two "
+                                "principal components of the training data")
+
+    @classmethod
+    def fit(cls, X_train: np.ndarray) -> _Projection:
+        n_features = X_train.shape[1]
+        if n_features <= 2:
+            return cls(n_features)
+        from sklearn.decomposition import PCA
+
+        return cls(n_features, PCA(n_components=2).fit(X_train))
+
+    def to_plane(self, X: np.ndarray) -> np.ndarray:
+        if self.n_features == 1:
+            jitter = np.random.default_rng(0).uniform(-0.8, 0.8, len(X))  # spread points to see them
+            return np.column_stack([X[:, 0], jitter])
+        return X if self.pca is None else self.pca.transform(X)
+
+    def to_features(self, plane: np.ndarray) -> np.ndarray:
+        if self.n_features == 1:
+            return plane[:, :1]
+        return plane if self.pca is None else self.pca.inverse_transform(plane)
+
+
+def _regions(predict_labels: PredictLabels, projection: _Projection, X: np.ndarray):
+    points = projection.to_plane(X)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = 0.1 * (hi - lo) + 1e-6
+    xx, yy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], GRID_STEPS),
+                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], GRID_STEPS))
+    grid = projection.to_features(np.column_stack([xx.ravel(), yy.ravel()]).astype(np.float32))
+    regions = predict_labels(grid.astype(np.float32)).reshape(xx.shape)
+    return xx, yy, regions
+
+
+def learning_curves(path: Path, rows: list[dict[str, float]], metric: str, title: str) -> None:
+    """Loss and the task's metric per epoch, one line per split."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    epochs = [row["epoch"] for row in rows]
+    metric_label = {"acc": "accuracy", "mae": "mean absolute error"}[metric]
+    for ax, quantity, label in zip(axes, ("loss", metric), ("loss", metric_label)):
+        for split, style in (("train", "-"), ("val", "-."), ("test", "--")):
+            key = f"{split}_{quantity}"
+            if rows and key in rows[0]:
+                ax.plot(epochs, [row[key] for row in rows], style, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label.capitalize())
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if metric == "acc":
+        axes[1].set_ylim(-0.02, 1.02)
+    fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
+def regression_fit(
+    path: Path, predict_values: PredictLabels, train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray], title: str,
+) -> None:
+    """One feature: the data and the fitted line (the tutorial's plot_predictions); else predicted vs true."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if train[0].shape[1] == 1:
+        ax.scatter(train[0][:, 0], train[1][:, 0], s=14, c="b", label="train data")
+        ax.scatter(test[0][:, 0], test[1][:, 0], s=14, c="g", label="test data")
+        ax.scatter(test[0][:, 0], predict_values(test[0]), s=14, c="r", label="predictions (test)")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    else:
+        truth, predicted = test[1][:, 0], predict_values(test[0])
+        ax.scatter(truth, predicted, s=14, c="r", label="test rows")
+        lims = [min(truth.min(), predicted.min()), max(truth.max(), predicted.max())]
+        ax.plot(lims, lims, "k--", label="perfect prediction")
+        ax.set_xlabel("true value")
+        ax.set_ylabel("predicted value")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=11)
+    _save(fig, path)

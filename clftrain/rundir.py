@@ -1,0 +1,141 @@
+"""Run directories: create them without overwriting, write files atomically, save/load checkpoints.
+
+Every file is written to a temporary file in the same directory, flushed, fsynced
+and renamed into place, so a crash at any moment leaves either the old file or
+the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from clftrain.errors import UserError
+
+CONFIG = "config.yaml"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+CHECKPOINTS = "checkpoints"
+BEST = "best"
+LAST = "last"
+PLOTS = "plots"
+CHECKPOINT_FORMAT = "clftrain-checkpoint/1"
+
+
+def create_run_dir(name: str, out: Path | None = None, root: Path = Path("runs")) -> Path:
+    """Make a new, empty run directory; never reuse an existing one.
+
+    Default: root/<YYYYmmdd-HHMMSS>-<name>, with -2, -3, ... appended when two runs
+    start in the same second (os.mkdir is atomic, so concurrent runs never share).
+    """
+    if out is not None:
+        _make_dir(out, exists_message=f"output directory {out} already exists; "
+                  "choose a new --out path (clftrain never overwrites a run)")
+        return out
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    _make_dir(root, parents_only=True)
+    for attempt in range(1, 1000):
+        path = root / (f"{stamp}-{name}" if attempt == 1 else f"{stamp}-{name}-{attempt}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserError(f"cannot create run directory {path}: {exc.strerror}") from None
+        return path
+    raise UserError(f"too many runs named '{name}' started at {stamp} in {root}")
+
+
+def _make_dir(path: Path, exists_message: str = "", parents_only: bool = False) -> None:
+    try:
+        if parents_only:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(path)
+    except FileExistsError:
+        raise UserError(exists_message or f"{path} exists") from None
+    except OSError as exc:
+        raise UserError(f"cannot create directory {path}: {exc.strerror}; choose a writable location") from None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
+    if not rows:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def checkpoint_path(run_dir: Path, which: str) -> Path:
+    return run_dir / CHECKPOINTS / f"{which}.pt"
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Checkpoints hold only tensors, numbers, strings, lists and dicts (loadable with weights_only)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **payload}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load safely: weights_only=True refuses pickled objects, so loading never runs code."""
+    import pickle
+
+    import torch
+
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UserError(
+            f"refusing to load checkpoint {path}: it holds objects other than tensors and plain data "
+            f"({str(exc).splitlines()[0]}); only load checkpoints written by clftrain"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise UserError(f"checkpoint {path} is truncated or corrupt: {str(exc).splitlines()[0]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a clftrain checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    return payload

@@ -1,0 +1,212 @@
+"""The training loop: fit -> run_epoch -> train_step, with small callbacks for side effects.
+
+The loop knows nothing about files or the console: logging, checkpoints and early
+stopping are callbacks. It follows the performance rules of DESIGN.md: tensors
+live on the device, full-batch training uses no DataLoader, mini-batches slice a
+device-side randperm, and per-step losses and correct counts stay on the device
+until an evaluated epoch reads them all in one transfer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from clftrain.config import TrainConfig
+from clftrain.tasks import Task
+
+
+@dataclass
+class Split:
+    """One split's tensors on the device: X [N, F] float32, y shaped as the task wants."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+
+class Callback:
+    """Hooks with empty defaults; override what you need."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+        """Called on each evaluated epoch with its metrics.csv row."""
+
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+
+@dataclass
+class Trainer:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: nn.Module
+    task: Task
+    cfg: TrainConfig
+    splits: dict[str, Split]  # "train", "test", optionally "val"
+    outputs_are_probabilities: bool = False  # `loss: bce`: the model ends with a Sigmoid
+    callbacks: list[Callback] = field(default_factory=list)
+    seed: int = 0
+    epoch: int = 0  # last completed epoch
+    status: str = "running"  # -> completed | interrupted | diverged
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0  # training wall time, including earlier sessions when resumed
+    stopped_early: bool = False
+
+    def __post_init__(self) -> None:
+        device = self.splits["train"].X.device
+        # Shuffling has its own generator so that it does not depend on how many
+        # random numbers initialisation or dropout drew.
+        self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        self._stop = False
+
+    def stop(self, status: str = "completed") -> None:
+        """Ask the loop to stop after the current epoch (early stopping, divergence)."""
+        self._stop = True
+        self.status = status
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> Trainer:
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        started = time.perf_counter() - self.seconds
+        try:
+            while self.epoch < self.cfg.epochs and not self._stop:
+                epoch = self.epoch + 1
+                evaluated = epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs
+                train_sums = self.run_epoch(track=evaluated)
+                self.epoch = epoch
+                self.seconds = time.perf_counter() - started
+                if evaluated:
+                    self._end_evaluated_epoch(train_sums)
+        except KeyboardInterrupt:
+            self.status = "interrupted"
+        self.seconds = time.perf_counter() - started
+        if self.status == "running":
+            self.status = "completed"
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        return self
+
+    def _end_evaluated_epoch(self, train_sums: list[torch.Tensor]) -> None:
+        row = self.make_row(train_sums)
+        self.history.append(row)
+        if not math.isfinite(row["train_loss"]):
+            self.stop("diverged")
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, row)
+
+    def run_epoch(self, track: bool) -> list[torch.Tensor]:
+        """One pass over the training data; returns [loss_sum, score_sum] device tensors when tracked."""
+        self.model.train()
+        train = self.splits["train"]
+        size = self.cfg.batch_size
+        if size is None or size >= len(train):
+            return self.train_step(train.X, train.y, track)
+        order = torch.randperm(len(train), device=train.X.device, generator=self.generator)
+        sums: list[torch.Tensor] = []
+        for start in range(0, len(train), size):
+            idx = order[start : start + size]
+            if len(idx) == 1 and len(train) > 1 and _has_batch_norm(self.model):
+                break  # BatchNorm cannot normalise a batch of one sample: skip that last sample
+            step_sums = self.train_step(train.X[idx], train.y[idx], track)
+            sums = step_sums if not sums else [a + b for a, b in zip(sums, step_sums)]
+        return sums
+
+    def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
+        outputs = self.model(X)
+        loss = self.loss_fn(outputs, y)
+        # set_to_none: the next backward writes fresh gradients instead of adding to zeros.
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if not track:
+            return []
+        with torch.no_grad():
+            # Sums, not means, so that mini-batches of different sizes add up exactly.
+            return [loss.detach() * len(y), self.task.score_sum(outputs, y, self.outputs_are_probabilities)]
+
+    @torch.inference_mode()
+    def evaluate(self, split: Split) -> list[torch.Tensor]:
+        """[mean loss, mean score] over a split as device tensors, in eval mode (no dropout)."""
+        self.model.eval()
+        outputs = self.model(split.X)
+        loss = self.loss_fn(outputs, split.y)
+        score = self.task.score_sum(outputs, split.y, self.outputs_are_probabilities) / len(split)
+        self.model.train()
+        return [loss, score]
+
+    def make_row(self, train_sums: list[torch.Tensor]) -> dict[str, float]:
+        """One metrics.csv row; every device value is read in a single transfer."""
+        n_train = len(self.splits["train"])
+        names = ["train_loss", f"train_{self.task.metric}"]
+        values = [train_sums[0] / n_train, train_sums[1] / n_train]
+        for split_name in ("val", "test"):
+            if split_name in self.splits:
+                names += [f"{split_name}_loss", f"{split_name}_{self.task.metric}"]
+                values += self.evaluate(self.splits[split_name])
+        numbers = torch.stack([v.float() for v in values]).tolist()
+        row = {"epoch": self.epoch, **dict(zip(names, numbers))}
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        row["seconds"] = round(self.seconds, 4)
+        return row
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+# ---------------------------------------------------------------------- callbacks
+def monitor_mode(monitor: str, mode: str = "auto") -> str:
+    """'max' for accuracies, 'min' for losses and errors, unless given."""
+    if mode != "auto":
+        return mode
+    return "max" if monitor.endswith("_acc") else "min"
+
+
+class BestTracker(Callback):
+    """Keeps a copy of the weights at the best value of `monitor` (in memory: disk writes are the caller's)."""
+
+    def __init__(self, monitor: str, mode: str = "auto") -> None:
+        self.monitor = monitor
+        self.mode = monitor_mode(monitor, mode)
+        self.best_row: dict[str, float] | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def improved(self, value: float, min_delta: float = 0.0) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best_row is None:
+            return True
+        best = self.best_row[self.monitor]
+        return value < best - min_delta if self.mode == "min" else value > best + min_delta
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+        if self.improved(row[self.monitor]):
+            self.best_row = dict(row)
+            self.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+class EarlyStopping(Callback):
+    """Stops when `monitor` has not improved by `min_delta` for `patience` epochs."""
+
+    def __init__(self, monitor: str, patience: int, min_delta: float = 0.0, mode: str = "auto") -> None:
+        self.tracker = BestTracker(monitor, mode)
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best_epoch = 0
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+        value = row[self.tracker.monitor]
+        if self.tracker.improved(value, self.min_delta):
+            self.tracker.best_row = dict(row)
+            self.best_epoch = trainer.epoch
+        elif trainer.epoch - self.best_epoch >= self.patience:
+            trainer.stop("completed")
+            trainer.stopped_early = True
