@@ -43,7 +43,7 @@ def user_errors(command):
         except UserError as exc:
             if _state["debug"]:
                 raise
-            err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+            err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
             raise typer.Exit(2) from None
 
     return run
@@ -78,7 +78,7 @@ def fit(
     )
     report.show_result(console, result.run_dir, result.summary)
     if result.summary["status"] == "diverged":
-        raise typer.Exit(1)
+        raise typer.Exit(2)
 
 
 @app.command()

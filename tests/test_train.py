@@ -1,0 +1,100 @@
+"""The loop: metrics it records, mini-batches, early stopping, divergence, best weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from clftrain.config import validate_config
+from clftrain.data import build_dataset
+from clftrain.experiment import build_trainer
+from clftrain.train import BestTracker, EarlyStopping
+from conftest import tiny_config
+
+
+def trainer_for(**overrides):
+    config = validate_config(tiny_config(**overrides))
+    return build_trainer(config, build_dataset(config), torch.device("cpu"))
+
+
+def test_full_batch_records_one_row_per_evaluated_epoch():
+    trainer = trainer_for(train={"epochs": 12, "eval_every": 5}).fit()
+    assert [row["epoch"] for row in trainer.history] == [5, 10, 12]  # the last epoch is always evaluated
+    assert trainer.status == "completed" and trainer.epoch == 12
+    assert set(trainer.history[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
+
+
+def test_recorded_test_metrics_match_a_manual_evaluation():
+    trainer = trainer_for().fit()
+    test = trainer.splits["test"]
+    trainer.model.eval()
+    with torch.no_grad():
+        logits = trainer.model(test.X)
+    expected_acc = ((logits >= 0).float() == test.y).float().mean().item()
+    expected_loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, test.y).item()
+    assert trainer.history[-1]["test_acc"] == pytest.approx(expected_acc)
+    assert trainer.history[-1]["test_loss"] == pytest.approx(expected_loss, rel=1e-6)
+
+
+def test_mini_batch_train_metrics_average_over_every_sample():
+    trainer = trainer_for(train={"batch_size": 48, "epochs": 3})  # 160 train rows: 48+48+48+16
+    steps = []
+    original = trainer.train_step
+
+    def counting(X, y, track):
+        steps.append(len(X))
+        return original(X, y, track)
+
+    trainer.train_step = counting
+    trainer.fit()
+    assert steps == [48, 48, 48, 16] * 3
+    assert 0 <= trainer.history[-1]["train_acc"] <= 1
+
+
+def test_mini_batch_order_depends_on_the_seed():
+    a = trainer_for(train={"batch_size": 32}, seed=1).fit().history[-1]
+    b = trainer_for(train={"batch_size": 32}, seed=1).fit().history[-1]
+    c = trainer_for(train={"batch_size": 32}, seed=2).fit().history[-1]
+    assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    assert a["train_loss"] != c["train_loss"]
+
+
+def test_batch_norm_skips_a_final_batch_of_one():
+    trainer = trainer_for(model={"batch_norm": True}, train={"batch_size": 53, "epochs": 2})  # 160 = 3*53 + 1
+    assert trainer.fit().status == "completed"
+
+
+def test_multiclass_and_regression_metrics():
+    multi = trainer_for(dataset={"name": "blobs", "centers": 3, "n_samples": 150}).fit()
+    assert "test_acc" in multi.history[-1]
+    reg = trainer_for(dataset={"name": "linear"}, task="regression").fit()
+    assert {"train_mae", "test_mae"} <= set(reg.history[-1])
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement():
+    trainer = trainer_for(train={"epochs": 500, "lr": 1e-9})  # lr so small nothing improves
+    stopper = EarlyStopping("test_loss", patience=5, min_delta=0.01)
+    trainer.callbacks = [stopper]
+    trainer.fit()
+    assert trainer.stopped_early and trainer.epoch == 6  # best at epoch 1, then 5 without improvement
+
+
+def test_divergence_stops_at_once_and_says_so():
+    trainer = trainer_for(dataset={"name": "linear"}, task="regression", train={"loss": "mse", "lr": 1e30, "epochs": 50})
+    trainer.fit()
+    assert trainer.status == "diverged"
+    assert trainer.epoch < 50
+    assert not math.isfinite(trainer.history[-1]["train_loss"])
+
+
+def test_best_tracker_keeps_weights_of_the_best_epoch():
+    trainer = trainer_for(train={"epochs": 30})
+    best = BestTracker("test_acc")
+    trainer.callbacks = [best]
+    trainer.fit()
+    assert best.mode == "max"
+    assert best.best_row["test_acc"] == max(row["test_acc"] for row in trainer.history)
+    trainer.model.load_state_dict(best.best_state)
+    assert trainer.evaluate(trainer.splits["test"])[1].item() == pytest.approx(best.best_row["test_acc"])
