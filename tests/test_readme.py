@@ -23,5 +23,5 @@ def test_every_config_key_is_in_the_reference():
     keys = all_keys(config_module.Config)
     for dataset_class in config_module._DATASET_CLASSES:
         keys |= all_keys(dataset_class)
-    missing = sorted(k for k in keys if f"`{k}`" not in readme and f"`{k}`," not in readme and f"`early_stopping.{k}`" not in readme)
+    missing = sorted(k for k in keys if not any(form in readme for form in (f"`{k}`", f"`{k}:`", f"`early_stopping.{k}`")))
     assert missing == []
