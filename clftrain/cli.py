@@ -57,26 +57,37 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
 @app.command()
 @user_errors
 def fit(
-    config: Annotated[Path, typer.Argument(help="The experiment's YAML config.")],
+    config: Annotated[Optional[Path], typer.Argument(help="The experiment's YAML config.")] = None,
     overrides: SetOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create (must not exist).")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Where run directories go when --out is not given.")] = Path("runs"),
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run directory from its last checkpoint.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No model table, progress bar or epoch rows.")] = False,
 ) -> None:
     """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots)."""
+    if (config is None) == (resume is None):
+        raise UserError("give either a CONFIG to start a run or --resume RUN_DIR to continue one, not both")
+    if resume is not None and out is not None:
+        raise UserError("--out cannot be used with --resume: a resumed run continues in its own directory")
     from clftrain.config import load_config
 
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides) if config is not None else None
     from clftrain import report
-    from clftrain.experiment import fit_experiment
+    from clftrain.experiment import SIGNAL_EXIT_CODES, fit_experiment, resume_experiment
 
     shown = Console(quiet=quiet, highlight=False)
-    result = fit_experiment(
-        cfg, out=out, runs_root=runs_root,
+    hooks = dict(
         callbacks=[report.ConsoleProgress(shown)],
         on_model=lambda layers, params, device: report.show_model(shown, layers, params, device),
     )
+    if resume is not None:
+        result = resume_experiment(resume, overrides, **hooks)
+    else:
+        result = fit_experiment(cfg, out=out, runs_root=runs_root, **hooks)
     report.show_result(console, result.run_dir, result.summary)
+    if result.summary["status"] == "interrupted":
+        console.print(f"interrupted by {result.signal}; continue with: clftrain fit --resume {result.run_dir}")
+        raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
     if result.summary["status"] == "diverged":
         raise typer.Exit(2)
 

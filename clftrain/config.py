@@ -203,6 +203,7 @@ class TrainConfig(StrictModel):
     momentum: float = Field(0.0, ge=0, lt=1, description="Momentum (sgd, rmsprop).")
     nesterov: bool = Field(False, description="Nesterov momentum (sgd, needs momentum > 0).")
     weight_decay: FiniteFloat = Field(0.0, ge=0, description="L2 penalty.")
+    grad_clip: FiniteFloat | None = Field(None, gt=0, description="Clip the gradients' total norm to this value.")
     epochs: int = Field(1000, ge=1, description="Passes over the training data.")
     batch_size: int | None = Field(None, ge=1, description="null: full batch (one step per epoch).")
     log_every: int = Field(100, ge=1, description="Print a progress row every this many epochs.")

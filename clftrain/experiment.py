@@ -2,12 +2,16 @@
 
 Everything that can fail on the user's input (data, device, model) is built
 before the run directory is created, so a bad config leaves nothing behind.
+A run can be resumed from its directory alone (`resume_experiment`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,21 +21,27 @@ import numpy as np
 import torch
 
 from clftrain import __version__, rundir
-from clftrain.config import Config, config_to_yaml
+from clftrain.config import Config, config_to_yaml, load_config
 from clftrain.data import Dataset, build_dataset
 from clftrain.device import resolve_device
 from clftrain.errors import UserError, did_you_mean
 from clftrain.losses import EXPECTS_PROBABILITIES, LOSSES
-from clftrain.model import build_model, count_parameters, describe_model
+from clftrain.model import build_model, count_parameters, describe_model, load_weights
 from clftrain.optimizers import OPTIMIZERS
 from clftrain.trained import TrainedRun
 from clftrain.train import BestTracker, Callback, EarlyStopping, Split, Trainer
+
+# Exit codes of a run stopped by a signal, as shells report them (128 + signal number).
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+# The only keys `--set` may change on resume: the rest would make it a different run.
+RESUMABLE_KEYS = {"train.epochs"}
 
 
 @dataclass
 class FitResult:
     run_dir: Path
     summary: dict[str, Any]
+    signal: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped training
 
 
 def seed_everything(seed: int) -> None:
@@ -66,116 +76,220 @@ def metric_columns(task_metric: str, has_val: bool) -> list[str]:
     return [f"{split}_{quantity}" for split in splits for quantity in ("loss", task_metric)]
 
 
-def default_monitor(has_val: bool) -> str:
-    # With a validation split the test split is only for the final report.
-    return "val_loss" if has_val else "test_loss"
+@dataclass
+class Session:
+    """One training session of a run: its config, data, trainer and the callbacks that hold state."""
+
+    config: Config
+    dataset: Dataset
+    trainer: Trainer
+    device: torch.device
+    best: BestTracker
+    stopper: EarlyStopping | None
+
+    @classmethod
+    def prepare(cls, config: Config) -> Session:
+        device = resolve_device(config.device)
+        dataset = build_dataset(config)
+        trainer = build_trainer(config, dataset, device)
+        has_val = dataset.X_val is not None
+        columns = metric_columns(dataset.task.metric, has_val)
+        es = config.train.early_stopping
+        # With a validation split the test split is only for the final report.
+        monitor = es.monitor if es else ("val_loss" if has_val else "test_loss")
+        if monitor not in columns:
+            raise UserError(
+                f"train.early_stopping.monitor = '{monitor}' is not a recorded metric"
+                f"{did_you_mean(monitor, columns)}; choose one of: {', '.join(columns)}"
+            )
+        stopper = EarlyStopping(monitor, es.patience, es.min_delta, es.mode) if es else None
+        best = BestTracker(monitor, es.mode if es else "auto")
+        return cls(config, dataset, trainer, device, best, stopper)
+
+    def checkpoint(self, state: dict | None = None, row: dict | None = None) -> dict[str, Any]:
+        """A checkpoint: the loop's state plus what eval, predict and resume need to rebuild the run."""
+        data = self.dataset
+        payload = self.trainer.state()
+        payload["metrics"] = self.trainer.history[-1] if self.trainer.history else {}
+        if state is not None:  # best.pt: the best epoch's weights and metrics
+            payload.update(model=state, epoch=int(row["epoch"]), metrics=row)
+        payload.update(
+            config=self.config.to_dict(), task=data.task.name, feature_names=data.feature_names,
+            class_names=data.class_names, scaler=data.scaler.to_dict() if data.scaler else None,
+            callbacks={"best": self.best.state(), "early_stopping": self.stopper.state() if self.stopper else None},
+            status=self.trainer.status,
+        )
+        return payload
+
+    def restore(self, payload: dict, best_payload: dict | None) -> None:
+        self.trainer.restore(payload)
+        states = payload["callbacks"]
+        self.best.restore(states["best"], best_payload["model"] if best_payload else None)
+        if self.stopper and states["early_stopping"]:
+            self.stopper.restore(states["early_stopping"])
 
 
 class RunWriter(Callback):
-    """Saves metrics.csv, last.pt and best.pt every `every` evaluated epochs and at the end."""
+    """Saves metrics.csv, last.pt and best.pt every `every` evaluated epochs and when training stops."""
 
-    def __init__(self, run: RunFiles, best: BestTracker, every: int) -> None:
-        self.run, self.best, self.every = run, best, every
-        self._best_written: dict | None = None
+    def __init__(self, session: Session, run_dir: Path, every: int) -> None:
+        self.session, self.run_dir, self.every = session, run_dir, every
+        self._best_written = session.best.best_row
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
         if trainer.epoch % self.every == 0:
-            self.save(trainer)
+            self.save()
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        self.save(trainer)
+        self.save()
 
-    def save(self, trainer: Trainer) -> None:
-        rundir.write_metrics(self.run.dir / rundir.METRICS, trainer.history)
-        rundir.save_checkpoint(rundir.checkpoint_path(self.run.dir, rundir.LAST), self.run.payload(trainer))
-        if self.best.best_row is not None and self.best.best_row is not self._best_written:
-            payload = self.run.payload(trainer, state=self.best.best_state, row=self.best.best_row)
-            rundir.save_checkpoint(rundir.checkpoint_path(self.run.dir, rundir.BEST), payload)
-            self._best_written = self.best.best_row
-
-
-@dataclass
-class RunFiles:
-    """What every checkpoint of this run carries besides the weights."""
-
-    dir: Path
-    config: Config
-    dataset: Dataset
-
-    def payload(self, trainer: Trainer, state: dict | None = None, row: dict | None = None) -> dict[str, Any]:
-        data = self.dataset
-        return {
-            "model": state if state is not None else trainer.model.state_dict(),
-            "optimizer": trainer.optimizer.state_dict(),
-            "epoch": int(row["epoch"]) if row else trainer.epoch,
-            "metrics": row or (trainer.history[-1] if trainer.history else {}),
-            "config": self.config.to_dict(),
-            "task": data.task.name,
-            "feature_names": data.feature_names,
-            "class_names": data.class_names,
-            "scaler": data.scaler.to_dict() if data.scaler else None,
-            "rng": {"torch": torch.get_rng_state(), "shuffle": trainer.generator.get_state()},
-        }
+    def save(self) -> None:
+        best = self.session.best
+        try:
+            # best.pt first: a crash between the two leaves last.pt one save behind, never ahead.
+            if best.best_row is not None and best.best_row is not self._best_written:
+                rundir.save_checkpoint(rundir.checkpoint_path(self.run_dir, rundir.BEST),
+                                       self.session.checkpoint(state=best.best_state, row=best.best_row))
+                self._best_written = best.best_row
+            rundir.save_checkpoint(rundir.checkpoint_path(self.run_dir, rundir.LAST), self.session.checkpoint())
+            rundir.write_metrics(self.run_dir / rundir.METRICS, self.session.trainer.history)
+        except OSError as exc:
+            raise UserError(
+                f"cannot save to {self.run_dir} at epoch {self.session.trainer.epoch}: {exc.strerror or exc}; "
+                "the previous checkpoint is intact: free space (or fix permissions) and resume with "
+                f"clftrain fit --resume {self.run_dir}"
+            ) from None
 
 
 def fit_experiment(config: Config, out: Path | None = None, runs_root: Path = Path("runs"),
                    callbacks: list[Callback] = (), on_model=None) -> FitResult:
-    """Train one config; return the run directory and the summary written there."""
-    device = resolve_device(config.device)
-    dataset = build_dataset(config)
-    trainer = build_trainer(config, dataset, device)
-    monitor, stopper = _monitors(config, has_val=dataset.X_val is not None, metric=dataset.task.metric)
+    """Train one config into a new run directory; return it and the summary written there."""
+    session = Session.prepare(config)
     if on_model is not None:
-        on_model(describe_model(trainer.model), count_parameters(trainer.model), device)
-
+        on_model(describe_model(session.trainer.model), count_parameters(session.trainer.model), session.device)
     run_dir = rundir.create_run_dir(config.name, out, runs_root)
-    run = RunFiles(run_dir, config, dataset)
-    best = BestTracker(monitor, stopper.tracker.mode if stopper else "auto")
-    trainer.callbacks = [best, *( [stopper] if stopper else []), *callbacks,
-                         RunWriter(run, best, every=config.train.log_every)]
     try:
         rundir.atomic_write_text(run_dir / rundir.CONFIG, config_to_yaml(config))
-        trainer.fit()
-        summary = _summary(config, trainer, best, device, dataset)
+    except OSError as exc:
+        raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}") from None
+    return _train(session, run_dir, callbacks)
+
+
+def resume_experiment(run_dir: Path, overrides: list[str] | None = None,
+                      callbacks: list[Callback] = (), on_model=None) -> FitResult:
+    """Continue a run from its directory alone: config.yaml and checkpoints/last.pt."""
+    config_file = run_dir / rundir.CONFIG
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    if not config_file.is_file():
+        raise UserError(f"{run_dir} is not a clftrain run directory (no {rundir.CONFIG}); nothing to resume")
+    overrides = overrides or []
+    changed = {item.partition("=")[0].strip() for item in overrides} - RESUMABLE_KEYS
+    if changed:
+        raise UserError(f"--set {', '.join(sorted(changed))}: only {', '.join(sorted(RESUMABLE_KEYS))} "
+                        "can change when resuming; start a new run to change anything else")
+    config = load_config(config_file, overrides)
+    last = rundir.checkpoint_path(run_dir, rundir.LAST)
+    if not last.is_file():
+        raise UserError(f"{run_dir} has no {rundir.CHECKPOINTS}/last.pt: it stopped before its first checkpoint; "
+                        f"start it again with clftrain fit {config_file}")
+    payload = rundir.load_checkpoint(last)
+    session = Session.prepare(config)
+    _check_same_run(payload, config, last)
+    best_file = rundir.checkpoint_path(run_dir, rundir.BEST)
+    best_payload = rundir.load_checkpoint(best_file) if best_file.is_file() else None
+    load_weights(session.trainer.model, payload["model"], last)  # names the first mismatching layer
+    session.restore(payload, best_payload)
+    if session.trainer.epoch >= config.train.epochs:
+        raise UserError(f"{run_dir} already ran {session.trainer.epoch} of {config.train.epochs} epochs; "
+                        f"to train longer: clftrain fit --resume {run_dir} --set train.epochs=N")
+    if on_model is not None:
+        on_model(describe_model(session.trainer.model), count_parameters(session.trainer.model), session.device)
+    if overrides:
+        rundir.atomic_write_text(config_file, config_to_yaml(config))
+    return _train(session, run_dir, callbacks)
+
+
+def _check_same_run(payload: dict, config: Config, path: Path) -> None:
+    """A checkpoint copied from another run must not silently continue this one."""
+    mine, theirs = config.to_dict(), dict(payload.get("config") or {})
+    for section in ("train",):
+        theirs[section] = {**theirs.get(section, {}), "epochs": mine[section]["epochs"]}
+    if mine != theirs:
+        differing = _first_difference(mine, theirs)
+        raise UserError(f"{path} belongs to another run: its config differs from config.yaml at {differing}")
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+    return f"{prefix.rstrip('.')} ({b!r} in the checkpoint, {a!r} in config.yaml)"
+
+
+def _train(session: Session, run_dir: Path, callbacks: list[Callback]) -> FitResult:
+    trainer = session.trainer
+    writer = RunWriter(session, run_dir, every=session.config.train.log_every)
+    trainer.callbacks = [session.best, *([session.stopper] if session.stopper else []), *callbacks, writer]
+    try:
+        rundir.write_json(run_dir / rundir.SUMMARY, {"name": session.config.name, "status": "running",
+                                                     "epochs_run": trainer.epoch})
+        with _stop_on_signals(trainer) as received:
+            trainer.fit()
+        summary = _summary(session)
         rundir.write_json(run_dir / rundir.SUMMARY, summary)
-        TrainedRun(config, dataset, trainer.model, device, trainer.history).draw_plots(run_dir)
+        TrainedRun(session.config, session.dataset, trainer.model, session.device, trainer.history).draw_plots(run_dir)
     except BaseException as exc:
-        _mark_failed(run_dir, config, exc)
+        _mark_failed(run_dir, session, exc)
         raise
-    return FitResult(run_dir, summary)
+    return FitResult(run_dir, summary, received[0] if received else None)
 
 
-def _monitors(config: Config, has_val: bool, metric: str) -> tuple[str, EarlyStopping | None]:
-    columns = metric_columns(metric, has_val)
-    es = config.train.early_stopping
-    monitor = es.monitor if es else default_monitor(has_val)
-    if monitor not in columns:
-        raise UserError(
-            f"train.early_stopping.monitor = '{monitor}' is not a recorded metric{did_you_mean(monitor, columns)}; "
-            f"choose one of: {', '.join(columns)}"
-        )
-    stopper = EarlyStopping(monitor, es.patience, es.min_delta, es.mode) if es else None
-    return monitor, stopper
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer):
+    """Ctrl-C / SIGTERM: finish the current epoch, save, and stop; a second Ctrl-C aborts at once."""
+    received: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the user insists
+        received.append(name)
+        trainer.stop("interrupted")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
-def _summary(config: Config, trainer: Trainer, best: BestTracker, device: torch.device, dataset: Dataset) -> dict:
+def _summary(session: Session) -> dict:
     import sklearn
 
-    final = {k: v for k, v in (trainer.history[-1] if trainer.history else {}).items() if k not in ("lr", "seconds")}
-    best_row = {k: v for k, v in (best.best_row or {}).items() if k not in ("lr", "seconds")}
+    trainer, best, dataset = session.trainer, session.best, session.dataset
+
+    def metrics(row):
+        return {k: v for k, v in (row or {}).items() if k not in ("lr", "seconds")}
+
     return {
-        "name": config.name,
+        "name": session.config.name,
         "status": trainer.status,
         "task": dataset.task.name,
         "epochs_run": trainer.epoch,
-        "epochs_planned": config.train.epochs,
+        "epochs_planned": session.config.train.epochs,
         "stopped_early": trainer.stopped_early,
         "monitor": best.monitor,
-        "final": final,
-        "best": best_row,
+        "final": metrics(trainer.history[-1] if trainer.history else None),
+        "best": metrics(best.best_row),
         "seconds": round(trainer.seconds, 3),
-        "device": str(device),
-        "model": {"layers": [f"{layer.kind}" for layer in describe_model(trainer.model)],
+        "device": str(session.device),
+        "model": {"layers": [layer.kind for layer in describe_model(trainer.model)],
                   "parameters": count_parameters(trainer.model)},
         "data": {"train": len(dataset.X_train), "test": len(dataset.X_test),
                  "val": 0 if dataset.X_val is None else len(dataset.X_val),
@@ -186,11 +300,12 @@ def _summary(config: Config, trainer: Trainer, best: BestTracker, device: torch.
     }
 
 
-def _mark_failed(run_dir: Path, config: Config, exc: BaseException) -> None:
-    """Leave a failed run recognisable: summary.json says so and why (no half-written state hidden)."""
+def _mark_failed(run_dir: Path, session: Session, exc: BaseException) -> None:
+    """Leave a failed run recognisable: summary.json says so and why."""
     status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
     try:
-        rundir.write_json(run_dir / rundir.SUMMARY, {"name": config.name, "status": status,
-                                                      "error": f"{type(exc).__name__}: {exc}"})
+        rundir.write_json(run_dir / rundir.SUMMARY, {
+            "name": session.config.name, "status": status, "epochs_run": session.trainer.epoch,
+            "error": str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"})
     except OSError:
         pass  # the original error matters more than this note

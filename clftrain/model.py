@@ -8,6 +8,7 @@ from torch import nn
 
 from clftrain.activations import ACTIVATIONS
 from clftrain.config import ModelConfig
+from clftrain.errors import UserError
 from clftrain.losses import EXPECTS_PROBABILITIES
 
 
@@ -44,6 +45,26 @@ def describe_model(model: nn.Sequential) -> list[LayerInfo]:
         LayerInfo(name, _layer_kind(layer), sum(p.numel() for p in layer.parameters()))
         for name, layer in model.named_children()
     ]
+
+
+def load_weights(model: nn.Module, state: dict, source: object) -> None:
+    """Load a state dict, or say which layer of `source` does not fit the config's model and how."""
+    expected = model.state_dict()
+    for key in list(expected) + [k for k in state if k not in expected]:
+        theirs, mine = state.get(key), expected.get(key)
+        if mine is None or theirs is None or getattr(theirs, "shape", None) != mine.shape:
+            raise UserError(
+                f"{source} does not match the model its config describes: first mismatch at layer '{key}' "
+                f"(checkpoint: {_shape(theirs)}, config's model: {_shape(mine)}); "
+                "use the checkpoint with the config it was trained with"
+            )
+    model.load_state_dict(state)
+
+
+def _shape(value) -> str:
+    if value is None:
+        return "absent"
+    return str(list(value.shape)) if hasattr(value, "shape") else type(value).__name__
 
 
 def count_parameters(model: nn.Module) -> int:

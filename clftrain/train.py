@@ -67,26 +67,25 @@ class Trainer:
         self._stop = False
 
     def stop(self, status: str = "completed") -> None:
-        """Ask the loop to stop after the current epoch (early stopping, divergence)."""
+        """Ask the loop to stop after the current epoch (early stopping, divergence, a signal)."""
         self._stop = True
         self.status = status
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> Trainer:
+        self.status = "running"
+        self._stop = False
         for cb in self.callbacks:
             cb.on_fit_start(self)
-        started = time.perf_counter() - self.seconds
-        try:
-            while self.epoch < self.cfg.epochs and not self._stop:
-                epoch = self.epoch + 1
-                evaluated = epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs
-                train_sums = self.run_epoch(track=evaluated)
-                self.epoch = epoch
-                self.seconds = time.perf_counter() - started
-                if evaluated:
-                    self._end_evaluated_epoch(train_sums)
-        except KeyboardInterrupt:
-            self.status = "interrupted"
+        started = time.perf_counter() - self.seconds  # resumed runs keep counting
+        while self.epoch < self.cfg.epochs and not self._stop:
+            epoch = self.epoch + 1
+            evaluated = epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs
+            train_sums = self.run_epoch(track=evaluated)
+            self.epoch = epoch
+            self.seconds = time.perf_counter() - started
+            if evaluated:
+                self._end_evaluated_epoch(train_sums)
         self.seconds = time.perf_counter() - started
         if self.status == "running":
             self.status = "completed"
@@ -125,6 +124,8 @@ class Trainer:
         # set_to_none: the next backward writes fresh gradients instead of adding to zeros.
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=True)
         self.optimizer.step()
         if not track:
             return []
@@ -156,6 +157,56 @@ class Trainer:
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         row["seconds"] = round(self.seconds, 4)
         return row
+
+
+    # ------------------------------------------------------------------ resume
+    def state(self) -> dict:
+        """Everything the loop needs to continue exactly where it is (plain data and tensors only)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+            "history": self.history,
+            "rng": capture_rng(self.generator),
+        }
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.seconds = int(state["epoch"]), float(state["seconds"])
+        self.history = [dict(row) for row in state["history"]]
+        restore_rng(state["rng"], self.generator)
+
+
+def capture_rng(generator: torch.Generator) -> dict:
+    """torch, shuffling, numpy and python RNG states as tensors and plain data (weights_only-safe)."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "shuffle": generator.get_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+
+
+def restore_rng(state: dict, generator: torch.Generator) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["shuffle"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
 
 
 def _has_batch_norm(model: nn.Module) -> bool:
@@ -192,6 +243,13 @@ class BestTracker(Callback):
             self.best_row = dict(row)
             self.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
+    def state(self) -> dict:
+        return {"best_row": self.best_row}
+
+    def restore(self, state: dict, best_weights: dict[str, torch.Tensor] | None) -> None:
+        self.best_row = state["best_row"]
+        self.best_state = best_weights
+
 
 class EarlyStopping(Callback):
     """Stops when `monitor` has not improved by `min_delta` for `patience` epochs."""
@@ -210,3 +268,10 @@ class EarlyStopping(Callback):
         elif trainer.epoch - self.best_epoch >= self.patience:
             trainer.stop("completed")
             trainer.stopped_early = True
+
+    def state(self) -> dict:
+        return {"best_row": self.tracker.best_row, "best_epoch": self.best_epoch}
+
+    def restore(self, state: dict) -> None:
+        self.tracker.best_row = state["best_row"]
+        self.best_epoch = int(state["best_epoch"])
