@@ -37,3 +37,12 @@ def _torch_factory(class_name: str) -> Callable[[], object]:
 
 for _name, _class_name in _TORCH_CLASSES.items():
     ACTIVATIONS.register(_name)(_torch_factory(_class_name))
+
+
+def activation_curves(names: list[str], low: float = -10.0, high: float = 10.0, steps: int = 801) -> dict:
+    """name -> (x, f(x)) as numpy, each f built by the same factory the models use."""
+    import torch
+
+    x = torch.linspace(low, high, steps)
+    with torch.no_grad():
+        return {name: (x.numpy(), ACTIVATIONS.get(name)()(x).numpy()) for name in names}

@@ -7,7 +7,9 @@ that need them, so `clftrain --help` and `clftrain validate` start fast.
 from __future__ import annotations
 
 import functools
+import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,8 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 _state = {"debug": False}
 
 SetOption = Annotated[
@@ -75,7 +77,7 @@ def fit(
     from clftrain import report
     from clftrain.experiment import SIGNAL_EXIT_CODES, fit_experiment, resume_experiment
 
-    shown = Console(quiet=quiet, highlight=False)
+    shown = Console(quiet=quiet, highlight=False, soft_wrap=True)
     hooks = dict(
         callbacks=[report.ConsoleProgress(shown)],
         on_model=lambda layers, params, device: report.show_model(shown, layers, params, device),
@@ -102,6 +104,122 @@ def validate(
     from clftrain.config import config_to_yaml, load_config
 
     console.print(config_to_yaml(load_config(config, overrides)), end="", markup=False)
+
+
+class Checkpoint(str, Enum):
+    last = "last"
+    best = "best"
+
+
+RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by clftrain fit.", show_default=False)]
+CheckpointOption = Annotated[Checkpoint, typer.Option(
+    "--checkpoint", "-c", help="Which weights: last (where training ended) or best (by the monitored metric).")]
+DeviceOption = Annotated[Optional[str], typer.Option(
+    "--device", help="Run the model here instead of on the run's config device, e.g. --device cpu.")]
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    run_dir: RunDirArgument,
+    checkpoint: CheckpointOption = Checkpoint.last,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Evaluate on this CSV (the run's feature columns and target) instead of the test split.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print eval.json to stdout and nothing else.")] = False,
+    device: DeviceOption = None,
+) -> None:
+    """Re-evaluate a checkpoint on the run's rebuilt test split (or a CSV); print the metrics, write eval.json."""
+    from clftrain.evaluate import evaluate_run, write_eval
+
+    report = evaluate_run(run_dir, checkpoint.value, data, device)
+    path = write_eval(run_dir, report)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from clftrain import render
+
+    render.show_eval(console, report, path)
+
+
+@app.command()
+@user_errors
+def plot(run_dir: RunDirArgument, checkpoint: CheckpointOption = Checkpoint.last, device: DeviceOption = None) -> None:
+    """(Re)draw the run's plots from its files: decision boundary, curves, confusion matrix."""
+    from clftrain.trained import TrainedRun
+
+    for path in TrainedRun.load(run_dir, checkpoint.value, device).draw_plots(run_dir):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: RunDirArgument,
+    input_csv: Annotated[Path, typer.Argument(help="CSV with the run's feature columns (others pass through).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of to stdout.")] = None,
+    checkpoint: CheckpointOption = Checkpoint.last,
+    device: DeviceOption = None,
+) -> None:
+    """Class probabilities and predicted labels for each row of INPUT_CSV, as CSV."""
+    from clftrain.predict import predict_csv, write_output
+
+    text = predict_csv(run_dir, input_csv, checkpoint.value, device)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    write_output(out, text, input_csv)
+    console.print(f"wrote {text.count(chr(10)) - 1} predictions to {out}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the config's JSON Schema (point an editor's YAML language server at it)."""
+    from clftrain.schema import schema_json
+
+    typer.echo(schema_json(), nl=False)
+
+
+@app.command()
+@user_errors
+def runs(
+    root: Annotated[Path, typer.Argument(help="Where the run directories are.")] = Path("runs"),
+) -> None:
+    """List the runs under ROOT: date, dataset, model, epochs, best and final test metric, status."""
+    from clftrain import render
+    from clftrain.runs import find_runs
+
+    render.show_runs(console, root, find_runs(root))
+
+
+@app.command()
+@user_errors
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the figure.")] = Path("compare.png"),
+) -> None:
+    """Print runs' metrics side by side; draw their test loss and accuracy curves in one figure."""
+    from clftrain import render
+    from clftrain.runs import RunRecord, check_comparable, draw_comparison
+
+    records = [RunRecord.read(path) for path in run_dirs]
+    metric = check_comparable(records)
+    render.show_compare(console, records, metric)
+    draw_comparison(records, metric, out)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+@user_errors
+def activations(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Activations to draw (default: all).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the figure.")] = Path("activations.png"),
+) -> None:
+    """Draw each activation function the models can use over [-10, 10], in one figure."""
+    from clftrain import plots
+    from clftrain.activations import ACTIVATIONS, activation_curves
+
+    plots.activation_functions(out, activation_curves(names or ACTIVATIONS.names()))
+    console.print(f"wrote {out}")
 
 
 def main() -> None:

@@ -102,6 +102,12 @@ class Session:
                 f"train.early_stopping.monitor = '{monitor}' is not a recorded metric"
                 f"{did_you_mean(monitor, columns)}; choose one of: {', '.join(columns)}"
             )
+        size = config.train.batch_size
+        if size is not None and size > len(dataset.X_train):
+            raise UserError(
+                f"train.batch_size = {size} is larger than the {len(dataset.X_train)} training rows; "
+                "use batch_size: null for full-batch training, or a smaller size"
+            )
         stopper = EarlyStopping(monitor, es.patience, es.min_delta, es.mode) if es else None
         best = BestTracker(monitor, es.mode if es else "auto")
         return cls(config, dataset, trainer, device, best, stopper)

@@ -1,6 +1,8 @@
-"""Run a trained model over numpy features: outputs -> probabilities -> labels."""
+"""Run a trained model over numpy features: outputs -> probabilities -> labels (and, with targets, loss and score)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,5 +25,40 @@ def predict(
         chunk = torch.as_tensor(X[start : start + CHUNK], dtype=torch.float32, device=device)
         probabilities.append(task.probabilities(model(chunk), outputs_are_probabilities))
     probs = torch.cat(probabilities) if probabilities else torch.empty(0, 1, device=device)
-    labels = task.labels(probs).reshape(len(probs), -1)[:, 0]
-    return probs.cpu().numpy(), labels.cpu().numpy()
+    return _to_numpy(task, probs)
+
+
+@dataclass
+class Scored:
+    """A split run through the model, with the numbers metrics.csv records for it."""
+
+    probabilities: np.ndarray  # [N, C] (binary, regression: [N, 1])
+    labels: np.ndarray  # [N] class indices (binary: 0./1.), regression: predicted values
+    loss: float  # the run's training loss function, a mean over the rows
+    score: float  # the task's metric: accuracy (a fraction) or mean absolute error
+
+
+@torch.inference_mode()
+def score(
+    model: nn.Module, task: Task, loss_fn: nn.Module, X: np.ndarray, y: np.ndarray,
+    outputs_are_probabilities: bool, device: torch.device,
+) -> Scored:
+    """One forward pass over the whole split, computed as Trainer.evaluate computes it.
+
+    Same device, same single batch, same float32 loss and score: on the device `fit`
+    used, the loss and score equal the test_loss / test_acc it wrote, bit for bit.
+    """
+    model.eval()
+    X_t = torch.as_tensor(X, device=device)
+    y_t = torch.as_tensor(y, device=device)
+    outputs = model(X_t)
+    loss = loss_fn(outputs, y_t)
+    mean_score = task.score_sum(outputs, y_t, outputs_are_probabilities) / len(y_t)
+    loss_value, score_value = torch.stack([loss.float(), mean_score.float()]).tolist()  # one transfer
+    probabilities, labels = _to_numpy(task, task.probabilities(outputs, outputs_are_probabilities))
+    return Scored(probabilities, labels, loss_value, score_value)
+
+
+def _to_numpy(task: Task, probabilities: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    labels = task.labels(probabilities).reshape(len(probabilities), -1)[:, 0]
+    return probabilities.cpu().numpy(), labels.cpu().numpy()

@@ -1,6 +1,7 @@
-"""Matplotlib (Agg) figures of a run: decision boundary, learning curves, regression fit.
+"""Matplotlib (Agg) figures: a run's decision boundary, learning curves, confusion matrix and regression
+fit; runs compared; the activation functions.
 
-Functions take plain numpy arrays and a `predict_labels` callable, never a
+Functions take plain numpy arrays, rows and a `predict_labels` callable, never a
 trainer, so `fit` and `clftrain plot` draw exactly the same pictures.
 """
 
@@ -15,6 +16,7 @@ matplotlib.use("Agg")  # files only: no display needed, and no GUI toolkit impor
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from clftrain.errors import UserError  # noqa: E402
 from clftrain.rundir import atomic_write_bytes  # noqa: E402
 
 PredictLabels = Callable[[np.ndarray], np.ndarray]
@@ -27,7 +29,10 @@ def _save(fig, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose a writable location") from None
 
 
 def decision_boundary(
@@ -40,7 +45,7 @@ def decision_boundary(
     first two principal components (the title says so). One: a strip along the axis.
     """
     projection = _Projection.fit(train[0])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharex=True, sharey=True, layout="constrained")
     xx, yy, regions = _regions(predict_labels, projection, np.concatenate([train[0], test[0]]))
     n_classes = max(len(class_names), 2)
     levels = np.arange(n_classes + 1) - 0.5
@@ -106,24 +111,89 @@ def _regions(predict_labels: PredictLabels, projection: _Projection, X: np.ndarr
     return xx, yy, regions
 
 
-def learning_curves(path: Path, rows: list[dict[str, float]], metric: str, title: str) -> None:
-    """Loss and the task's metric per epoch, one line per split."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+def learning_curves(path: Path, rows: list[dict[str, float]], metric: str, title: str,
+                    mark_epoch: int | None = None) -> None:
+    """Loss and the task's metric per epoch, one line per split; a dotted line at the drawn weights' epoch."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     epochs = [row["epoch"] for row in rows]
-    metric_label = {"acc": "accuracy", "mae": "mean absolute error"}[metric]
-    for ax, quantity, label in zip(axes, ("loss", metric), ("loss", metric_label)):
+    for ax, quantity in zip(axes, ("loss", metric)):
         for split, style in (("train", "-"), ("val", "-."), ("test", "--")):
             key = f"{split}_{quantity}"
             if rows and key in rows[0]:
                 ax.plot(epochs, [row[key] for row in rows], style, label=split)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.set_title(label.capitalize())
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if metric == "acc":
-        axes[1].set_ylim(-0.02, 1.02)
+        if mark_epoch is not None:
+            ax.axvline(mark_epoch, color="grey", linestyle=":", linewidth=1, label=f"epoch {mark_epoch}")
+        _label_axes(ax, quantity)
     fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
+_QUANTITY_LABELS = {"loss": "loss", "acc": "accuracy", "mae": "mean absolute error"}
+
+
+def _label_axes(ax, quantity: str) -> None:
+    label = _QUANTITY_LABELS[quantity]
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    ax.set_title(label.capitalize())
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    if quantity == "acc":
+        ax.set_ylim(-0.02, 1.02)
+
+
+def compare_curves(path: Path, runs: list[tuple[str, list[dict[str, float]]]], metric: str, title: str) -> None:
+    """Several runs' test loss and test metric per epoch on shared axes: one colour per run."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    for ax, quantity in zip(axes, ("loss", metric)):
+        for label, rows in runs:
+            ax.plot([row["epoch"] for row in rows], [row[f"test_{quantity}"] for row in rows], label=label)
+        _label_axes(ax, quantity)
+        ax.set_title(f"Test {_QUANTITY_LABELS[quantity]}")
+    fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
+def confusion_matrix(path: Path, counts: np.ndarray, class_names: list[str], title: str) -> None:
+    """Counts | row-normalised (each true class's share of predictions: the diagonal is its recall)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    size = 5 + 0.35 * len(class_names)  # room for the labels of many classes
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size), layout="constrained")
+    for ax, values, fmt, name in ((axes[0], counts, "d", "Counts"), (axes[1], shares, ".2f", "Normalised by true class")):
+        ConfusionMatrixDisplay(values, display_labels=class_names).plot(
+            ax=ax, cmap="Blues", values_format=fmt, colorbar=False)
+        ax.set_title(name)
+    if len(class_names) > 6:
+        for ax in axes:
+            ax.tick_params(axis="x", labelrotation=45)
+    fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
+ACTIVATION_TITLES = {"none": "none (identity)"}
+
+
+def activation_functions(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """One small panel per activation: its own y scale, axes through the origin."""
+    columns = min(4, len(curves))
+    rows = -(-len(curves) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.9 * rows), squeeze=False, sharex=True,
+                             layout="constrained")
+    for ax, (name, (xs, ys)) in zip(axes.flat, curves.items()):
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.axvline(0, color="grey", linewidth=0.6)
+        ax.plot(xs, ys, linewidth=2)
+        ax.set_title(ACTIVATION_TITLES.get(name, name))
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(curves):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("x")
+    x = next(iter(curves.values()))[0]
+    fig.suptitle(f"Activation functions f(x) on [{x.min():g}, {x.max():g}]", fontsize=12)
     _save(fig, path)
 
 

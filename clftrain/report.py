@@ -69,7 +69,7 @@ class ConsoleProgress(Callback):
         if trainer.status == "diverged":
             self.console.print(
                 f"[red]training diverged at epoch {trainer.epoch}: the loss is not finite.[/red] "
-                "Try a lower train.lr, or standardize: true."
+                "Try a lower train.lr, gradient clipping (train.grad_clip: 1.0), or dataset.standardize: true."
             )
         elif trainer.stopped_early:
             self.console.print(f"early stopping at epoch {trainer.epoch}: no improvement for "

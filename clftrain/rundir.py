@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -130,12 +131,17 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise UserError(
-            f"refusing to load checkpoint {path}: it holds objects other than tensors and plain data "
-            f"({str(exc).splitlines()[0]}); only load checkpoints written by clftrain"
-        ) from None
+        # weights_only names the first global it refused ("GLOBAL posix.system"): a pickled object.
+        refused = re.search(r"(?:unsupported|Unsupported global:) (GLOBAL [\w.]+)", str(exc))
+        if refused:
+            raise UserError(
+                f"refusing to load checkpoint {path}: it holds a pickled object ({refused.group(1)}), which could "
+                "run code; nothing was executed. Only load checkpoints written by clftrain"
+            ) from None
+        raise UserError(f"checkpoint {path} is truncated or corrupt (not a readable torch file)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise UserError(f"checkpoint {path} is truncated or corrupt: {str(exc).splitlines()[0]}") from None
+        reason = str(exc).split(". ")[0].splitlines()[0]
+        raise UserError(f"checkpoint {path} is truncated or corrupt: {reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a clftrain checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     return payload

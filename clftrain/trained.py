@@ -2,12 +2,14 @@
 
 `fit` builds one from what it just trained; `eval`, `plot` and `predict` load one
 from the run directory alone (config.yaml, metrics.csv, a checkpoint): the test
-split is rebuilt from the saved config, which fixes its seed.
+split is rebuilt from the saved config, which fixes its seed, and the feature
+order, scaling and class names come from the checkpoint.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,74 +20,132 @@ from clftrain import plots, rundir
 from clftrain.config import Config, load_config
 from clftrain.data import Dataset, build_dataset
 from clftrain.errors import UserError
-from clftrain.inference import predict
-from clftrain.losses import EXPECTS_PROBABILITIES
-from clftrain.model import build_model
+from clftrain.inference import Scored, predict, score
+from clftrain.inputs import ModelInputs
+from clftrain.losses import EXPECTS_PROBABILITIES, LOSSES
+from clftrain.model import build_model, load_weights
+
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
 
 
 @dataclass
 class TrainedRun:
     config: Config
-    dataset: Dataset
+    dataset: Dataset | None  # None when loaded without data (predict needs only `inputs`)
     model: nn.Module
     device: torch.device
-    rows: list[dict[str, float]]
+    rows: list[dict[str, float]]  # metrics.csv
     checkpoint: str = "last"  # which weights `model` holds
+    inputs: ModelInputs | None = None  # feature order, scaling, class names; from `dataset` when not given
+    recorded: dict[str, float] = field(default_factory=dict)  # the metrics row saved with these weights
+
+    def __post_init__(self) -> None:
+        if self.inputs is None:
+            self.inputs = ModelInputs.from_dataset(self.dataset)
+        if not self.recorded and self.rows:
+            self.recorded = dict(self.rows[-1])  # fit: the weights it just trained are the last row's
 
     @property
     def outputs_are_probabilities(self) -> bool:
         return self.config.train.loss in EXPECTS_PROBABILITIES
 
+    @property
+    def epoch(self) -> int | None:
+        return int(self.recorded["epoch"]) if "epoch" in self.recorded else None
+
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, labels) for already-scaled features."""
-        return predict(self.model, self.dataset.task, X, self.outputs_are_probabilities, self.device)
+        return predict(self.model, self.inputs.task, X, self.outputs_are_probabilities, self.device)
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> Scored:
+        """Predictions plus loss and score over a whole split, exactly as the training loop computes them."""
+        loss_fn = LOSSES.get(self.config.train.loss)()
+        return score(self.model, self.inputs.task, loss_fn, X, y, self.outputs_are_probabilities, self.device)
+
+    def test_split(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.dataset.X_test, self.dataset.y_test
 
     @classmethod
-    def load(cls, run_dir: Path, checkpoint: str = "last") -> TrainedRun:
-        """Rebuild config, data and model from a run directory; torch.load never runs code from it."""
-        from clftrain.device import resolve_device
+    def load(cls, run_dir: Path, checkpoint: str = "last", device: str | None = None,
+             with_data: bool = True) -> TrainedRun:
+        """Rebuild config, model (and, with_data, the dataset) from a run directory.
 
+        The model runs where `fit` ran it (the config's device, resolved the same way) unless
+        `device` says otherwise; torch.load never runs code from the directory.
+        """
         config_file = run_dir / rundir.CONFIG
         if not run_dir.is_dir():
             raise UserError(f"run directory not found: {run_dir}")
         if not config_file.is_file():
             raise UserError(f"{run_dir} is not a clftrain run directory (no {rundir.CONFIG})")
         config = load_config(config_file)
-        payload = rundir.load_checkpoint(rundir.checkpoint_path(run_dir, checkpoint))
-        dataset = build_dataset(config)
-        device = resolve_device("cpu" if config.device == "auto" else config.device)
-        model = build_model(config.model, dataset.n_features, dataset.task.out_features(dataset.n_classes),
-                            config.train.loss)
-        try:
-            model.load_state_dict(payload["model"])
-        except (RuntimeError, KeyError) as exc:
-            raise UserError(
-                f"checkpoint {checkpoint}.pt does not match the model in {config_file}: "
-                f"{str(exc).splitlines()[-1].strip()}"
-            ) from None
+        path = rundir.checkpoint_path(run_dir, checkpoint)
+        payload = rundir.load_checkpoint(path)
+        inputs = ModelInputs.from_checkpoint(payload)
+        dataset = build_dataset(config) if with_data else None
+        if dataset is not None:
+            _check_same_data(inputs, ModelInputs.from_dataset(dataset), config_file)
+        model = build_model(config.model, len(inputs.feature_names),
+                            inputs.task.out_features(len(inputs.class_names)), config.train.loss)
+        load_weights(model, payload["model"], path)
+        resolved = _resolve_device(device, config.device, config_file)
         metrics_file = run_dir / rundir.METRICS
         rows = rundir.read_metrics(metrics_file) if metrics_file.is_file() else []
-        return cls(config, dataset, model.to(device), device, rows, checkpoint)
+        return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs,
+                   dict(payload.get("metrics") or {}))
 
     def draw_plots(self, run_dir: Path) -> list[Path]:
-        """Every plot of the run into run_dir/plots; returns the files written."""
+        """Every plot of the run into run_dir/plots, from these weights; returns the files written."""
         plot_dir = run_dir / rundir.PLOTS
-        data = self.dataset
+        data, task = self.dataset, self.inputs.task
         train, test = (data.X_train, data.y_train), (data.X_test, data.y_test)
-        metric = data.task.metric
-        final = f"test {metric} {self.rows[-1][f'test_{metric}']:.2%}" if self.rows and metric == "acc" else (
-            f"test MAE {self.rows[-1]['test_mae']:.4f}" if self.rows else "")
-        title = f"{self.config.name} ({self.checkpoint} checkpoint) - {final}"
+        scored = self.score(*self.test_split())
+        title = f"{self.config.name} ({self._weights_label()}): {_test_result(task.metric, scored.score)}"
         written = []
-        if data.task.name == "regression":
-            path = plot_dir / "predictions.png"
-            plots.regression_fit(path, lambda X: self.predict(X)[0][:, 0], train, test, title)
+        if task.name == "regression":
+            written.append(plot_dir / "predictions.png")
+            plots.regression_fit(written[-1], lambda X: self.predict(X)[0][:, 0], train, test, title)
         else:
-            path = plot_dir / "decision_boundary.png"
-            plots.decision_boundary(path, lambda X: self.predict(X)[1], train, test, data.class_names, title)
-        written.append(path)
+            from clftrain.metrics import confusion
+
+            written.append(plot_dir / "decision_boundary.png")
+            plots.decision_boundary(written[-1], lambda X: self.predict(X)[1], train, test, data.class_names, title)
+            written.append(plot_dir / "confusion_matrix.png")
+            counts = confusion(test[1], scored.labels, len(data.class_names))
+            plots.confusion_matrix(written[-1], counts, data.class_names, f"{title}\ntest split, {len(test[1])} rows")
         if self.rows:
-            path = plot_dir / "curves.png"
-            plots.learning_curves(path, self.rows, metric, f"{self.config.name}: learning curves")
-            written.append(path)
+            written.append(plot_dir / "curves.png")
+            plots.learning_curves(written[-1], self.rows, task.metric, f"{title}\nlearning curves", self.epoch)
         return written
+
+    def _weights_label(self) -> str:
+        epoch = f", epoch {self.epoch}" if self.epoch is not None else ""
+        return f"{self.checkpoint} checkpoint{epoch}"
+
+
+def _test_result(metric: str, value: float) -> str:
+    return f"test accuracy {value:.2%}" if metric == "acc" else f"test MAE {value:.4f}"
+
+
+def _check_same_data(saved: ModelInputs, rebuilt: ModelInputs, config_file: Path) -> None:
+    """The test split rebuilt from config.yaml must describe the same columns the model was trained on."""
+    for what in ("feature_names", "class_names"):
+        if getattr(saved, what) != getattr(rebuilt, what):
+            raise UserError(
+                f"the data rebuilt from {config_file} no longer matches the checkpoint: {what.replace('_', ' ')} "
+                f"{getattr(rebuilt, what)} now, {getattr(saved, what)} when trained; the dataset (or the code "
+                "that builds it) changed since training, so the run cannot be re-evaluated on it"
+            )
+
+
+def _resolve_device(requested: str | None, configured: str, config_file: Path) -> torch.device:
+    from clftrain.device import resolve_device
+
+    if requested is None:
+        try:
+            return resolve_device(configured)
+        except UserError as exc:
+            raise UserError(f"{config_file}: {exc}; or pass --device cpu to run this model here") from None
+    if not re.fullmatch(DEVICE_PATTERN, requested):
+        raise UserError(f"--device '{requested}': use auto, cpu, cuda, cuda:N or mps")
+    return resolve_device(requested)

@@ -1,0 +1,146 @@
+"""What a trained model expects of its input rows, and reading such rows from a CSV file.
+
+Every checkpoint records the feature names in the order the model reads them, the
+scaling fitted on the training split and the class names in label order.
+`predict` and `eval --data` use them to turn a user's CSV into exactly the
+features the model was trained on, and its labels back into the user's classes.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clftrain.data import Dataset, Scaler
+from clftrain.errors import UserError
+from clftrain.tasks import Task, get_task
+
+# The target column of an external CSV when the run's dataset was generated (not read from a CSV column).
+DEFAULT_TARGET = "target"
+
+
+@dataclass
+class ModelInputs:
+    task: Task
+    feature_names: list[str]  # in the order of the model's input columns
+    class_names: list[str]  # label index -> class name as in the training data; [] for regression
+    scaler: Scaler | None  # standardisation fitted on the training split, if the config asked for it
+
+    @classmethod
+    def from_dataset(cls, data: Dataset) -> ModelInputs:
+        return cls(data.task, list(data.feature_names), list(data.class_names), data.scaler)
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict) -> ModelInputs:
+        scaler = payload.get("scaler")
+        return cls(get_task(payload["task"]), list(payload["feature_names"]), list(payload["class_names"]),
+                   Scaler.from_dict(scaler) if scaler else None)
+
+    def features(self, table: CsvTable) -> np.ndarray:
+        """The table's feature columns in the model's order, scaled as in training: float32 [N, F]."""
+        X = np.column_stack([table.numbers(name) for name in self.feature_names])
+        return self.scaler.transform(X) if self.scaler else X.astype(np.float32)
+
+    def targets(self, table: CsvTable, column: str) -> np.ndarray:
+        """The target column as the model's loss expects it (class indices, or values for regression)."""
+        if self.task.name == "regression":
+            return self.task.prepare_targets(table.numbers(column))
+        index = _class_index(self.class_names)
+        labels = []
+        for line, cell in table.cells(column):
+            label = index.get(cell.strip(), index.get(_as_number(cell)))
+            if label is None:
+                raise UserError(
+                    f"{table.path} line {line}, column '{column}': '{cell}' is not a class this run was trained on; "
+                    f"its classes are: {', '.join(self.class_names)}"
+                )
+            labels.append(label)
+        return self.task.prepare_targets(np.asarray(labels))
+
+
+def _class_index(class_names: list[str]) -> dict:
+    """Class name -> label index; numeric names also match by value, so '1.0' finds class '1'."""
+    index: dict = {}
+    for i, name in enumerate(class_names):
+        index[name] = i
+        number = _as_number(name)
+        if number is not None:
+            index.setdefault(number, i)
+    return index
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@dataclass
+class CsvTable:
+    """A CSV file's header and rows as text; values are parsed per column, with their line in errors."""
+
+    path: Path
+    header: list[str]
+    rows: list[list[str]]
+
+    @classmethod
+    def read(cls, path: Path) -> CsvTable:
+        try:
+            # utf-8-sig: files saved by spreadsheet programs often start with a byte-order mark.
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                records = list(csv.reader(f))
+        except FileNotFoundError:
+            raise UserError(f"CSV file not found: {path}") from None
+        except IsADirectoryError:
+            raise UserError(f"{path} is a directory; give a CSV file") from None
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise UserError(f"cannot read CSV file {path}: {exc}") from None
+        records = [r for r in records if any(cell.strip() for cell in r)]  # blank lines carry no rows
+        if not records:
+            raise UserError(f"{path} is empty; it needs a header row naming its columns, then one row per sample")
+        header = [name.strip() for name in records[0]]
+        table = cls(path, header, records[1:])
+        table._check_shape()
+        return table
+
+    def _check_shape(self) -> None:
+        duplicates = sorted({name for name in self.header if self.header.count(name) > 1})
+        if duplicates:
+            raise UserError(f"{self.path}: column(s) {', '.join(map(repr, duplicates))} appear more than once "
+                            "in the header; give each column a unique name")
+        if not self.rows:
+            raise UserError(f"{self.path} has a header but no data rows")
+        for line, row in enumerate(self.rows, start=2):
+            if len(row) != len(self.header):
+                raise UserError(f"{self.path} line {line}: {len(row)} values for {len(self.header)} columns "
+                                f"({', '.join(self.header)}); every row needs one value per column")
+
+    def require(self, columns: list[str], what: str) -> None:
+        """Every column is present, else one error naming all that are missing."""
+        missing = [name for name in columns if name not in self.header]
+        if missing:
+            raise UserError(
+                f"{self.path} has no column(s) {', '.join(map(repr, missing))}: the run was trained on {what}; "
+                f"the file's columns are: {', '.join(self.header)}"
+            )
+
+    def cells(self, column: str):
+        """(line number, text) for each row: line 1 is the header."""
+        j = self.header.index(column)
+        return ((line, row[j]) for line, row in enumerate(self.rows, start=2))
+
+    def numbers(self, column: str) -> np.ndarray:
+        values = []
+        for line, cell in self.cells(column):
+            number = _as_number(cell)
+            if number is None or not math.isfinite(number):
+                shown = f"'{cell}'" if cell.strip() else "an empty value"
+                raise UserError(f"{self.path} line {line}, column '{column}': {shown} is not a finite number; "
+                                "features must be numeric")
+            values.append(number)
+        return np.asarray(values, dtype=np.float64)

@@ -1,0 +1,162 @@
+"""Resume, interruption and kill -9: nothing is lost, and a resumed run equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from clftrain import rundir
+from clftrain.config import load_config
+from clftrain.errors import UserError
+from clftrain.experiment import fit_experiment, resume_experiment
+from clftrain.train import Callback
+from conftest import tiny_config
+
+
+class InterruptAt(Callback):
+    """Acts like Ctrl-C arriving during epoch `epoch`."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, row):
+        if trainer.epoch == self.epoch:
+            trainer.stop("interrupted")
+
+
+def metrics_without_time(run: Path) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader((run / "metrics.csv").open())]
+
+
+def weights(run: Path, which: str = "last") -> dict:
+    return rundir.load_checkpoint(rundir.checkpoint_path(run, which))["model"]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        tiny_config(train={"epochs": 40, "log_every": 5}),
+        # mini-batches with shuffling, dropout and Adam: every RNG and optimizer state matters
+        tiny_config(train={"epochs": 30, "log_every": 4, "batch_size": 32, "optimizer": "adam", "lr": 0.01},
+                    model={"dropout": 0.3}),
+        # early stopping state survives too
+        tiny_config(train={"epochs": 40, "log_every": 5, "early_stopping": {"monitor": "test_acc", "patience": 15}}),
+    ],
+    ids=["full-batch", "mini-batch-dropout-adam", "early-stopping"],
+)
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, tmp_path, config):
+    path = write_config(config)
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    fit_experiment(load_config(path), out=straight)
+    result = fit_experiment(load_config(path), out=interrupted, callbacks=[InterruptAt(13)])
+    assert result.summary["status"] == "interrupted" and result.summary["epochs_run"] == 13
+
+    resumed = resume_experiment(interrupted)
+    assert resumed.summary["status"] == "completed"
+    assert resumed.summary["epochs_run"] == json.loads((straight / "summary.json").read_text())["epochs_run"]
+    assert metrics_without_time(interrupted) == metrics_without_time(straight)
+    for which in ("last", "best"):
+        mine, theirs = weights(interrupted, which), weights(straight, which)
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), which
+
+
+def test_resume_can_extend_epochs(write_config, tmp_path):
+    run = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
+    result = resume_experiment(run, ["train.epochs=25"])
+    assert result.summary["epochs_run"] == 25
+    assert "epochs: 25" in (run / "config.yaml").read_text()
+    assert [int(r["epoch"]) for r in csv.DictReader((run / "metrics.csv").open())] == list(range(1, 26))
+
+
+@pytest.mark.parametrize(
+    ("prepare", "overrides", "expected"),
+    [
+        (lambda run: None, [], "already ran 10 of 10 epochs"),
+        (lambda run: None, ["train.lr=0.5"], "only train.epochs can change when resuming"),
+        (lambda run: (run / "checkpoints" / "last.pt").unlink(), ["train.epochs=20"], "has no checkpoints/last.pt"),
+        (lambda run: (run / "config.yaml").unlink(), [], "is not a clftrain run directory"),
+        (lambda run: (run / "checkpoints" / "last.pt").write_bytes(b"\x80\x02garbage"), ["train.epochs=20"], "truncated or corrupt"),
+    ],
+    ids=["completed", "other-key", "no-checkpoint", "no-config", "corrupt"],
+)
+def test_resume_refusals(write_config, tmp_path, prepare, overrides, expected):
+    run = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
+    prepare(run)
+    with pytest.raises(UserError, match=expected):
+        resume_experiment(run, overrides)
+
+
+def test_checkpoint_of_another_run_is_refused(write_config, tmp_path):
+    a = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 5}))), out=tmp_path / "a").run_dir
+    b = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 5}, model={"layers": [4, 4]}), "b.yaml")),
+                       out=tmp_path / "b").run_dir
+    (b / "checkpoints" / "last.pt").write_bytes((a / "checkpoints" / "last.pt").read_bytes())
+    with pytest.raises(UserError, match=r"belongs to another run: its config differs from config.yaml at model.layers"):
+        resume_experiment(b, ["train.epochs=10"])
+
+
+# ---------------------------------------------------------------- real processes and signals
+def start_fit(args: list, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "clftrain", "fit", *map(str, args), "-q"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+SLOW = tiny_config(train={"epochs": 100_000, "log_every": 50, "batch_size": 16})
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_and_exits_with_its_code(write_config, tmp_path, sig, code):
+    run = tmp_path / "run"
+    proc = start_fit([write_config(SLOW), "--out", run], tmp_path)
+    wait_for(run / "checkpoints" / "last.pt")
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == code, output
+    assert f"continue with: clftrain fit --resume {run}" in output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    saved = rundir.load_checkpoint(rundir.checkpoint_path(run, "last"))
+    assert saved["epoch"] == summary["epochs_run"] and saved["status"] == "interrupted"
+
+
+def test_kill_9_at_random_moments_always_leaves_a_resumable_run(write_config, tmp_path):
+    config = tiny_config(train={"epochs": 150, "log_every": 2, "batch_size": 32})
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.pt"
+    rng = random.Random(0)
+    proc = start_fit([write_config(config), "--out", run], tmp_path)
+    epochs_seen = []
+    for _ in range(5):
+        before = last.stat().st_mtime_ns if last.exists() else None
+        wait_for(last)
+        while last.stat().st_mtime_ns == before and proc.poll() is None:
+            time.sleep(0.02)  # this session has saved at least once: it is really training
+        time.sleep(rng.uniform(0.0, 0.3))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        saved = rundir.load_checkpoint(last)  # always loadable: never half-written
+        epochs_seen.append(saved["epoch"])
+        proc = start_fit(["--resume", run], tmp_path)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 151))
+    assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] < 150  # killed mid-training each time
