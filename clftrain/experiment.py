@@ -171,9 +171,9 @@ def fit_experiment(config: Config, out: Path | None = None, runs_root: Path = Pa
                    callbacks: list[Callback] = (), on_model=None) -> FitResult:
     """Train one config into a new run directory; return it and the summary written there."""
     session = Session.prepare(config)
+    run_dir = rundir.create_run_dir(config.name, out, runs_root)
     if on_model is not None:
         on_model(describe_model(session.trainer.model), count_parameters(session.trainer.model), session.device)
-    run_dir = rundir.create_run_dir(config.name, out, runs_root)
     try:
         rundir.atomic_write_text(run_dir / rundir.CONFIG, config_to_yaml(config))
     except OSError as exc:

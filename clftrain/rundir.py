@@ -54,6 +54,9 @@ def create_run_dir(name: str, out: Path | None = None, root: Path = Path("runs")
 
 
 def _make_dir(path: Path, exists_message: str = "", parents_only: bool = False) -> None:
+    for parent in [path, *path.parents] if parents_only else path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"cannot create directory {path}: {parent} is a file, not a directory; choose another path")
     try:
         if parents_only:
             path.mkdir(parents=True, exist_ok=True)
