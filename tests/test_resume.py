@@ -160,3 +160,38 @@ def test_kill_9_at_random_moments_always_leaves_a_resumable_run(write_config, tm
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 151))
     assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] < 150  # killed mid-training each time
+
+
+class BlowUpAt(Callback):
+    """Raises the learning rate absurdly at `epoch`, as a bad schedule would."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, row):
+        if trainer.epoch == self.epoch:
+            for group in trainer.optimizer.param_groups:
+                group["lr"] = 1e35
+
+
+def test_divergence_stops_at_once_and_keeps_best_from_before(write_config, tmp_path):
+    config = load_config(write_config(tiny_config(train={"epochs": 200, "log_every": 5})))
+    result = fit_experiment(config, out=tmp_path / "run", callbacks=[BlowUpAt(30)])
+    summary = result.summary
+    assert summary["status"] == "diverged"
+    assert summary["epochs_run"] <= 35  # stopped within a few epochs of the blow-up, not at 200
+    best = rundir.load_checkpoint(rundir.checkpoint_path(result.run_dir, "best"))
+    assert best["epoch"] <= 30 and all(torch.isfinite(v).all() for v in best["model"].values())
+
+
+def test_weights_of_another_architecture_name_the_first_mismatching_layer():
+    from clftrain.config import ModelConfig
+    from clftrain.model import build_model, load_weights
+
+    small = build_model(ModelConfig(layers=[10, 10]), 2, 1, "bce_with_logits")
+    wide = build_model(ModelConfig(layers=[16, 10]), 2, 1, "bce_with_logits")
+    with pytest.raises(UserError, match=r"first mismatch at layer '0.weight' \(checkpoint: \[10, 2\], config's model: \[16, 2\]\)"):
+        load_weights(wide, small.state_dict(), "best.pt")
+    deeper = build_model(ModelConfig(layers=[10, 10, 10]), 2, 1, "bce_with_logits")
+    with pytest.raises(UserError, match=r"layer '4.weight' \(checkpoint: \[1, 10\], config's model: \[10, 10\]\)"):
+        load_weights(deeper, small.state_dict(), "best.pt")
