@@ -1,0 +1,132 @@
+"""`clftrain plot` and `clftrain activations`: which files, and what their titles and axes say."""
+
+from __future__ import annotations
+
+import shutil
+
+import matplotlib.image
+import pytest
+
+from clftrain import plots
+from conftest import tiny_config
+from trained_runs import fit_run, invoke
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "circles": fit_run(root, tiny_config(name="circles")),
+        "blobs4d": fit_run(root, tiny_config(name="blobs4d", dataset={"name": "blobs", "centers": 3, "n_features": 4},
+                                             train={"optimizer": "adam", "lr": 0.01})),
+        "line": fit_run(root, tiny_config(name="line", task="regression", dataset={"name": "linear"},
+                                          model={"layers": []})),
+    }
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """path name -> the texts of each figure saved: suptitle, axes titles, axis labels, tick labels, legends."""
+    drawn = {}
+    save = plots._save
+
+    def capture(fig, path):
+        texts = [fig._suptitle.get_text() if fig._suptitle else ""]
+        for ax in fig.axes:
+            texts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+            texts += [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+            if ax.get_legend():
+                texts += [t.get_text() for t in ax.get_legend().get_texts()]
+        drawn[path.name] = {"text": "\n".join(texts), "axes": fig.axes}
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", capture)
+    return drawn
+
+
+def png_size(path):
+    height, width = matplotlib.image.imread(path).shape[:2]
+    return width, height
+
+
+def test_plot_redraws_every_plot_from_the_run_directory(runs, figures):
+    run = runs["circles"]
+    shutil.rmtree(run / "plots")
+    result = invoke("plot", run)
+    assert result.exit_code == 0, result.output
+    names = ["decision_boundary.png", "confusion_matrix.png", "curves.png"]
+    assert sorted(p.name for p in (run / "plots").iterdir()) == sorted(names)
+    for name in names:
+        assert f"wrote {run / 'plots' / name}" in result.output
+        width, height = png_size(run / "plots" / name)
+        assert width > 600 and height > 300
+    for name in names:  # every title names the run, the weights drawn and their test accuracy
+        assert "circles (last checkpoint, epoch 20): test accuracy " in figures[name]["text"]
+    boundary = figures["decision_boundary.png"]["text"]
+    assert "Train (160 points)" in boundary and "Test (40 points)" in boundary
+    assert "decision regions over the two features" in boundary
+    curves = figures["curves.png"]["text"]
+    assert all(word in curves for word in ("train", "test", "Loss", "Accuracy", "epoch"))
+
+
+def test_confusion_matrix_shows_counts_and_row_shares_with_class_labels(runs, figures):
+    assert invoke("plot", runs["blobs4d"]).exit_code == 0
+    figure = figures["confusion_matrix.png"]
+    assert "Counts" in figure["text"] and "Normalised by true class" in figure["text"]
+    counts, shares = figure["axes"][:2]
+    assert [t.get_text() for t in counts.get_xticklabels()] == ["0", "1", "2"]
+    cells = [float(t.get_text()) for t in counts.texts]
+    assert sum(cells) == 40  # every test row counted once
+    row_sums = [sum(float(t.get_text()) for t in shares.texts[i * 3:(i + 1) * 3]) for i in range(3)]
+    assert row_sums == pytest.approx([1, 1, 1], abs=0.02)
+
+
+def test_more_than_two_features_are_drawn_in_the_principal_component_plane(runs, figures):
+    assert invoke("plot", runs["blobs4d"]).exit_code == 0
+    text = figures["decision_boundary.png"]["text"]
+    assert "4 features: regions drawn in the plane of the first two principal components" in text
+    assert "PC1 (" in text and "PC2 (" in text
+
+
+def test_best_checkpoint_is_named_in_the_titles_and_marked_on_the_curves(runs, figures):
+    import json
+
+    best = json.loads((runs["circles"] / "summary.json").read_text())["best"]["epoch"]
+    assert invoke("plot", runs["circles"], "--checkpoint", "best").exit_code == 0
+    assert f"best checkpoint, epoch {int(best)}" in figures["curves.png"]["text"]
+    assert f"epoch {int(best)}" in figures["curves.png"]["text"].split("\n")  # the legend of the dotted line
+
+
+def test_regression_run_gets_a_predictions_plot_instead(runs, figures):
+    shutil.rmtree(runs["line"] / "plots")
+    assert invoke("plot", runs["line"]).exit_code == 0
+    assert sorted(p.name for p in (runs["line"] / "plots").iterdir()) == ["curves.png", "predictions.png"]
+    assert "line (last checkpoint, epoch 20): test MAE " in figures["predictions.png"]["text"]
+
+
+def test_plot_user_errors(tmp_path):
+    result = invoke("plot", tmp_path / "nope")
+    assert result.exit_code == 2 and "run directory not found" in result.output
+
+
+def test_activations_draws_every_registered_function_in_one_figure(tmp_path, figures):
+    from clftrain.activations import ACTIVATIONS
+
+    out = tmp_path / "act.png"
+    result = invoke("activations", "-o", out)
+    assert result.exit_code == 0, result.output
+    figure = figures["act.png"]
+    drawn = [ax for ax in figure["axes"] if ax.lines]
+    assert len(drawn) == len(ACTIVATIONS.names()) == 8
+    titles = [ax.get_title() for ax in drawn]
+    assert titles[:7] == ACTIVATIONS.names()[:7] and titles[7] == "none (identity)"
+    x, y = drawn[0].lines[-1].get_data()  # relu over [-10, 10]
+    assert x.min() == -10 and x.max() == 10 and y.min() == 0 and y.max() == 10
+    assert png_size(out)[0] > 1000
+
+
+def test_activations_can_draw_a_few_and_rejects_unknown_names(tmp_path, figures):
+    assert invoke("activations", "relu", "tanh", "-o", tmp_path / "two.png").exit_code == 0
+    assert [ax.get_title() for ax in figures["two.png"]["axes"] if ax.lines] == ["relu", "tanh"]
+    result = invoke("activations", "rleu", "-o", tmp_path / "x.png")
+    assert result.exit_code == 2 and "unknown activation 'rleu' (did you mean 'relu'?)" in result.output

@@ -1,0 +1,122 @@
+"""`clftrain predict`: the run's feature order and scaling, a probability per class, class names, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from trained_runs import fit_run, invoke, read_csv, write_csv
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "binary": fit_run(root, tiny_config(name="binary")),
+        # standardize: predict must scale raw CSV features with the training split's mean and std
+        "blobs": fit_run(root, tiny_config(name="blobs", dataset={"name": "blobs", "centers": 3, "standardize": True},
+                                           train={"optimizer": "adam", "lr": 0.01})),
+        "regression": fit_run(root, tiny_config(name="regression", task="regression", dataset={"name": "linear"},
+                                                model={"layers": []})),
+    }
+
+
+def raw_test_split(run):
+    """The run's test rows before scaling (the same split: it depends on dataset.seed only)."""
+    from clftrain.config import load_config, validate_config
+    from clftrain.data import build_dataset
+
+    config = load_config(run / "config.yaml").to_dict()
+    config["dataset"]["standardize"] = False
+    data = build_dataset(validate_config(config))
+    return data.X_test, data.y_test
+
+
+def predict(*args):
+    result = invoke("predict", *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_predict_writes_a_probability_per_class_and_the_class_name(runs, tmp_path):
+    from clftrain.trained import TrainedRun
+
+    X, _ = raw_test_split(runs["blobs"])
+    path = write_csv(tmp_path / "in.csv", ["id", "x2", "x1", "note"],  # other order, extra columns
+                     [[f"r{i}", repr(float(x[1])), repr(float(x[0])), "keep me"] for i, x in enumerate(X)])
+    rows = read_csv(predict(runs["blobs"], path).stdout)
+
+    assert list(rows[0]) == ["id", "x2", "x1", "note", "prob_0", "prob_1", "prob_2", "predicted"]
+    assert len(rows) == len(X) and [r["id"] for r in rows] == [f"r{i}" for i in range(len(X))]
+    assert {r["note"] for r in rows} == {"keep me"}
+    probs = np.array([[float(r[f"prob_{k}"]) for k in range(3)] for r in rows])
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert [r["predicted"] for r in rows] == [str(k) for k in probs.argmax(axis=1)]
+    # the same as the model on the scaled test split it was evaluated on
+    run = TrainedRun.load(runs["blobs"])
+    expected, _ = run.predict(run.test_split()[0])
+    assert np.allclose(probs, expected, atol=1e-5)
+
+
+def test_binary_gets_both_class_probabilities(runs, tmp_path):
+    path = write_csv(tmp_path / "in.csv", ["x1", "x2"], [["0.0", "0.0"], ["1", "0.1"], ["-0.5", "2e-1"]])
+    rows = read_csv(predict(runs["binary"], path).stdout)
+    assert list(rows[0]) == ["x1", "x2", "prob_0", "prob_1", "predicted"]
+    for row in rows:
+        assert float(row["prob_0"]) + float(row["prob_1"]) == pytest.approx(1, abs=1e-6)
+        assert row["predicted"] == ("1" if float(row["prob_1"]) >= 0.5 else "0")
+
+
+def test_regression_predicts_values(runs, tmp_path):
+    path = write_csv(tmp_path / "in.csv", ["x"], [["0.1"], ["0.5"]])
+    rows = read_csv(predict(runs["regression"], path).stdout)
+    assert list(rows[0]) == ["x", "predicted"]
+    assert all(np.isfinite(float(r["predicted"])) for r in rows)
+
+
+def test_out_option_writes_the_file(runs, tmp_path):
+    path = write_csv(tmp_path / "in.csv", ["x1", "x2"], [["0", "0"], ["1", "1"]])
+    out = tmp_path / "sub" / "out.csv"
+    result = predict(runs["binary"], path, "-o", out)
+    assert "wrote 2 predictions to" in result.output
+    assert len(read_csv(out.read_text())) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "expected"),
+    [
+        (["x1", "y"], [["0", "1"]], "has no column(s) 'x2': the run was trained on features x1, x2"),
+        (["x1", "x2"], [["0", "0"], ["0", "abc"]], "in.csv line 3, column 'x2': 'abc' is not a finite number"),
+        (["x1", "x2"], [["", "0"]], "in.csv line 2, column 'x1': an empty value is not a finite number"),
+        (["x1", "x2"], [["nan", "0"]], "in.csv line 2, column 'x1': 'nan' is not a finite number"),
+        (["x1", "x2"], [["0", "0", "9"]], "in.csv line 2: 3 values for 2 columns"),
+        (["x1", "x2"], [], "in.csv has a header but no data rows"),
+        (["x1", "x2", "x1"], [["0", "0", "0"]], "column(s) 'x1' appear more than once"),
+        (["x1", "x2", "predicted"], [["0", "0", "a"]], "already has column(s) 'predicted', which predict adds"),
+    ],
+    ids=["missing-column", "not-a-number", "empty", "nan", "ragged", "no-rows", "duplicate", "clash"],
+)
+def test_bad_input_is_a_clear_error_naming_column_and_row(runs, tmp_path, header, rows, expected):
+    path = write_csv(tmp_path / "in.csv", header, rows)
+    result = invoke("predict", runs["binary"], path)
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+
+
+def test_missing_or_empty_input_and_overwriting_the_input_are_refused(runs, tmp_path):
+    result = invoke("predict", runs["binary"], tmp_path / "none.csv")
+    assert result.exit_code == 2 and "CSV file not found" in result.output
+    (tmp_path / "empty.csv").write_text("")
+    result = invoke("predict", runs["binary"], tmp_path / "empty.csv")
+    assert result.exit_code == 2 and "is empty; it needs a header row" in result.output
+    path = write_csv(tmp_path / "in.csv", ["x1", "x2"], [["0", "0"]])
+    result = invoke("predict", runs["binary"], path, "-o", path)
+    assert result.exit_code == 2 and "is the input file" in result.output
+    assert path.read_text().splitlines() == ["x1,x2", "0,0"]
+
+
+def test_a_byte_order_mark_from_a_spreadsheet_is_ignored(runs, tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_text("\ufeffx1,x2\n0,0\n", encoding="utf-8")
+    assert read_csv(predict(runs["binary"], path).stdout)[0]["x1"] == "0"

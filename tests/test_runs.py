@@ -1,0 +1,118 @@
+"""`clftrain runs` and `clftrain compare`: read run directories only (no torch for runs), tables and a figure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from clftrain import plots
+from conftest import tiny_config
+from trained_runs import fit_run, invoke
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """The tutorial's comparison: the same circles, without and with a non-linearity; and a regression."""
+    root = tmp_path_factory.mktemp("runs")
+    fit_run(root, tiny_config(name="circles-linear", model={"activation": "none"}), "20260101-090000-circles-linear")
+    fit_run(root, tiny_config(name="circles-relu", train={"epochs": 30}), "20260102-100000-circles-relu")
+    fit_run(root, tiny_config(name="line", task="regression", dataset={"name": "linear"}, model={"layers": []}),
+            "nested/line")
+    return root
+
+
+@pytest.fixture
+def wide(monkeypatch):
+    """A wide terminal, so that every column of a table shows in full."""
+    from clftrain import cli
+
+    monkeypatch.setattr(cli.console, "width", 160)
+
+
+def test_runs_lists_every_run_under_the_root(root, wide):
+    result = invoke("runs", root)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    linear = next(line for line in lines if "20260101-090000-circles-linear" in line)
+    assert all(part in linear for part in ("2026-01-01", "circles", "[8] none", "20", "completed"))
+    relu = next(line for line in lines if "20260102-100000-circles-relu" in line)
+    assert "[8] relu" in relu and " 30 " in relu
+    final_acc = json.loads((root / "20260102-100000-circles-relu" / "summary.json").read_text())["final"]["test_acc"]
+    assert f"{final_acc:.2%}" in relu
+    line = next(line for line in lines if "nested/line" in line)
+    assert "linear" in line and "MAE" in line
+    assert lines.index(linear) < lines.index(relu)  # oldest first
+
+
+def test_runs_shows_unfinished_runs_and_directory_names_in_full_on_a_narrow_terminal(root, tmp_path, monkeypatch):
+    from clftrain import cli
+
+    monkeypatch.setattr(cli.console, "width", 80)
+    broken = root / "20260103-000000-killed"
+    broken.mkdir()
+    (broken / "config.yaml").write_text("name: killed\ndataset: {name: circles}\n")
+    (broken / "checkpoints").mkdir()
+    try:
+        result = invoke("runs", root)
+    finally:
+        import shutil
+
+        shutil.rmtree(broken)
+    assert result.exit_code == 0, result.output
+    assert "20260101-090000-circles-linear" in result.output and "20260103-000000-killed" in result.output
+    assert max(len(line) for line in result.output.splitlines() if "─" in line) <= 80
+
+
+def test_runs_on_an_empty_or_missing_root(tmp_path):
+    result = invoke("runs", tmp_path)
+    assert result.exit_code == 0 and f"no runs under {tmp_path}" in result.output
+    result = invoke("runs", tmp_path / "missing")
+    assert result.exit_code == 2 and "no runs directory" in result.output and "clftrain fit" in result.output
+
+
+def test_runs_does_not_import_torch(root):
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom clftrain.cli import app\n"
+        f"r = CliRunner().invoke(app, ['runs', r'{root}'])\nassert r.exit_code == 0, r.output\n"
+        "print(' '.join(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
+def test_compare_prints_metrics_side_by_side_and_overlays_the_curves(root, tmp_path, wide, monkeypatch):
+    drawn = {}
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: (drawn.update(fig=fig), save(fig, path)))
+    out = tmp_path / "cmp.png"
+    result = invoke("compare", root / "20260101-090000-circles-linear", root / "20260102-100000-circles-relu",
+                    "-o", out)
+    assert result.exit_code == 0, result.output
+    for text in ("circles-linear", "circles-relu", "[8] none", "[8] relu", "final test accuracy",
+                 "best test accuracy (epoch)", "final test loss", "parameters", f"wrote {out}"):
+        assert text in result.output, text
+    assert out.is_file()
+    loss_ax, acc_ax = drawn["fig"].axes
+    for ax in (loss_ax, acc_ax):
+        assert [line.get_label() for line in ax.lines] == ["circles-linear", "circles-relu"]
+    assert len(acc_ax.lines[0].get_xdata()) == 20 and len(acc_ax.lines[1].get_xdata()) == 30
+    assert loss_ax.get_title() == "Test loss" and acc_ax.get_title() == "Test accuracy"
+
+
+@pytest.mark.parametrize(
+    ("runs", "expected"),
+    [
+        (["20260101-090000-circles-linear"], "compare needs at least two run directories"),
+        (["20260101-090000-circles-linear", "nested/line"], "cannot compare classification runs with regression"),
+        (["20260101-090000-circles-linear", "nowhere"], "run directory not found"),
+        (["20260101-090000-circles-linear", "nested"], "is not a clftrain run directory"),
+    ],
+)
+def test_compare_user_errors(root, tmp_path, runs, expected):
+    result = invoke("compare", *(root / r for r in runs), "-o", tmp_path / "x.png")
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.png").exists()
