@@ -14,12 +14,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator, model_validator
 
 from clftrain.activations import ACTIVATIONS
+from clftrain.inits import INITS
 from clftrain.errors import UserError, did_you_mean
 from clftrain.losses import LOSSES
 from clftrain.optimizers import OPTIMIZERS, USES_MOMENTUM
 from clftrain.tasks import TASKS
 
-TaskName = Literal["auto", "binary", "multiclass", "regression"]
+TaskName = Literal["auto", "binary", "multiclass", "multilabel", "regression"]
 
 
 class StrictModel(BaseModel):
@@ -29,7 +30,6 @@ class StrictModel(BaseModel):
 
 # --------------------------------------------------------------------------- dataset
 class _DatasetBase(StrictModel):
-    n_samples: int = Field(1000, ge=2, description="Number of samples in total (train + test).")
     test_size: float = Field(0.2, gt=0, lt=1, description="Fraction held out for testing.")
     val_size: float = Field(0.0, ge=0, lt=1, description="Fraction held out for validation.")
     seed: int = Field(42, description="Seeds the data generator and the train/test split.")
@@ -49,11 +49,15 @@ class _DatasetBase(StrictModel):
         return None
 
 
+class _GeneratedBase(_DatasetBase):
+    n_samples: int = Field(1000, ge=2, description="Number of samples in total (train + val + test).")
+
+
 def _classes_task(n_classes: int) -> str:
     return "binary" if n_classes == 2 else "multiclass"
 
 
-class CirclesConfig(_DatasetBase):
+class CirclesConfig(_GeneratedBase):
     """sklearn.datasets.make_circles: a small circle inside a large one."""
 
     name: Literal["circles"]
@@ -64,7 +68,7 @@ class CirclesConfig(_DatasetBase):
         return "binary"
 
 
-class MoonsConfig(_DatasetBase):
+class MoonsConfig(_GeneratedBase):
     """sklearn.datasets.make_moons: two interleaving half circles."""
 
     name: Literal["moons"]
@@ -74,7 +78,7 @@ class MoonsConfig(_DatasetBase):
         return "binary"
 
 
-class BlobsConfig(_DatasetBase):
+class BlobsConfig(_GeneratedBase):
     """sklearn.datasets.make_blobs: Gaussian clusters, one class per cluster."""
 
     name: Literal["blobs"]
@@ -95,7 +99,7 @@ class BlobsConfig(_DatasetBase):
         return _classes_task(self.centers)
 
 
-class SpiralsConfig(_DatasetBase):
+class SpiralsConfig(_GeneratedBase):
     """The CS231n spiral generator: `n_classes` interleaved spiral arms, n_samples in total."""
 
     name: Literal["spirals"]
@@ -115,7 +119,7 @@ class SpiralsConfig(_DatasetBase):
         return _classes_task(self.n_classes)
 
 
-class ClassificationConfig(_DatasetBase):
+class ClassificationConfig(_GeneratedBase):
     """sklearn.datasets.make_classification: informative features around hypercube vertices."""
 
     name: Literal["classification"]
@@ -150,7 +154,7 @@ class ClassificationConfig(_DatasetBase):
         return _classes_task(self.n_classes)
 
 
-class LinearConfig(_DatasetBase):
+class LinearConfig(_GeneratedBase):
     """The straight-line sanity check: y = weight * x + bias, x evenly spaced in [0, 1)."""
 
     name: Literal["linear"]
@@ -163,8 +167,54 @@ class LinearConfig(_DatasetBase):
         return "regression"
 
 
+class MultilabelConfig(_GeneratedBase):
+    """sklearn.datasets.make_multilabel_classification: each sample carries several labels."""
+
+    name: Literal["multilabel"]
+    n_features: int = Field(10, ge=1, description="Number of features.")
+    n_classes: int = Field(5, ge=2, description="Number of labels (one sigmoid output each).")
+    n_labels: int = Field(2, ge=1, description="Average number of labels per sample.")
+
+    def task_hint(self):
+        return "multilabel"
+
+
+class _BundledConfig(_DatasetBase):
+    """A real dataset that ships with scikit-learn (no download)."""
+
+    standardize: bool = Field(True, description="Scale features to zero mean, unit variance (fitted on train).")
+
+    def task_hint(self):
+        return {"breast_cancer": "binary"}.get(self.name, "multiclass")
+
+
+class IrisConfig(_BundledConfig):
+    """Fisher's iris: 150 flowers, 4 measurements, 3 species."""
+
+    name: Literal["iris"]
+
+
+class WineConfig(_BundledConfig):
+    """UCI wine: 178 wines, 13 chemical measurements, 3 cultivars."""
+
+    name: Literal["wine"]
+
+
+class BreastCancerConfig(_BundledConfig):
+    """Wisconsin breast cancer: 569 tumours, 30 features, malignant or benign."""
+
+    name: Literal["breast_cancer"]
+
+
+class DigitsConfig(_BundledConfig):
+    """8x8 handwritten digits: 1,797 images, 64 pixel features, 10 classes."""
+
+    name: Literal["digits"]
+
+
 _DATASET_CLASSES = (
     CirclesConfig, MoonsConfig, BlobsConfig, SpiralsConfig, ClassificationConfig, LinearConfig,
+    MultilabelConfig, IrisConfig, WineConfig, BreastCancerConfig, DigitsConfig,
 )
 DATASET_NAMES = [cls.model_fields["name"].annotation.__args__[0] for cls in _DATASET_CLASSES]
 DatasetConfig = Annotated[Union[_DATASET_CLASSES], Field(discriminator="name")]
@@ -179,13 +229,23 @@ class ModelConfig(StrictModel):
     activation: str = Field("relu", description=f"One of: {', '.join(ACTIVATIONS)}.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
     batch_norm: bool = Field(False, description="BatchNorm1d after each hidden Linear layer.")
+    init: str = Field("default", description=f"Weight initialisation: {', '.join(INITS)}.")
 
     @field_validator("activation")
     @classmethod
     def _known_activation(cls, name: str) -> str:
-        if name not in ACTIVATIONS:
-            raise ValueError(ACTIVATIONS.unknown_message(name))
-        return name
+        return _registered(ACTIVATIONS, name)
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, name: str) -> str:
+        return _registered(INITS, name)
+
+
+def _registered(registry, name: str) -> str:
+    if name not in registry:
+        raise ValueError(registry.unknown_message(name))
+    return name
 
 
 # --------------------------------------------------------------------------- training
@@ -194,6 +254,22 @@ class EarlyStoppingConfig(StrictModel):
     patience: int = Field(50, ge=1, description="Epochs without improvement before stopping.")
     min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as an improvement.")
     mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for *_acc, min otherwise.")
+
+
+class SchedulerConfig(StrictModel):
+    """Learning-rate schedule; each name uses the keys listed in its description."""
+
+    name: Literal["step", "cosine", "plateau", "onecycle"] = Field(
+        description="step: x gamma every step_size epochs; cosine: anneal to min_lr over the epochs; "
+        "plateau: x factor after patience evaluations without improvement of the monitored metric; "
+        "onecycle: warm up to max_lr, then anneal, per batch."
+    )
+    step_size: int = Field(100, ge=1, description="step: epochs between decays.")
+    gamma: float = Field(0.5, gt=0, le=1, description="step: decay factor.")
+    min_lr: float = Field(0.0, ge=0, description="cosine, plateau: lowest learning rate.")
+    factor: float = Field(0.5, gt=0, lt=1, description="plateau: decay factor.")
+    patience: int = Field(10, ge=0, description="plateau: evaluations without improvement before decaying.")
+    max_lr: FiniteFloat | None = Field(None, gt=0, description="onecycle: peak learning rate (default 10 x lr).")
 
 
 class TrainConfig(StrictModel):
@@ -209,20 +285,23 @@ class TrainConfig(StrictModel):
     log_every: int = Field(100, ge=1, description="Print a progress row every this many epochs.")
     eval_every: int = Field(1, ge=1, description="Evaluate and record a metrics.csv row every this many epochs.")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="null: train all epochs.")
+    scheduler: SchedulerConfig | None = Field(None, description="null: constant learning rate.")
+    class_weight: Literal["balanced"] | None = Field(
+        None, description="cross_entropy: weight classes inversely to their frequency in training.")
+    pos_weight: Union[Literal["balanced"], FiniteFloat, list[FiniteFloat], None] = Field(
+        None, description="bce_with_logits: weight of positive examples (per label for multilabel); "
+        "balanced: negatives / positives in training.")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross_entropy: label smoothing.")
 
     @field_validator("loss")
     @classmethod
     def _known_loss(cls, name: str) -> str:
-        if name != "auto" and name not in LOSSES:
-            raise ValueError(LOSSES.unknown_message(name))
-        return name
+        return name if name == "auto" else _registered(LOSSES, name)
 
     @field_validator("optimizer")
     @classmethod
     def _known_optimizer(cls, name: str) -> str:
-        if name not in OPTIMIZERS:
-            raise ValueError(OPTIMIZERS.unknown_message(name))
-        return name
+        return _registered(OPTIMIZERS, name)
 
     @model_validator(mode="after")
     def _momentum_fits_optimizer(self):
@@ -233,6 +312,18 @@ class TrainConfig(StrictModel):
             )
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("train.nesterov needs optimizer 'sgd' and train.momentum > 0")
+        return self
+
+    @model_validator(mode="after")
+    def _loss_options_fit_loss(self):
+        for key, value, losses in (("class_weight", self.class_weight, {"cross_entropy", "auto"}),
+                                   ("label_smoothing", self.label_smoothing, {"cross_entropy", "auto"}),
+                                   ("pos_weight", self.pos_weight, {"bce_with_logits", "auto"})):
+            if value and self.loss not in losses:
+                allowed = next(iter(losses - {"auto"}))
+                raise ValueError(f"train.{key} = {value!r} needs train.loss '{allowed}', not '{self.loss}'")
+        if isinstance(self.pos_weight, (int, float)) and self.pos_weight <= 0:
+            raise ValueError(f"train.pos_weight = {self.pos_weight:g} must be greater than 0")
         return self
 
 
@@ -265,6 +356,7 @@ class Config(StrictModel):
                     f"train.loss = '{self.train.loss}' does not fit the {self.task} task; "
                     f"use one of: {', '.join(task.losses)}"
                 )
+            self.train._loss_options_fit_loss()  # now that `auto` is resolved
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -141,6 +141,35 @@ def _linear(cfg) -> RawData:
     return RawData(X, y, ["x"])
 
 
+@DATASETS.register("multilabel")
+def _multilabel(cfg) -> RawData:
+    from sklearn.datasets import make_multilabel_classification
+
+    X, Y = make_multilabel_classification(
+        cfg.n_samples, n_features=cfg.n_features, n_classes=cfg.n_classes, n_labels=cfg.n_labels,
+        allow_unlabeled=False, random_state=cfg.seed,
+    )
+    return RawData(X, Y, _numbered("x", cfg.n_features), _numbered("label", cfg.n_classes))
+
+
+def _bundled(loader_name: str) -> Callable[..., RawData]:
+    """scikit-learn's bundled real datasets, with their real feature and class names."""
+
+    def load(cfg) -> RawData:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, loader_name)()
+        features = [str(name) for name in getattr(bunch, "feature_names", [])] or _numbered("x", bunch.data.shape[1])
+        return RawData(bunch.data, bunch.target, features, [str(name) for name in bunch.target_names])
+
+    return load
+
+
+for _name, _loader in {"iris": "load_iris", "wine": "load_wine", "breast_cancer": "load_breast_cancer",
+                       "digits": "load_digits"}.items():
+    DATASETS.register(_name)(_bundled(_loader))
+
+
 def _numbered(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i + 1}" if prefix else str(i) for i in range(n)]
 
@@ -149,7 +178,7 @@ def build_dataset(config: Config) -> Dataset:
     """Generate or load the data, split it (stratified for classes) and scale it."""
     raw = DATASETS.get(config.dataset.name)(config.dataset)
     task = get_task(config.task)
-    parts = _split(raw, config, stratify=task.name != "regression")
+    parts = _split(raw, config, stratify=task.name in ("binary", "multiclass"))
     scaler = Scaler.fit(parts["train"][0]) if config.dataset.standardize else None
 
     def features(X):

@@ -56,7 +56,7 @@ def build_trainer(config: Config, dataset: Dataset, device: torch.device) -> Tra
     seed_everything(config.seed)  # initialisation depends on `seed` only
     model = build_model(config.model, dataset.n_features, task.out_features(dataset.n_classes), config.train.loss)
     model.to(device)
-    loss_fn = LOSSES.get(config.train.loss)()
+    loss_fn = LOSSES.get(config.train.loss)(**loss_options(config, dataset, device))
     optimizer = OPTIMIZERS.get(config.train.optimizer)(model.parameters(), config.train)
 
     def split(X, y):  # moved to the device once, here
@@ -69,6 +69,52 @@ def build_trainer(config: Config, dataset: Dataset, device: torch.device) -> Tra
         model=model, optimizer=optimizer, loss_fn=loss_fn, task=task, cfg=config.train, splits=splits,
         outputs_are_probabilities=config.train.loss in EXPECTS_PROBABILITIES, seed=config.seed,
     )
+
+
+def loss_options(config: Config, dataset: Dataset, device: torch.device) -> dict[str, Any]:
+    """Class weighting and label smoothing, computed from the training targets only."""
+    cfg, options = config.train, {}
+    if cfg.label_smoothing:
+        options["label_smoothing"] = cfg.label_smoothing
+    if cfg.class_weight == "balanced":
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.unique(dataset.y_train)
+        if len(present) < dataset.n_classes:
+            raise UserError("train.class_weight = 'balanced' needs every class in the training split; "
+                            f"only {len(present)} of {dataset.n_classes} are there")
+        weights = compute_class_weight("balanced", classes=np.arange(dataset.n_classes), y=dataset.y_train)
+        options["weight"] = torch.as_tensor(weights, dtype=torch.float32, device=device)
+    if cfg.pos_weight is not None:
+        options["pos_weight"] = torch.as_tensor(_pos_weight(cfg.pos_weight, dataset), device=device)
+    return options
+
+
+def _pos_weight(setting, dataset: Dataset) -> np.ndarray:
+    """One weight per output column: given, or negatives / positives in training for `balanced`."""
+    Y = dataset.y_train.reshape(len(dataset.y_train), -1)
+    if setting == "balanced":
+        positives = Y.sum(axis=0)
+        return np.where(positives > 0, (len(Y) - positives) / np.maximum(positives, 1), 1.0).astype(np.float32)
+    weights = np.atleast_1d(np.asarray(setting, dtype=np.float32))
+    if len(weights) not in (1, Y.shape[1]) or (weights <= 0).any():
+        raise UserError(f"train.pos_weight = {setting!r}: give one positive number, or one per label "
+                        f"({Y.shape[1]} here)")
+    return np.broadcast_to(weights, (Y.shape[1],)).copy()
+
+
+def attach_scheduler(trainer: Trainer, config: Config, monitor: str, mode: str) -> None:
+    from clftrain.schedulers import SCHEDULERS
+
+    cfg = config.train.scheduler
+    if cfg is None:
+        return
+    n_train = len(trainer.splits["train"])
+    size = config.train.batch_size or n_train
+    steps = -(-n_train // size)  # ceil
+    trainer.scheduler, trainer.scheduler_interval = SCHEDULERS.get(cfg.name)(
+        trainer.optimizer, cfg, config.train.epochs, steps, mode)
+    trainer.scheduler_monitor = monitor
 
 
 def metric_columns(task_metric: str, has_val: bool) -> list[str]:
@@ -110,6 +156,7 @@ class Session:
             )
         stopper = EarlyStopping(monitor, es.patience, es.min_delta, es.mode) if es else None
         best = BestTracker(monitor, es.mode if es else "auto")
+        attach_scheduler(trainer, config, monitor, best.mode)
         return cls(config, dataset, trainer, device, best, stopper)
 
     def checkpoint(self, state: dict | None = None, row: dict | None = None) -> dict[str, Any]:
@@ -200,6 +247,10 @@ def resume_experiment(run_dir: Path, overrides: list[str] | None = None,
         raise UserError(f"{run_dir} has no {rundir.CHECKPOINTS}/last.pt: it stopped before its first checkpoint; "
                         f"start it again with clftrain fit {config_file}")
     payload = rundir.load_checkpoint(last)
+    scheduler = config.train.scheduler
+    if scheduler and scheduler.name == "onecycle" and any(item.startswith("train.epochs") for item in overrides):
+        raise UserError("a onecycle schedule is planned over the original epochs and cannot be extended; "
+                        "start a new run with more epochs")
     session = Session.prepare(config)
     _check_same_run(payload, config, last)
     best_file = rundir.checkpoint_path(run_dir, rundir.BEST)

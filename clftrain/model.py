@@ -9,6 +9,7 @@ from torch import nn
 from clftrain.activations import ACTIVATIONS
 from clftrain.config import ModelConfig
 from clftrain.errors import UserError
+from clftrain.inits import INITS
 from clftrain.losses import EXPECTS_PROBABILITIES
 
 
@@ -30,7 +31,19 @@ def build_model(cfg: ModelConfig, in_features: int, out_features: int, loss: str
     layers.append(nn.Linear(width, out_features))
     if loss in EXPECTS_PROBABILITIES:
         layers.append(nn.Sigmoid())
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    _initialise(model, cfg.init)
+    return model
+
+
+def _initialise(model: nn.Module, init: str) -> None:
+    fill = INITS.get(init)
+    if fill is None:
+        return  # PyTorch's default, drawn when the layers were built
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear):
+            fill(layer.weight)
+            nn.init.zeros_(layer.bias)
 
 
 @dataclass

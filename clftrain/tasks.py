@@ -87,6 +87,34 @@ class Multiclass(Task):
         return (outputs.argmax(dim=1) == targets).sum()
 
 
+class Multilabel(Task):
+    """Several independent yes/no labels per sample: one sigmoid output each, threshold 0.5 per label.
+
+    Outputs [N, L], targets float [N, L]. The per-epoch `acc` is subset accuracy:
+    a sample counts only when every one of its labels is right.
+    """
+
+    name = "multilabel"
+    losses = ("bce_with_logits", "bce")
+    metric = "acc"
+
+    def out_features(self, n_classes: int) -> int:
+        return n_classes
+
+    def prepare_targets(self, y: np.ndarray) -> np.ndarray:
+        return y.astype("float32").reshape(len(y), -1)
+
+    def probabilities(self, outputs, are_probabilities):
+        return outputs if are_probabilities else outputs.sigmoid()
+
+    def labels(self, probabilities):
+        return (probabilities >= 0.5).to(probabilities.dtype)
+
+    def score_sum(self, outputs, targets, are_probabilities):
+        threshold = 0.5 if are_probabilities else 0.0
+        return ((outputs >= threshold) == (targets >= 0.5)).all(dim=1).sum()
+
+
 class Regression(Task):
     """The "can it fit a straight line?" sanity check: metric is the mean absolute error."""
 
@@ -99,7 +127,7 @@ class Regression(Task):
 
 
 TASKS: Registry[Task] = Registry("task")
-for _task in (Binary(), Multiclass(), Regression()):
+for _task in (Binary(), Multiclass(), Multilabel(), Regression()):
     TASKS.register(_task.name)(_task)
 
 

@@ -58,6 +58,9 @@ class Trainer:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0  # training wall time, including earlier sessions when resumed
     stopped_early: bool = False
+    scheduler: object | None = None  # a torch lr scheduler, stepped as `scheduler_interval` says
+    scheduler_interval: str = "epoch"  # "epoch" | "step" | "metric" (see schedulers.py)
+    scheduler_monitor: str = "test_loss"  # the metric a "metric" scheduler watches
 
     def __post_init__(self) -> None:
         device = self.splits["train"].X.device
@@ -86,12 +89,21 @@ class Trainer:
             self.seconds = time.perf_counter() - started
             if evaluated:
                 self._end_evaluated_epoch(train_sums)
+            self._step_scheduler(evaluated)
         self.seconds = time.perf_counter() - started
         if self.status == "running":
             self.status = "completed"
         for cb in self.callbacks:
             cb.on_fit_end(self)
         return self
+
+    def _step_scheduler(self, evaluated: bool) -> None:
+        if self.scheduler is None:
+            return
+        if self.scheduler_interval == "epoch":
+            self.scheduler.step()
+        elif self.scheduler_interval == "metric" and evaluated and self.history:
+            self.scheduler.step(self.history[-1][self.scheduler_monitor])
 
     def _end_evaluated_epoch(self, train_sums: list[torch.Tensor]) -> None:
         row = self.make_row(train_sums)
@@ -127,6 +139,8 @@ class Trainer:
         if self.cfg.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=True)
         self.optimizer.step()
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self.scheduler.step()
         if not track:
             return []
         with torch.no_grad():
@@ -169,6 +183,7 @@ class Trainer:
             "seconds": self.seconds,
             "history": self.history,
             "rng": capture_rng(self.generator),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
         }
 
     def restore(self, state: dict) -> None:
@@ -176,6 +191,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.seconds = int(state["epoch"]), float(state["seconds"])
         self.history = [dict(row) for row in state["history"]]
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"], self.generator)
 
 

@@ -51,8 +51,12 @@ def weights(run: Path, which: str = "last") -> dict:
                     model={"dropout": 0.3}),
         # early stopping state survives too
         tiny_config(train={"epochs": 40, "log_every": 5, "early_stopping": {"monitor": "test_acc", "patience": 15}}),
+        # learning-rate schedules: per epoch, and per batch
+        tiny_config(train={"epochs": 30, "log_every": 5, "scheduler": {"name": "plateau", "patience": 1}}),
+        tiny_config(train={"epochs": 30, "log_every": 5, "batch_size": 50, "optimizer": "adam",
+                           "scheduler": {"name": "onecycle"}}),
     ],
-    ids=["full-batch", "mini-batch-dropout-adam", "early-stopping"],
+    ids=["full-batch", "mini-batch-dropout-adam", "early-stopping", "plateau", "onecycle"],
 )
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, tmp_path, config):
     path = write_config(config)
