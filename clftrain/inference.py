@@ -18,7 +18,8 @@ CHUNK = 65_536
 def predict(
     model: nn.Module, task: Task, X: np.ndarray, outputs_are_probabilities: bool, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, labels) as numpy: probabilities [N, C] (binary, regression: [N, 1]), labels [N]."""
+    """(probabilities, labels) as numpy: probabilities [N, C] (binary, regression: [N, 1]), labels [N]
+    (multilabel: [N, L])."""
     model.eval()
     probabilities = []
     for start in range(0, len(X), CHUNK):
@@ -33,7 +34,7 @@ class Scored:
     """A split run through the model, with the numbers metrics.csv records for it."""
 
     probabilities: np.ndarray  # [N, C] (binary, regression: [N, 1])
-    labels: np.ndarray  # [N] class indices (binary: 0./1.), regression: predicted values
+    labels: np.ndarray  # [N] class indices (binary: 0./1.), multilabel [N, L] 0./1., regression: values
     loss: float  # the run's training loss function, a mean over the rows
     score: float  # the task's metric: accuracy (a fraction) or mean absolute error
 
@@ -60,5 +61,7 @@ def score(
 
 
 def _to_numpy(task: Task, probabilities: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    labels = task.labels(probabilities).reshape(len(probabilities), -1)[:, 0]
+    labels = task.labels(probabilities).reshape(len(probabilities), -1)
+    if labels.shape[1] == 1:  # one label per row: [N]
+        labels = labels[:, 0]
     return probabilities.cpu().numpy(), labels.cpu().numpy()

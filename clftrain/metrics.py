@@ -56,6 +56,38 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.nda
     }
 
 
+def label_confusions(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Multi-label: [L, 2, 2] counts, one [[TN, FP], [FN, TP]] per label."""
+    from sklearn.metrics import multilabel_confusion_matrix
+
+    return multilabel_confusion_matrix(_indicators(y_true), _indicators(y_pred))
+
+
+def multilabel(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray, label_names: list[str]) -> dict:
+    """Subset accuracy, Hamming loss, micro/macro/per-sample precision, recall and F1, ROC-AUC, a per-label table."""
+    from sklearn import metrics as skm
+
+    Y, P = _indicators(y_true), _indicators(y_pred)
+    notes: list[str] = []
+    result = {"subset_accuracy": skm.accuracy_score(Y, P), "hamming_loss": skm.hamming_loss(Y, P)}
+    for average in ("micro", "macro", "samples"):
+        p, r, f, _ = skm.precision_recall_fscore_support(Y, P, average=average, zero_division=0)
+        result.update({f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f})
+    probs = np.asarray(probabilities, dtype=np.float64)
+    result["roc_auc_macro"] = _roc_auc(lambda: skm.roc_auc_score(Y, probs, average="macro"), notes)
+    p, r, f, support = skm.precision_recall_fscore_support(Y, P, average=None, zero_division=0)
+    per_label = [{"class": name, "precision": p[i], "recall": r[i], "f1": f[i], "support": int(support[i])}
+                 for i, name in enumerate(label_names)]
+    matrices = label_confusions(Y, P)
+    return {
+        "metrics": _plain(result),
+        "per_class": _plain(per_label),
+        # per label [[TN, FP], [FN, TP]]: rows true no/yes, columns predicted no/yes
+        "confusion_matrix": {"labels": list(label_names), "per_label": matrices.tolist()},
+        "notes": notes,
+    }
+
+
 def regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     from sklearn import metrics as skm
 
@@ -73,6 +105,11 @@ def regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 def _labels(y: np.ndarray) -> np.ndarray:
     """Class indices as int [N], whatever the task's target layout (binary: float [N, 1])."""
     return np.asarray(y).reshape(len(y), -1)[:, 0].astype(np.int64)
+
+
+def _indicators(y: np.ndarray) -> np.ndarray:
+    """Multi-label targets or predictions as a 0/1 int matrix [N, L]."""
+    return (np.asarray(y) >= 0.5).astype(np.int64)
 
 
 def _full_probabilities(probabilities: np.ndarray) -> np.ndarray:

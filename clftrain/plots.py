@@ -37,30 +37,43 @@ def _save(fig, path: Path) -> None:
 
 def decision_boundary(
     path: Path, predict_labels: PredictLabels, train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray], class_names: list[str], title: str,
+    test: tuple[np.ndarray, np.ndarray], class_names: list[str], title: str, multilabel: bool = False,
 ) -> None:
     """Train | test side by side: predicted class regions, true classes as points on top.
 
     Two features: the feature plane itself. More: the plane of the training data's
     first two principal components (the title says so). One: a strip along the axis.
+    Multi-label: one row per label, its regions where the model predicts it.
     """
     projection = _Projection.fit(train[0])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharex=True, sharey=True, layout="constrained")
-    xx, yy, regions = _regions(predict_labels, projection, np.concatenate([train[0], test[0]]))
+    xx, yy, regions = _regions(predict_labels, projection, np.concatenate([train[0], test[0]]))  # [H, W, L]
+    if multilabel:
+        rows = [(f"label '{name}': ", regions[..., j], train[1][:, j], test[1][:, j], [f"not {name}", name])
+                for j, name in enumerate(class_names)]
+    else:
+        rows = [("", regions[..., 0], train[1].reshape(len(train[1]), -1)[:, 0],
+                 test[1].reshape(len(test[1]), -1)[:, 0], class_names)]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(12, 5.2 if len(rows) == 1 else 4.2 * len(rows)),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    for ax_pair, (label, row_regions, y_train, y_test, names) in zip(axes, rows):
+        _boundary_row(ax_pair, xx, yy, row_regions, projection, [(train[0], y_train), (test[0], y_test)], names, label)
+    fig.suptitle(f"{title}\n{projection.description}", fontsize=11)
+    _save(fig, path)
+
+
+def _boundary_row(axes, xx, yy, regions, projection: _Projection, splits, class_names: list[str], label: str) -> None:
     n_classes = max(len(class_names), 2)
     levels = np.arange(n_classes + 1) - 0.5
-    for ax, (X, y), split in zip(axes, (train, test), ("Train", "Test")):
+    for ax, (X, y), split in zip(axes, splits, ("Train", "Test")):
         ax.contourf(xx, yy, regions, levels=levels, cmap=plt.cm.RdYlBu, alpha=0.7, vmin=-0.5, vmax=n_classes - 0.5)
         points = projection.to_plane(X)
-        scatter = ax.scatter(points[:, 0], points[:, 1], c=y.reshape(len(y), -1)[:, 0], s=18,
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=y, s=18,
                              cmap=plt.cm.RdYlBu, vmin=0, vmax=n_classes - 1, edgecolors="k", linewidths=0.4)
-        ax.set_title(f"{split} ({len(X)} points)")
+        ax.set_title(f"{label}{split} ({len(X)} points)")
         ax.set_xlabel(projection.axis_labels[0])
         ax.set_ylabel(projection.axis_labels[1])
     handles, _ = scatter.legend_elements()
     axes[1].legend(handles, class_names[: len(handles)], title="class", loc="best", fontsize=8)
-    fig.suptitle(f"{title}\n{projection.description}", fontsize=11)
-    _save(fig, path)
 
 
 class _Projection:
@@ -107,7 +120,7 @@ def _regions(predict_labels: PredictLabels, projection: _Projection, X: np.ndarr
     xx, yy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], GRID_STEPS),
                          np.linspace(lo[1] - pad[1], hi[1] + pad[1], GRID_STEPS))
     grid = projection.to_features(np.column_stack([xx.ravel(), yy.ravel()]).astype(np.float32))
-    regions = predict_labels(grid.astype(np.float32)).reshape(xx.shape)
+    regions = predict_labels(grid.astype(np.float32)).reshape(*xx.shape, -1)  # a last axis per label
     return xx, yy, regions
 
 
@@ -169,6 +182,23 @@ def confusion_matrix(path: Path, counts: np.ndarray, class_names: list[str], tit
     if len(class_names) > 6:
         for ax in axes:
             ax.tick_params(axis="x", labelrotation=45)
+    fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
+def label_confusions(path: Path, matrices: np.ndarray, label_names: list[str], title: str) -> None:
+    """Multi-label: one 2x2 matrix of counts per label (rows: true no/yes, columns: predicted no/yes)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    columns = min(5, len(label_names))
+    rows = -(-len(label_names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 3.3 * rows), squeeze=False, layout="constrained")
+    for ax, counts, name in zip(axes.flat, matrices, label_names):
+        ConfusionMatrixDisplay(counts, display_labels=["no", "yes"]).plot(
+            ax=ax, cmap="Blues", values_format="d", colorbar=False)
+        ax.set_title(name)
+    for ax in axes.flat[len(label_names):]:
+        ax.axis("off")
     fig.suptitle(title, fontsize=11)
     _save(fig, path)
 

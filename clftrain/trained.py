@@ -37,21 +37,18 @@ class TrainedRun:
     rows: list[dict[str, float]]  # metrics.csv
     checkpoint: str = "last"  # which weights `model` holds
     inputs: ModelInputs | None = None  # feature order, scaling, class names; from `dataset` when not given
-    recorded: dict[str, float] = field(default_factory=dict)  # the metrics row saved with these weights
+    epoch: int | None = None  # the epoch these weights finished
+    recorded: dict[str, float] = field(default_factory=dict)  # the metrics.csv row of that epoch, if evaluated
 
     def __post_init__(self) -> None:
         if self.inputs is None:
             self.inputs = ModelInputs.from_dataset(self.dataset)
-        if not self.recorded and self.rows:
-            self.recorded = dict(self.rows[-1])  # fit: the weights it just trained are the last row's
+        if self.epoch is None and self.rows:  # fit: the weights it just trained are the last row's
+            self.epoch, self.recorded = int(self.rows[-1]["epoch"]), dict(self.rows[-1])
 
     @property
     def outputs_are_probabilities(self) -> bool:
         return self.config.train.loss in EXPECTS_PROBABILITIES
-
-    @property
-    def epoch(self) -> int | None:
-        return int(self.recorded["epoch"]) if "epoch" in self.recorded else None
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, labels) for already-scaled features."""
@@ -59,7 +56,11 @@ class TrainedRun:
 
     def score(self, X: np.ndarray, y: np.ndarray) -> Scored:
         """Predictions plus loss and score over a whole split, exactly as the training loop computes them."""
-        loss_fn = LOSSES.get(self.config.train.loss)()
+        # Imported here: experiment imports this module. Class weights and label smoothing come from the
+        # training split, so the loss needs the dataset.
+        from clftrain.experiment import loss_options
+
+        loss_fn = LOSSES.get(self.config.train.loss)(**loss_options(self.config, self.dataset, self.device))
         return score(self.model, self.inputs.task, loss_fn, X, y, self.outputs_are_probabilities, self.device)
 
     def test_split(self) -> tuple[np.ndarray, np.ndarray]:
@@ -91,8 +92,11 @@ class TrainedRun:
         resolved = _resolve_device(device, config.device, config_file)
         metrics_file = run_dir / rundir.METRICS
         rows = rundir.read_metrics(metrics_file) if metrics_file.is_file() else []
-        return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs,
-                   dict(payload.get("metrics") or {}))
+        epoch = int(payload["epoch"])
+        recorded = dict(payload.get("metrics") or {})
+        if recorded.get("epoch") != epoch:  # stopped between two evaluated epochs: no row for these weights
+            recorded = {}
+        return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs, epoch, recorded)
 
     def draw_plots(self, run_dir: Path) -> list[Path]:
         """Every plot of the run into run_dir/plots, from these weights; returns the files written."""
@@ -100,31 +104,43 @@ class TrainedRun:
         data, task = self.dataset, self.inputs.task
         train, test = (data.X_train, data.y_train), (data.X_test, data.y_test)
         scored = self.score(*self.test_split())
-        title = f"{self.config.name} ({self._weights_label()}): {_test_result(task.metric, scored.score)}"
+        title = f"{self.config.name} ({self._weights_label()}): {_test_result(task.name, scored.score)}"
         written = []
         if task.name == "regression":
             written.append(plot_dir / "predictions.png")
             plots.regression_fit(written[-1], lambda X: self.predict(X)[0][:, 0], train, test, title)
         else:
-            from clftrain.metrics import confusion
-
+            multilabel = task.name == "multilabel"
             written.append(plot_dir / "decision_boundary.png")
-            plots.decision_boundary(written[-1], lambda X: self.predict(X)[1], train, test, data.class_names, title)
-            written.append(plot_dir / "confusion_matrix.png")
-            counts = confusion(test[1], scored.labels, len(data.class_names))
-            plots.confusion_matrix(written[-1], counts, data.class_names, f"{title}\ntest split, {len(test[1])} rows")
+            plots.decision_boundary(written[-1], lambda X: self.predict(X)[1], train, test, data.class_names, title,
+                                    multilabel)
+            written.append(self._draw_confusion(plot_dir, test[1], scored.labels, f"{title}\ntest split, "
+                                                f"{len(test[1])} rows"))
         if self.rows:
             written.append(plot_dir / "curves.png")
             plots.learning_curves(written[-1], self.rows, task.metric, f"{title}\nlearning curves", self.epoch)
         return written
+
+    def _draw_confusion(self, plot_dir: Path, y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Path:
+        from clftrain import metrics
+
+        path = plot_dir / "confusion_matrix.png"
+        names = self.inputs.class_names
+        if self.inputs.task.name == "multilabel":
+            plots.label_confusions(path, metrics.label_confusions(y_true, y_pred), names, f"{title}, per label")
+        else:
+            plots.confusion_matrix(path, metrics.confusion(y_true, y_pred, len(names)), names, title)
+        return path
 
     def _weights_label(self) -> str:
         epoch = f", epoch {self.epoch}" if self.epoch is not None else ""
         return f"{self.checkpoint} checkpoint{epoch}"
 
 
-def _test_result(metric: str, value: float) -> str:
-    return f"test accuracy {value:.2%}" if metric == "acc" else f"test MAE {value:.4f}"
+def _test_result(task: str, value: float) -> str:
+    if task == "regression":
+        return f"test MAE {value:.4f}"
+    return f"test {'subset accuracy' if task == 'multilabel' else 'accuracy'} {value:.2%}"
 
 
 def _check_same_data(saved: ModelInputs, rebuilt: ModelInputs, config_file: Path) -> None:

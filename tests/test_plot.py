@@ -21,6 +21,8 @@ def runs(tmp_path_factory):
                                              train={"optimizer": "adam", "lr": 0.01})),
         "line": fit_run(root, tiny_config(name="line", task="regression", dataset={"name": "linear"},
                                           model={"layers": []})),
+        "multi": fit_run(root, tiny_config(name="multi", dataset={"name": "multilabel", "n_features": 3,
+                                                                   "n_classes": 3})),
     }
 
 
@@ -102,6 +104,19 @@ def test_regression_run_gets_a_predictions_plot_instead(runs, figures):
     assert invoke("plot", runs["line"]).exit_code == 0
     assert sorted(p.name for p in (runs["line"] / "plots").iterdir()) == ["curves.png", "predictions.png"]
     assert "line (last checkpoint, epoch 20): test MAE " in figures["predictions.png"]["text"]
+
+
+def test_multilabel_run_gets_one_boundary_row_and_one_matrix_per_label(runs, figures):
+    assert invoke("plot", runs["multi"]).exit_code == 0
+    boundary = figures["decision_boundary.png"]
+    assert len(boundary["axes"]) == 6  # 3 labels x (train | test)
+    for name in ("label1", "label2", "label3"):
+        assert f"label '{name}': Train (160 points)" in boundary["text"] and f"not {name}" in boundary["text"]
+    assert "test subset accuracy" in boundary["text"]
+    confusion = figures["confusion_matrix.png"]
+    assert [ax.get_title() for ax in confusion["axes"]] == ["label1", "label2", "label3"]
+    for ax in confusion["axes"]:
+        assert sum(int(t.get_text()) for t in ax.texts) == 40  # each label's 2x2 counts every test row
 
 
 def test_plot_user_errors(tmp_path):
