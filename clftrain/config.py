@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 
 from clftrain.activations import ACTIVATIONS
 from clftrain.inits import INITS
@@ -212,9 +214,37 @@ class DigitsConfig(_BundledConfig):
     name: Literal["digits"]
 
 
+class CsvConfig(_DatasetBase):
+    """Your own table: a header row naming the columns, then one row per sample."""
+
+    name: Literal["csv"]
+    path: str = Field(description="The CSV file; a relative path is relative to the config file.")
+    target: Union[str, Annotated[list[str], Field(min_length=1)]] = Field(
+        description="The label column; a list of 0/1 columns makes a multi-label task.")
+    features: list[str] | None = Field(None, description="Input columns (default: every other column).")
+    categorical: Union[Literal["auto"], list[str]] = Field(
+        default_factory=list, description="Columns to one-hot encode; auto: every non-numeric input column.")
+    impute: Literal["mean", "median", "most_frequent"] | None = Field(
+        None, description="Fill missing values (fitted on training rows; categories take the most frequent); "
+        "null: missing values are an error.")
+    standardize: bool = Field(True, description="Scale numeric features to zero mean, unit variance (fitted on train).")
+
+    @field_validator("path")
+    @classmethod
+    def _relative_to_config(cls, path: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dir")
+        resolved = Path(path).expanduser()
+        if not resolved.is_absolute() and base is not None:
+            resolved = Path(base) / resolved
+        if not resolved.is_file():
+            where = f" (looked for {resolved})" if str(resolved) != path else ""
+            raise ValueError(f"CSV file not found{where}; the path is relative to the config file")
+        return str(resolved.resolve())
+
+
 _DATASET_CLASSES = (
     CirclesConfig, MoonsConfig, BlobsConfig, SpiralsConfig, ClassificationConfig, LinearConfig,
-    MultilabelConfig, IrisConfig, WineConfig, BreastCancerConfig, DigitsConfig,
+    MultilabelConfig, IrisConfig, WineConfig, BreastCancerConfig, DigitsConfig, CsvConfig,
 )
 DATASET_NAMES = [cls.model_fields["name"].annotation.__args__[0] for cls in _DATASET_CLASSES]
 DatasetConfig = Annotated[Union[_DATASET_CLASSES], Field(discriminator="name")]
@@ -438,12 +468,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     if not isinstance(raw, dict):
         raise UserError(f"config file {path} must be a mapping of keys (name:, dataset:, ...), not a {type(raw).__name__}")
     parsed = parse_overrides(overrides or [])
-    return validate_config(apply_overrides(raw, parsed), source=str(path), set_keys=set(parsed))
+    return validate_config(apply_overrides(raw, parsed), source=str(path), set_keys=set(parsed), base_dir=path.parent)
 
 
-def validate_config(data: dict[str, Any], source: str = "config", set_keys: set[str] = frozenset()) -> Config:
+def validate_config(data: dict[str, Any], source: str = "config", set_keys: set[str] = frozenset(),
+                    base_dir: Path | None = None) -> Config:
+    """Validate a raw mapping; relative dataset paths resolve against `base_dir` (the config's folder)."""
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         lines = [_describe(error, data, set_keys) for error in exc.errors()]
         raise UserError(f"invalid config {source}:\n" + "\n".join(f"  - {line}" for line in lines)) from None

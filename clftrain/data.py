@@ -1,4 +1,4 @@
-"""Datasets: generate or load features and targets, split them, scale them.
+"""Datasets: generate or load features and targets, split them, preprocess them.
 
 Everything here is numpy; tensors are made once, in train.py, on the target
 device. `dataset.seed` seeds both the generator and the split, so the same
@@ -14,6 +14,7 @@ import numpy as np
 
 from clftrain.config import Config
 from clftrain.errors import UserError
+from clftrain.features import Columns, Preprocessor
 from clftrain.registry import Registry
 from clftrain.tasks import Task, get_task
 
@@ -22,47 +23,31 @@ from clftrain.tasks import Task, get_task
 class RawData:
     """What a dataset builder returns: all rows, before splitting."""
 
-    X: np.ndarray  # [N, F] float
-    y: np.ndarray  # [N] class indices (int) or regression targets (float)
+    X: np.ndarray | Columns  # [N, F] numbers, or raw columns by name (CSV: may hold text and gaps)
+    y: np.ndarray  # [N] class indices, [N, L] 0/1 labels, or [N] regression targets
     feature_names: list[str]
     class_names: list[str] = field(default_factory=list)  # index -> name; [] for regression
+    categorical: list[str] = field(default_factory=list)  # columns to one-hot encode
+    task: str | None = None  # what the targets imply, when only the data can tell (CSV)
 
-
-@dataclass
-class Scaler:
-    """Standardisation fitted on the training split: x' = (x - mean) / std."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, X: np.ndarray) -> Scaler:
-        std = X.std(axis=0)
-        return cls(mean=X.mean(axis=0), std=np.where(std > 0, std, 1.0))  # constant column: leave it
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.mean) / self.std).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Scaler:
-        return cls(mean=np.asarray(d["mean"], dtype=np.float64), std=np.asarray(d["std"], dtype=np.float64))
+    def columns(self) -> Columns:
+        if isinstance(self.X, dict):
+            return self.X
+        return {name: self.X[:, j].astype(np.float64) for j, name in enumerate(self.feature_names)}
 
 
 @dataclass
 class Dataset:
-    """Split, scaled data ready for training: float32 features, targets as the task wants them."""
+    """Split, preprocessed data ready for training: float32 features, targets as the task wants them."""
 
     task: Task
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    feature_names: list[str]
+    feature_names: list[str]  # model inputs (after one-hot encoding)
     class_names: list[str]
-    scaler: Scaler | None = None
+    preprocessor: Preprocessor
     X_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
 
@@ -170,58 +155,75 @@ for _name, _loader in {"iris": "load_iris", "wine": "load_wine", "breast_cancer"
     DATASETS.register(_name)(_bundled(_loader))
 
 
+@DATASETS.register("csv")
+def _csv(cfg) -> RawData:
+    from clftrain.tabular import load_csv  # imported here: tabular builds on this module
+
+    return load_csv(cfg)
+
+
 def _numbered(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i + 1}" if prefix else str(i) for i in range(n)]
 
 
 def build_dataset(config: Config) -> Dataset:
-    """Generate or load the data, split it (stratified for classes) and scale it."""
-    raw = DATASETS.get(config.dataset.name)(config.dataset)
-    task = get_task(config.task)
+    """Generate or load the data, split it (stratified for classes) and preprocess it."""
+    cfg = config.dataset
+    raw = DATASETS.get(cfg.name)(cfg)
+    task = get_task(_task_name(config, raw))
     parts = _split(raw, config, stratify=task.name in ("binary", "multiclass"))
-    scaler = Scaler.fit(parts["train"][0]) if config.dataset.standardize else None
-
-    def features(X):
-        return scaler.transform(X) if scaler else X.astype(np.float32)
+    columns = raw.columns()
+    numeric = [name for name in raw.feature_names if name not in raw.categorical]
+    pre = Preprocessor.fit(_rows(columns, parts["train"]), numeric, raw.categorical,
+                           getattr(cfg, "impute", None), cfg.standardize)
 
     def split(name):
         if name not in parts:
             return None, None
-        X, y = parts[name]
-        return features(X), task.prepare_targets(y)
+        rows = parts[name]
+        return pre.transform(_rows(columns, rows)), task.prepare_targets(raw.y[rows])
 
-    X_train, y_train = split("train")
-    X_test, y_test = split("test")
-    X_val, y_val = split("val")
-    return Dataset(
-        task=task, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
-        feature_names=raw.feature_names, class_names=raw.class_names, scaler=scaler,
-        X_val=X_val, y_val=y_val,
-    )
+    (X_train, y_train), (X_test, y_test), (X_val, y_val) = split("train"), split("test"), split("val")
+    return Dataset(task=task, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
+                   feature_names=pre.feature_names, class_names=raw.class_names, preprocessor=pre,
+                   X_val=X_val, y_val=y_val)
 
 
-def _split(raw: RawData, config: Config, stratify: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """train / test (/ val) rows, drawn with dataset.seed."""
+def _task_name(config: Config, raw: RawData) -> str:
+    """The config's task, or the one the targets imply; an explicit task must fit the targets."""
+    if raw.task is None or config.task == raw.task:
+        return config.task
+    if config.task == "auto":
+        return raw.task
+    if {config.task, raw.task} == {"binary", "multiclass"}:
+        return config.task  # two classes can be trained as a 2-way softmax, and vice versa
+    raise UserError(f"task = '{config.task}' does not fit the targets of {getattr(config.dataset, 'path', config.dataset.name)} "
+                    f"(they make a {raw.task} task); use task: auto or {raw.task}")
+
+
+def _rows(columns: Columns, rows: np.ndarray) -> Columns:
+    return {name: values[rows] for name, values in columns.items()}
+
+
+def _split(raw: RawData, config: Config, stratify: bool) -> dict[str, np.ndarray]:
+    """Row indices of train / test (/ val), drawn with dataset.seed."""
     from sklearn.model_selection import train_test_split
 
     cfg = config.dataset
+    rows = np.arange(len(raw.y))
     try:
-        X_rest, X_test, y_rest, y_test = train_test_split(
-            raw.X, raw.y, test_size=cfg.test_size, random_state=cfg.seed,
-            stratify=raw.y if stratify else None,
-        )
-        parts = {"test": (X_test, y_test)}
+        rest, test = train_test_split(rows, test_size=cfg.test_size, random_state=cfg.seed,
+                                      stratify=raw.y if stratify else None)
+        parts = {"test": test}
         if cfg.val_size > 0:
             # val_size is a fraction of all rows; rescale it to a fraction of what is left.
-            X_rest, X_val, y_rest, y_val = train_test_split(
-                X_rest, y_rest, test_size=cfg.val_size / (1 - cfg.test_size), random_state=cfg.seed,
-                stratify=y_rest if stratify else None,
-            )
-            parts["val"] = (X_val, y_val)
+            rest, val = train_test_split(rest, test_size=cfg.val_size / (1 - cfg.test_size), random_state=cfg.seed,
+                                         stratify=raw.y[rest] if stratify else None)
+            parts["val"] = val
     except ValueError as exc:
         raise UserError(
             f"cannot split dataset '{cfg.name}' ({len(raw.y)} rows) with test_size={cfg.test_size:g}, "
             f"val_size={cfg.val_size:g}: {exc}; use more samples or larger fractions"
         ) from None
-    parts["train"] = (X_rest, y_rest)
+    parts["train"] = rest
     return parts

@@ -88,7 +88,7 @@ def target_column(config) -> str:
 def _read_external(run: TrainedRun, path: Path):
     table = CsvTable.read(path)
     target = target_column(run.config)
-    features = run.inputs.feature_names
+    features = run.inputs.input_columns
     table.require(features + [target], f"features {', '.join(features)} and target '{target}'")
     source = {"source": "csv", "path": str(path), "rows": len(table.rows), "target": target}
     return run.inputs.features(table), run.inputs.targets(table, target), source

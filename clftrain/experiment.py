@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from clftrain import __version__, rundir
-from clftrain.config import Config, config_to_yaml, load_config
+from clftrain.config import Config, config_to_yaml, load_config, validate_config
 from clftrain.data import Dataset, build_dataset
 from clftrain.device import resolve_device
 from clftrain.errors import UserError, did_you_mean
@@ -137,6 +137,8 @@ class Session:
     def prepare(cls, config: Config) -> Session:
         device = resolve_device(config.device)
         dataset = build_dataset(config)
+        if config.task == "auto":  # only the data could tell (CSV): resolve task and loss now
+            config = validate_config({**config.to_dict(), "task": dataset.task.name}, source="config")
         trainer = build_trainer(config, dataset, device)
         has_val = dataset.X_val is not None
         columns = metric_columns(dataset.task.metric, has_val)
@@ -168,7 +170,7 @@ class Session:
             payload.update(model=state, epoch=int(row["epoch"]), metrics=row)
         payload.update(
             config=self.config.to_dict(), task=data.task.name, feature_names=data.feature_names,
-            class_names=data.class_names, scaler=data.scaler.to_dict() if data.scaler else None,
+            class_names=data.class_names, preprocessor=data.preprocessor.to_dict(),
             callbacks={"best": self.best.state(), "early_stopping": self.stopper.state() if self.stopper else None},
             status=self.trainer.status,
         )
@@ -222,7 +224,7 @@ def fit_experiment(config: Config, out: Path | None = None, runs_root: Path = Pa
     if on_model is not None:
         on_model(describe_model(session.trainer.model), count_parameters(session.trainer.model), session.device)
     try:
-        rundir.atomic_write_text(run_dir / rundir.CONFIG, config_to_yaml(config))
+        rundir.atomic_write_text(run_dir / rundir.CONFIG, config_to_yaml(session.config))
     except OSError as exc:
         raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}") from None
     return _train(session, run_dir, callbacks)

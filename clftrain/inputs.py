@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clftrain.data import Dataset, Scaler
+from clftrain.data import Dataset
+from clftrain.features import Preprocessor
 from clftrain.errors import UserError
 from clftrain.tasks import Task, get_task
 
@@ -28,22 +29,28 @@ class ModelInputs:
     task: Task
     feature_names: list[str]  # in the order of the model's input columns
     class_names: list[str]  # label index -> class name as in the training data; [] for regression
-    scaler: Scaler | None  # standardisation fitted on the training split, if the config asked for it
+    preprocessor: Preprocessor  # imputation, one-hot encoding and scaling fitted on the training split
 
     @classmethod
     def from_dataset(cls, data: Dataset) -> ModelInputs:
-        return cls(data.task, list(data.feature_names), list(data.class_names), data.scaler)
+        return cls(data.task, list(data.feature_names), list(data.class_names), data.preprocessor)
 
     @classmethod
     def from_checkpoint(cls, payload: dict) -> ModelInputs:
-        scaler = payload.get("scaler")
         return cls(get_task(payload["task"]), list(payload["feature_names"]), list(payload["class_names"]),
-                   Scaler.from_dict(scaler) if scaler else None)
+                   Preprocessor.from_dict(payload["preprocessor"]))
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw columns a table must have (before one-hot encoding)."""
+        return self.preprocessor.input_columns
 
     def features(self, table: CsvTable) -> np.ndarray:
-        """The table's feature columns in the model's order, scaled as in training: float32 [N, F]."""
-        X = np.column_stack([table.numbers(name) for name in self.feature_names])
-        return self.scaler.transform(X) if self.scaler else X.astype(np.float32)
+        """The table's input columns, imputed, encoded and scaled as in training: float32 [N, F]."""
+        pre = self.preprocessor
+        columns = {name: table.numbers(name, allow_missing=name in pre.fill) for name in pre.numeric}
+        columns.update({name: table.texts(name) for name in pre.categorical})
+        return pre.transform(columns)
 
     def targets(self, table: CsvTable, column: str) -> np.ndarray:
         """The target column as the model's loss expects it (class indices, or values for regression)."""
@@ -71,6 +78,14 @@ def _class_index(class_names: list[str]) -> dict:
         if number is not None:
             index.setdefault(number, i)
     return index
+
+
+# Cells that mean "no value" in CSV files written by pandas, R, spreadsheets and UCI archives.
+MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+
+
+def is_missing(cell: str) -> bool:
+    return cell.strip().lower() in MISSING_MARKERS
 
 
 def _as_number(text: str) -> float | None:
@@ -134,9 +149,17 @@ class CsvTable:
         j = self.header.index(column)
         return ((line, row[j]) for line, row in enumerate(self.rows, start=2))
 
-    def numbers(self, column: str) -> np.ndarray:
+    def texts(self, column: str) -> np.ndarray:
+        """Stripped text per row (None where missing): values of a categorical column."""
+        return np.array([None if is_missing(cell) else cell.strip() for _, cell in self.cells(column)], dtype=object)
+
+    def numbers(self, column: str, allow_missing: bool = False) -> np.ndarray:
+        """Float per row; a missing cell is NaN when allowed (it will be imputed), else an error."""
         values = []
         for line, cell in self.cells(column):
+            if allow_missing and is_missing(cell):
+                values.append(math.nan)
+                continue
             number = _as_number(cell)
             if number is None or not math.isfinite(number):
                 shown = f"'{cell}'" if cell.strip() else "an empty value"

@@ -80,7 +80,7 @@ def test_standardize_uses_training_statistics_only():
     np.testing.assert_allclose(data.X_train.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(data.X_train.std(axis=0), 1, atol=1e-4)
     assert not np.allclose(data.X_test.mean(axis=0), 0, atol=1e-5)  # test rows are scaled, not refitted
-    assert data.scaler is not None
+    assert data.preprocessor.mean is not None
 
 
 def test_validation_split_takes_its_fraction_of_all_rows():

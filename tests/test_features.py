@@ -131,7 +131,7 @@ def test_bundled_datasets_keep_their_real_names(name, n_features, classes):
     data = build_dataset(validate_config({"dataset": {"name": name}}))
     assert data.n_features == n_features and data.class_names == classes
     assert data.feature_names[0] in ("sepal length (cm)", "alcohol", "mean radius", "pixel_0_0")
-    assert data.scaler is not None  # real data is standardised by default
+    assert data.preprocessor.mean is not None  # real data is standardised by default
 
 
 def test_bundled_datasets_reject_generator_keys():

@@ -1,0 +1,125 @@
+"""The user's own CSV table as a dataset: pick columns, check them, infer the task, name the classes.
+
+Every problem names the file, the column and (where one row is to blame) its
+line, and says how to fix it: users meet these errors on their own data first.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from clftrain.data import RawData
+from clftrain.errors import UserError
+from clftrain.inputs import CsvTable, is_missing
+
+TRUE_FALSE = {"0": 0, "1": 1, "false": 0, "true": 1, "no": 0, "yes": 1}
+
+
+def load_csv(cfg) -> RawData:
+    table = CsvTable.read(Path(cfg.path))
+    targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
+    _require(table, targets, "dataset.target")
+    features = cfg.features if cfg.features is not None else [c for c in table.header if c not in targets]
+    _require(table, features, "dataset.features")
+    overlap = sorted(set(features) & set(targets))
+    if overlap:
+        raise UserError(f"dataset.features includes the target column(s) {', '.join(map(repr, overlap))}; "
+                        "a model must not see its labels as inputs")
+    if not features:
+        raise UserError(f"{table.path} has no feature columns besides the target; add input columns")
+    categorical = _categorical(table, cfg.categorical, features)
+    _check_missing(table, features, cfg.impute)
+    columns = {name: table.texts(name) if name in categorical else _numbers(table, name, categorical)
+               for name in features}
+    if len(targets) > 1:
+        y, class_names, task = _multilabel_targets(table, targets), targets, "multilabel"
+    else:
+        y, class_names, task = _single_target(table, targets[0])
+    return RawData(columns, y, features, class_names, categorical=categorical, task=task)
+
+
+def _require(table: CsvTable, columns: list[str], key: str) -> None:
+    missing = [c for c in columns if c not in table.header]
+    if missing:
+        raise UserError(f"{key}: {table.path} has no column(s) {', '.join(map(repr, missing))}; "
+                        f"its columns are: {', '.join(table.header)}")
+
+
+def _categorical(table: CsvTable, setting, features: list[str]) -> list[str]:
+    if setting == "auto":
+        return [c for c in features if not _is_numeric(table, c)]
+    unknown = [c for c in setting if c not in features]
+    if unknown:
+        raise UserError(f"dataset.categorical names {', '.join(map(repr, unknown))}, which are not feature columns; "
+                        f"the features are: {', '.join(features)}")
+    return list(setting)
+
+
+def _is_numeric(table: CsvTable, column: str) -> bool:
+    for _, cell in table.cells(column):
+        if not is_missing(cell) and not _finite(cell):
+            return False
+    return True
+
+
+def _finite(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return False
+
+
+def _check_missing(table: CsvTable, features: list[str], impute) -> None:
+    if impute:
+        return
+    counts = {c: sum(is_missing(cell) for _, cell in table.cells(c)) for c in features}
+    gaps = {c: n for c, n in counts.items() if n}
+    if gaps:
+        listed = ", ".join(f"'{c}' ({n} of {len(table.rows)} rows)" for c, n in gaps.items())
+        raise UserError(f"{table.path} has missing values in {listed}; set dataset.impute to mean, median or "
+                        "most_frequent to fill them from the training rows, or fill them in the file")
+
+
+def _numbers(table: CsvTable, column: str, categorical: list[str]) -> np.ndarray:
+    for line, cell in table.cells(column):
+        if not is_missing(cell) and not _finite(cell):
+            raise UserError(
+                f"{table.path} line {line}, column '{column}': '{cell}' is not a number; declare the column in "
+                f"dataset.categorical (or set categorical: auto) to one-hot encode it, or fix the value"
+            )
+    return table.numbers(column, allow_missing=True)
+
+
+def _single_target(table: CsvTable, column: str) -> tuple[np.ndarray, list[str], str]:
+    """Class indices and names (or float targets for regression), and the task they imply."""
+    cells = []
+    for line, cell in table.cells(column):
+        if is_missing(cell):
+            raise UserError(f"{table.path} line {line}: the target column '{column}' is empty; every row needs a label")
+        cells.append(cell.strip())
+    numbers = [float(c) if _finite(c) else None for c in cells]
+    if all(n is not None for n in numbers) and any(n != int(n) for n in numbers):
+        return np.asarray(numbers, dtype=np.float64), [], "regression"  # fractional values: a quantity
+    names = sorted(set(cells), key=lambda c: (float(c), c) if _finite(c) else (math.inf, c))
+    if len(names) < 2:
+        raise UserError(f"{table.path}: the target column '{column}' has a single class ({names[0]!r}); "
+                        "classification needs examples of at least two classes")
+    index = {name: i for i, name in enumerate(names)}
+    y = np.asarray([index[c] for c in cells], dtype=np.int64)
+    return y, names, "binary" if len(names) == 2 else "multiclass"
+
+
+def _multilabel_targets(table: CsvTable, columns: list[str]) -> np.ndarray:
+    """[N, L] 0/1 matrix: each target column must hold yes/no values (0/1, true/false, yes/no)."""
+    Y = np.zeros((len(table.rows), len(columns)), dtype=np.int64)
+    for j, column in enumerate(columns):
+        for i, (line, cell) in enumerate(table.cells(column)):
+            value = TRUE_FALSE.get(cell.strip().lower())
+            if value is None:
+                raise UserError(f"{table.path} line {line}, column '{column}': '{cell}' is not 0/1; with several "
+                                "target columns each one is a yes/no label (0/1, true/false or yes/no)")
+            Y[i, j] = value
+    return Y
