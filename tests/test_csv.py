@@ -1,0 +1,145 @@
+"""The user's own CSV files: columns, categories, missing values, task inference and every bad-file case."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from clftrain.config import load_config
+from clftrain.data import build_dataset
+from clftrain.errors import UserError
+
+HEART = """age,sex,smoking,weight,disease
+61,male,current,90.5,yes
+45,female,never,61.0,no
+70,male,former,80.2,yes
+33,female,never,55.1,no
+52,male,never,77.0,no
+66,female,current,72.3,yes
+58,male,former,88.8,yes
+29,female,never,50.0,no
+"""
+
+
+def csv_config(tmp_path, text: str = HEART, **dataset) -> dict:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "table.csv").write_text(text)
+    return {"name": "csv", "dataset": {"name": "csv", "path": "data/table.csv", "target": "disease",
+                                       "test_size": 0.25, **dataset},
+            "model": {"layers": [8]}, "train": {"epochs": 5, "log_every": 5}}
+
+
+def build(write_config, tmp_path, text=HEART, **dataset):
+    path = write_config(csv_config(tmp_path, text, **dataset))
+    return build_dataset(load_config(path))
+
+
+def test_string_labels_become_class_names_and_categories_are_one_hot(write_config, tmp_path):
+    data = build(write_config, tmp_path, categorical=["sex", "smoking"])
+    assert data.task.name == "binary" and data.class_names == ["no", "yes"]
+    assert data.feature_names[:2] == ["age", "weight"]
+    assert set(data.feature_names[2:]) <= {"sex=female", "sex=male", "smoking=current", "smoking=former", "smoking=never"}
+    onehot = data.X_train[:, 2:]
+    assert set(np.unique(onehot)) <= {0.0, 1.0}
+
+
+def test_categorical_auto_detects_text_columns(write_config, tmp_path):
+    data = build(write_config, tmp_path, categorical="auto")
+    assert set(data.preprocessor.categorical) == {"sex", "smoking"}
+
+
+def test_features_option_picks_columns(write_config, tmp_path):
+    data = build(write_config, tmp_path, features=["age", "weight"])
+    assert data.feature_names == ["age", "weight"]
+
+
+def test_path_is_relative_to_the_config_file(write_config, tmp_path, monkeypatch):
+    monkeypatch.chdir("/")
+    config = load_config(write_config(csv_config(tmp_path, categorical="auto")))
+    assert config.dataset.path == str((tmp_path / "data" / "table.csv").resolve())
+
+
+def test_task_inference_from_targets(write_config, tmp_path):
+    three = HEART + "40,male,never,70.0,maybe\n41,female,never,60.0,maybe\n"
+    data = build(write_config, tmp_path, three, categorical="auto", test_size=0.3)
+    assert data.task.name == "multiclass" and data.class_names == ["maybe", "no", "yes"]
+    floats = "x,y\n" + "".join(f"{i},{i * 0.7 + 0.31}\n" for i in range(20))
+    data = build(write_config, tmp_path, floats, target="y")
+    assert data.task.name == "regression" and data.class_names == []
+
+
+def test_several_target_columns_make_a_multilabel_task(write_config, tmp_path):
+    text = "a,b,red,round\n" + "".join(f"{i},{i % 3},{i % 2},{int(i % 3 == 0)}\n" for i in range(24))
+    data = build(write_config, tmp_path, text, target=["red", "round"])
+    assert data.task.name == "multilabel" and data.class_names == ["red", "round"]
+    assert data.y_train.shape[1] == 2
+
+
+def test_missing_values_are_imputed_from_training_rows_when_asked(write_config, tmp_path):
+    text = HEART.replace("45,female,never,61.0", "NA,female,,61.0")
+    data = build(write_config, tmp_path, text, categorical="auto", impute="median")
+    pre = data.preprocessor
+    assert "age" in pre.fill and pre.fill["smoking"] in {"current", "former", "never"}
+    assert np.isfinite(data.X_train).all() and np.isfinite(data.X_test).all()
+
+
+@pytest.mark.parametrize(
+    ("text", "dataset", "expected"),
+    [
+        ("", {}, "is empty"),
+        ("age,disease\n", {}, "has a header but no data rows"),
+        (HEART, {}, "line 2, column 'sex': 'male' is not a number; declare the column in dataset.categorical"),
+        (HEART, {"target": "outcome", "categorical": "auto"}, "dataset.target: .* has no column\\(s\\) 'outcome'; its columns are: age, sex"),
+        (HEART.replace("yes", "no"), {"categorical": "auto"}, "the target column 'disease' has a single class \\('no'\\)"),
+        (HEART.replace("45,female,never,61.0", "45,female,never,"), {"categorical": "auto"},
+         "missing values in 'weight' \\(1 of 8 rows\\); set dataset.impute"),
+        (HEART.replace("45,female,never,61.0,no", "45,female,never,61.0,"), {"categorical": "auto"},
+         "line 3: the target column 'disease' is empty"),
+        (HEART, {"features": ["age", "disease"]}, "includes the target column\\(s\\) 'disease'"),
+        (HEART, {"features": ["age", "bmi"]}, "dataset.features: .* has no column\\(s\\) 'bmi'"),
+        (HEART, {"categorical": ["colour"]}, "dataset.categorical names 'colour', which are not feature columns"),
+        (HEART.replace("61,male,current,90.5,yes", "61,male,current,90.5"), {}, "line 2: 4 values for 5 columns"),
+        ("a,a,disease\n1,2,yes\n3,4,no\n", {}, "column\\(s\\) 'a' appear more than once"),
+        ("x,r,g\n1,1,0\n2,maybe,1\n", {"target": ["r", "g"]}, "line 3, column 'r': 'maybe' is not 0/1"),
+    ],
+    ids=["empty", "header-only", "non-numeric", "absent-target", "single-class", "missing-values", "missing-target",
+         "target-as-feature", "absent-feature", "unknown-categorical", "ragged-row", "duplicate-header", "multilabel-not-01"],
+)
+def test_bad_csv_files_exit_2_naming_the_column_or_row(cli, write_config, tmp_path, text, dataset, expected):
+    result = cli("fit", write_config(csv_config(tmp_path, text, **dataset)))
+    assert result.exit_code == 2, result.output
+    assert __import__("re").search(expected, result.output), result.output
+    assert "Traceback" not in result.output and not (tmp_path / "runs").exists()
+
+
+def test_csv_file_not_found_is_a_config_error(cli, write_config, tmp_path):
+    config = csv_config(tmp_path)
+    config["dataset"]["path"] = "data/nope.csv"
+    result = cli("fit", write_config(config))
+    assert result.exit_code == 2 and "dataset.path = 'data/nope.csv': CSV file not found" in result.output
+
+
+def test_csv_run_end_to_end_with_predict_on_unseen_categories(cli, write_config, tmp_path):
+    result = cli("fit", write_config(csv_config(tmp_path, categorical="auto")), "--out", tmp_path / "run", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["data"]["classes"] == ["no", "yes"] and summary["task"] == "binary"
+    assert "task: binary" in (tmp_path / "run" / "config.yaml").read_text()  # resolved from the data
+    (tmp_path / "new.csv").write_text("age,sex,smoking,weight,patient\n50,male,vaping,80,p1\n40,other,never,60,p2\n")
+    result = cli("predict", tmp_path / "run", tmp_path / "new.csv")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "age,sex,smoking,weight,patient,prob_no,prob_yes,predicted"
+    assert [line.split(",")[-1] for line in lines[1:]] in (["no", "no"], ["no", "yes"], ["yes", "no"], ["yes", "yes"])
+
+
+def test_predict_names_column_and_row_of_bad_values(cli, write_config, tmp_path):
+    cli("fit", write_config(csv_config(tmp_path, categorical="auto")), "--out", tmp_path / "run", "-q")
+    (tmp_path / "bad.csv").write_text("age,sex,smoking,weight\n50,male,never,heavy\n")
+    result = cli("predict", tmp_path / "run", tmp_path / "bad.csv")
+    assert result.exit_code == 2 and "line 2, column 'weight': 'heavy' is not a finite number" in result.output
+    (tmp_path / "short.csv").write_text("age,sex\n50,male\n")
+    result = cli("predict", tmp_path / "run", tmp_path / "short.csv")
+    assert result.exit_code == 2 and "no column(s) 'weight', 'smoking'" in result.output
