@@ -163,7 +163,9 @@ def predict(
     """Class probabilities and predicted labels for each row of INPUT_CSV, as CSV."""
     from clftrain.predict import predict_csv, write_output
 
-    text = predict_csv(run_dir, input_csv, checkpoint.value, device)
+    text, notes = predict_csv(run_dir, input_csv, checkpoint.value, device)
+    for note in notes:
+        err_console.print(Text("note: ", style="yellow") + Text(note))
     if out is None:
         typer.echo(text, nl=False)
         return

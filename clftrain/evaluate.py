@@ -12,7 +12,7 @@ from pathlib import Path
 
 from clftrain import metrics, rundir
 from clftrain.errors import UserError
-from clftrain.inputs import DEFAULT_TARGET, CsvTable
+from clftrain.inputs import CsvTable, target_columns
 from clftrain.trained import TrainedRun
 
 EVAL = "eval.json"
@@ -21,21 +21,21 @@ EVAL = "eval.json"
 def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = None,
                  device: str | None = None) -> dict:
     """The content of eval.json: what was evaluated, on what, and every metric."""
-    run = TrainedRun.load(run_dir, checkpoint, device, with_data=data is None)
+    # The data is rebuilt even for --data: class weights in the loss come from the training split.
+    run = TrainedRun.load(run_dir, checkpoint, device)
+    notes = []
     if data is None:
         X, y = run.test_split()
         source = {"source": "test split", "rows": len(y),
                   "rebuilt_from": f"{rundir.CONFIG} (dataset.seed {run.config.dataset.seed}, "
                                   f"test_size {run.config.dataset.test_size:g})"}
     else:
-        X, y, source = _read_external(run, data)
+        X, y, source, notes = _read_external(run, data)
     scored = run.score(X, y)
     task = run.inputs.task
-    if task.name == "regression":
-        result = metrics.regression(y, scored.probabilities[:, 0])
-    else:
-        result = metrics.classification(y, scored.labels, scored.probabilities, run.inputs.class_names)
+    result = _metrics(task.name, y, scored, run.inputs.class_names)
     result["metrics"]["loss"] = scored.loss
+    result["notes"] = notes + result["notes"]
     report = {
         "run": run.config.name,
         "run_dir": str(run_dir),
@@ -51,6 +51,14 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = No
         report["fit_check"] = fit_check(run, scored.loss, scored.score)
     report["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return report
+
+
+def _metrics(task: str, y, scored, class_names: list[str]) -> dict:
+    if task == "regression":
+        return metrics.regression(y, scored.probabilities[:, 0])
+    if task == "multilabel":
+        return metrics.multilabel(y, scored.labels, scored.probabilities, class_names)
+    return metrics.classification(y, scored.labels, scored.probabilities, class_names)
 
 
 def write_eval(run_dir: Path, report: dict) -> Path:
@@ -77,18 +85,11 @@ def fit_check(run: TrainedRun, loss: float, score: float) -> dict | None:
     }
 
 
-def target_column(config) -> str:
-    """The column holding the true labels: the dataset's own target column, or 'target' for generated data."""
-    target = getattr(config.dataset, "target", None) or DEFAULT_TARGET
-    if not isinstance(target, str):
-        raise UserError(f"eval --data supports one target column; this run's dataset.target is {target!r}")
-    return target
-
-
 def _read_external(run: TrainedRun, path: Path):
     table = CsvTable.read(path)
-    target = target_column(run.config)
-    features = run.inputs.input_columns
-    table.require(features + [target], f"features {', '.join(features)} and target '{target}'")
-    source = {"source": "csv", "path": str(path), "rows": len(table.rows), "target": target}
-    return run.inputs.features(table), run.inputs.targets(table, target), source
+    inputs = run.inputs
+    targets = target_columns(run.config, inputs.class_names, inputs.task.name)
+    features = inputs.input_columns
+    table.require(features + targets, f"features {', '.join(features)} and target {', '.join(map(repr, targets))}")
+    source = {"source": "csv", "path": str(path), "rows": len(table.rows), "target": ", ".join(targets)}
+    return inputs.features(table), inputs.targets(table, targets), source, inputs.unseen_categories(table)

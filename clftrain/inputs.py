@@ -1,9 +1,10 @@
 """What a trained model expects of its input rows, and reading such rows from a CSV file.
 
-Every checkpoint records the feature names in the order the model reads them, the
-scaling fitted on the training split and the class names in label order.
-`predict` and `eval --data` use them to turn a user's CSV into exactly the
-features the model was trained on, and its labels back into the user's classes.
+Every checkpoint records the raw input columns and the preprocessing fitted on the
+training split (imputation, one-hot encoding, scaling; features.Preprocessor) and
+the class names in label order. `predict` and `eval --data` use them to turn a
+user's CSV into exactly the features the model was trained on, and its labels
+back into the user's classes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from clftrain.tasks import Task, get_task
 DEFAULT_TARGET = "target"
 
 
+def target_columns(config, class_names: list[str], task: str) -> list[str]:
+    """The column(s) with the true labels: the dataset's own target, else `target` (multi-label: one per label)."""
+    target = getattr(config.dataset, "target", None)  # only CSV datasets name one
+    if target is not None:
+        return [target] if isinstance(target, str) else list(target)
+    return list(class_names) if task == "multilabel" else [DEFAULT_TARGET]
+
+
 @dataclass
 class ModelInputs:
     task: Task
@@ -37,8 +46,12 @@ class ModelInputs:
 
     @classmethod
     def from_checkpoint(cls, payload: dict) -> ModelInputs:
+        pre = payload.get("preprocessor")
+        if pre is None:  # written before categorical columns and imputation: numbers, perhaps standardised
+            scaler = payload.get("scaler") or {}
+            pre = {"numeric": payload["feature_names"], "mean": scaler.get("mean"), "std": scaler.get("std")}
         return cls(get_task(payload["task"]), list(payload["feature_names"]), list(payload["class_names"]),
-                   Preprocessor.from_dict(payload["preprocessor"]))
+                   Preprocessor.from_dict(pre))
 
     @property
     def input_columns(self) -> list[str]:
@@ -52,8 +65,13 @@ class ModelInputs:
         columns.update({name: table.texts(name) for name in pre.categorical})
         return pre.transform(columns)
 
-    def targets(self, table: CsvTable, column: str) -> np.ndarray:
-        """The target column as the model's loss expects it (class indices, or values for regression)."""
+    def targets(self, table: CsvTable, columns: list[str]) -> np.ndarray:
+        """The target column(s) as the model's loss expects them: class indices, 0/1 per label, or values."""
+        if self.task.name == "multilabel":
+            from clftrain.tabular import _multilabel_targets  # the reader training used: same yes/no spellings
+
+            return self.task.prepare_targets(_multilabel_targets(table, columns))
+        (column,) = columns
         if self.task.name == "regression":
             return self.task.prepare_targets(table.numbers(column))
         index = _class_index(self.class_names)
@@ -67,6 +85,17 @@ class ModelInputs:
                 )
             labels.append(label)
         return self.task.prepare_targets(np.asarray(labels))
+
+    def unseen_categories(self, table: CsvTable) -> list[str]:
+        """One note per categorical column holding values training never saw (they encode as all zeros)."""
+        notes = []
+        for column, known in self.preprocessor.categorical.items():
+            unseen = sorted({v for v in table.texts(column) if v is not None} - set(known))
+            if unseen:
+                notes.append(f"{table.path} column '{column}': {', '.join(map(repr, unseen[:5]))}"
+                             f"{' ...' if len(unseen) > 5 else ''} not seen in training (encoded as no category); "
+                             f"known: {', '.join(map(repr, known))}")
+        return notes
 
 
 def _class_index(class_names: list[str]) -> dict:
@@ -163,7 +192,8 @@ class CsvTable:
             number = _as_number(cell)
             if number is None or not math.isfinite(number):
                 shown = f"'{cell}'" if cell.strip() else "an empty value"
-                raise UserError(f"{self.path} line {line}, column '{column}': {shown} is not a finite number; "
-                                "features must be numeric")
+                fix = ("the run was trained without dataset.impute, so every value must be given"
+                       if is_missing(cell) else "features must be numeric")
+                raise UserError(f"{self.path} line {line}, column '{column}': {shown} is not a finite number; {fix}")
             values.append(number)
         return np.asarray(values, dtype=np.float64)

@@ -2,7 +2,8 @@
 
 Output: every input column as it was (extra columns pass through), then one
 probability column per class (`prob_<class>`) and `predicted`, the class name
-as it was in the training data. Regression runs get `predicted` only.
+as it was in the training data (multi-label: the predicted labels, separated
+by ';'). Regression runs get `predicted` only.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from clftrain.trained import TrainedRun
 PREDICTED = "predicted"
 
 
-def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last", device: str | None = None) -> str:
-    """The output CSV as text, one row per input row, in the input's order."""
+def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last",
+                device: str | None = None) -> tuple[str, list[str]]:
+    """The output CSV as text, one row per input row in the input's order; and notes for the user."""
     # The training data is not needed: feature order, scaling and classes come from the checkpoint.
     run = TrainedRun.load(run_dir, checkpoint, device, with_data=False)
     table = CsvTable.read(input_csv)
@@ -33,9 +35,10 @@ def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last", device
         raise UserError(f"{input_csv} already has column(s) {', '.join(map(repr, clashes))}, which predict adds; "
                         "rename or drop them")
     probabilities, labels = run.predict(inputs.features(table))
-    rows = [row + _predicted_cells(p, label, inputs.class_names)
+    multilabel = inputs.task.name == "multilabel"
+    rows = [row + _predicted_cells(p, label, inputs.class_names, multilabel)
             for row, p, label in zip(table.rows, probabilities, labels)]
-    return to_csv(table.header + added, rows)
+    return to_csv(table.header + added, rows), inputs.unseen_categories(table)
 
 
 def output_columns(class_names: list[str]) -> list[str]:
@@ -44,10 +47,12 @@ def output_columns(class_names: list[str]) -> list[str]:
     return [f"prob_{name}" for name in class_names] + [PREDICTED]
 
 
-def _predicted_cells(probabilities: np.ndarray, label, class_names: list[str]) -> list[str]:
+def _predicted_cells(probabilities: np.ndarray, label, class_names: list[str], multilabel: bool) -> list[str]:
     # str() of a float32 is its shortest round-trip form: '0.9731' rather than 17 digits of noise.
     if not class_names:
         return [str(probabilities[0])]
+    if multilabel:  # every label predicted for the row, ';'-separated ('' when none)
+        return [str(p) for p in probabilities] + [";".join(n for n, on in zip(class_names, label) if on)]
     if len(probabilities) == 1:  # binary: the model gives P(class 1)
         probabilities = np.array([1 - probabilities[0], probabilities[0]], dtype=probabilities.dtype)
     return [str(p) for p in probabilities] + [class_names[int(label)]]

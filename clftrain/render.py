@@ -15,13 +15,16 @@ from clftrain.runs import RunRecord, labels
 
 _NAMES = {
     "accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1", "roc_auc": "ROC-AUC",
-    "precision_macro": "precision (macro)", "recall_macro": "recall (macro)", "f1_macro": "F1 (macro)",
-    "precision_weighted": "precision (weighted)", "recall_weighted": "recall (weighted)",
-    "f1_weighted": "F1 (weighted)", "roc_auc_ovr": "ROC-AUC (one-vs-rest, macro)", "log_loss": "log loss",
+    "roc_auc_ovr": "ROC-AUC (one-vs-rest, macro)", "log_loss": "log loss",
     "mae": "MAE", "mse": "MSE", "r2": "R²",
+    "subset_accuracy": "subset accuracy (every label right)", "hamming_loss": "Hamming loss (labels wrong)",
+    "roc_auc_macro": "ROC-AUC (macro over labels)",
 }
-_FRACTIONS = {"accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro",
-              "precision_weighted", "recall_weighted", "f1_weighted"}
+_AVERAGED = {f"{key}_{average}": f"{label} ({average})"
+             for key, label in (("precision", "precision"), ("recall", "recall"), ("f1", "F1"))
+             for average in ("macro", "weighted", "micro", "samples")}
+_NAMES.update(_AVERAGED)
+_FRACTIONS = {"accuracy", "precision", "recall", "f1", "subset_accuracy", "hamming_loss", *_AVERAGED}
 
 
 def _number(key: str, value) -> str:
@@ -75,12 +78,24 @@ def _per_class_table(rows: list[dict]) -> Table:
 
 
 def _confusion_table(matrix: dict) -> Table:
+    if "per_label" in matrix:
+        return _label_confusion_table(matrix)
     table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
     table.add_column("true \\ predicted")
     for name in matrix["labels"]:
         table.add_column(name, justify="right")
     for name, counts in zip(matrix["labels"], matrix["counts"]):
         table.add_row(name, *(str(c) for c in counts))
+    return table
+
+
+def _label_confusion_table(matrix: dict) -> Table:
+    table = Table(title="Confusion per label (test rows)", title_justify="left")
+    table.add_column("label")
+    for column in ("true neg.", "false pos.", "false neg.", "true pos."):
+        table.add_column(column, justify="right")
+    for name, ((tn, fp), (fn, tp)) in zip(matrix["labels"], matrix["per_label"]):
+        table.add_row(name, str(tn), str(fp), str(fn), str(tp))
     return table
 
 

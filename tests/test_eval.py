@@ -11,7 +11,8 @@ from conftest import tiny_config
 from trained_runs import fit_run, invoke, metrics_rows, write_csv
 
 # Each exercises something that could make eval drift from fit: probabilities out of the model (bce),
-# standardisation, dropout and batch norm (eval mode), mini-batches, several classes, regression.
+# standardisation, dropout and batch norm (eval mode), mini-batches, several classes, regression,
+# class weights and label smoothing in the loss, several labels per row, one-hot columns and imputation.
 CONFIGS = {
     "binary": tiny_config(name="binary"),
     "bce-standardized": tiny_config(name="bce-standardized", dataset={"standardize": True},
@@ -20,13 +21,30 @@ CONFIGS = {
                               model={"batch_norm": True}, train={"optimizer": "adam", "lr": 0.01}),
     "regression": tiny_config(name="regression", task="regression", dataset={"name": "linear", "n_samples": 50},
                               model={"layers": []}, train={"lr": 0.01}),
+    "weighted": tiny_config(name="weighted", dataset={"name": "blobs", "centers": 3},
+                            train={"class_weight": "balanced", "label_smoothing": 0.1}),
+    "multilabel": tiny_config(name="multilabel", dataset={"name": "multilabel", "n_features": 4, "n_classes": 3}),
 }
+RUNS = [*CONFIGS, "table"]
+
+
+def write_patients(path):
+    """A table with a text column and missing numbers: the CSV-dataset path through eval and predict."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(200):
+        colour, x1, x2 = rng.choice(["red", "green", "blue"]), rng.normal(), rng.normal()
+        sick = "yes" if x1 + (colour == "red") + 0.3 * rng.normal() > 0.5 else "no"
+        rows.append([colour, "" if i % 17 == 0 else f"{x1:.4f}", f"{x2:.4f}", sick])
+    return write_csv(path, ["colour", "x1", "x2", "sick"], rows)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    return {name: fit_run(root, config) for name, config in CONFIGS.items()}
+    table = {**tiny_config(name="table"), "dataset": {"name": "csv", "path": str(write_patients(root / "patients.csv")),
+                                                      "target": "sick", "categorical": ["colour"], "impute": "mean"}}
+    return {name: fit_run(root, config) for name, config in {**CONFIGS, "table": table}.items()}
 
 
 def eval_json(*args):
@@ -35,7 +53,7 @@ def eval_json(*args):
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", RUNS)
 @pytest.mark.parametrize("checkpoint", ["last", "best"])
 def test_eval_reproduces_the_test_metrics_fit_recorded_exactly(runs, name, checkpoint):
     run = runs[name]
@@ -52,7 +70,7 @@ def test_eval_reproduces_the_test_metrics_fit_recorded_exactly(runs, name, check
     assert check["match"] is True
     assert report["metrics"]["loss"] == row["test_loss"]
     # sklearn's float64 score is the same fraction fit stored as float32
-    sklearn_score = report["metrics"]["mae" if name == "regression" else "accuracy"]
+    sklearn_score = report["metrics"][{"regression": "mae", "multilabel": "subset_accuracy"}.get(name, "accuracy")]
     assert sklearn_score == pytest.approx(row[metric], rel=1e-6)
 
 
@@ -194,3 +212,38 @@ def test_data_that_no_longer_matches_the_checkpoint_is_refused(tmp_path):
     assert result.exit_code == 2
     assert "no longer matches the checkpoint: class names ['0', '1', '2', '3'] now, ['0', '1', '2'] when trained" \
         in result.output
+
+
+def test_multilabel_metrics_and_external_label_columns(runs, tmp_path):
+    from clftrain.trained import TrainedRun
+
+    report = eval_json(runs["multilabel"])
+    metrics = report["metrics"]
+    assert {"subset_accuracy", "hamming_loss", "f1_micro", "f1_macro", "f1_samples", "roc_auc_macro"} <= set(metrics)
+    per_label = np.array(report["confusion_matrix"]["per_label"])
+    assert per_label.shape == (3, 2, 2) and (per_label.sum(axis=(1, 2)) == 40).all()
+    # external rows: one 0/1 column per label, named after the labels
+    run = TrainedRun.load(runs["multilabel"])
+    X, Y = run.test_split()
+    rows = [[repr(float(v)) for v in x] + [int(v) for v in y] for x, y in zip(X, Y)]
+    data = write_csv(tmp_path / "labels.csv", run.inputs.input_columns + run.inputs.class_names, rows)
+    on_csv = eval_json(runs["multilabel"], "--data", data)
+    assert on_csv["data"]["target"] == "label1, label2, label3"
+    assert on_csv["metrics"] == metrics
+
+
+def test_a_csv_dataset_run_evaluates_its_own_table_with_gaps_and_text_columns(runs, tmp_path):
+    import yaml
+
+    table = runs["table"]
+    patients = yaml.safe_load((table / "config.yaml").read_text())["dataset"]["path"]
+    report = eval_json(table, "--data", patients)  # every row, gaps imputed as in training
+    assert report["data"]["rows"] == 200 and report["data"]["target"] == "sick"
+    assert report["metrics"]["positive_class"] == "yes"
+    unseen = write_csv(tmp_path / "unseen.csv", ["colour", "x1", "x2", "sick"],
+                       [["purple", "0.1", "0.2", "yes"], ["red", "", "0.0", "yes"]])
+    result = invoke("eval", table, "--data", unseen)
+    assert result.exit_code == 0, result.output
+    assert "column 'colour': 'purple' not seen in training" in result.output
+    assert "ROC-AUC undefined" in result.output  # only one class among the true labels
+    assert json.loads((table / "eval.json").read_text())["metrics"]["roc_auc"] is None

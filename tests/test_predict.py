@@ -19,7 +19,17 @@ def runs(tmp_path_factory):
                                            train={"optimizer": "adam", "lr": 0.01})),
         "regression": fit_run(root, tiny_config(name="regression", task="regression", dataset={"name": "linear"},
                                                 model={"layers": []})),
+        "multilabel": fit_run(root, tiny_config(name="multilabel", dataset={"name": "multilabel", "n_features": 3,
+                                                                             "n_classes": 3})),
+        "table": fit_run(root, {**tiny_config(name="table"), "dataset": {
+            "name": "csv", "path": str(write_csv(root / "pets.csv", ["kind", "weight", "legs", "adopted"], PETS)),
+            "target": "adopted", "categorical": ["kind"]}}),
     }
+
+
+# A table with a text column: kind is one-hot encoded, the weight standardised; no imputation.
+PETS = [[kind, str(weight), str(legs), "yes" if (kind == "dog") != (weight > 10) else "no"]
+        for kind in ("dog", "cat", "bird") for weight in range(2, 20) for legs in (2, 4)]
 
 
 def raw_test_split(run):
@@ -120,3 +130,48 @@ def test_a_byte_order_mark_from_a_spreadsheet_is_ignored(runs, tmp_path):
     path = tmp_path / "excel.csv"
     path.write_text("\ufeffx1,x2\n0,0\n", encoding="utf-8")
     assert read_csv(predict(runs["binary"], path).stdout)[0]["x1"] == "0"
+
+
+def test_multilabel_predicts_each_label_and_lists_those_predicted(runs, tmp_path):
+    path = write_csv(tmp_path / "in.csv", ["x1", "x2", "x3"], [["0", "10", "3"], ["20", "1", "2"]])
+    rows = read_csv(predict(runs["multilabel"], path).stdout)
+    assert list(rows[0]) == ["x1", "x2", "x3", "prob_label1", "prob_label2", "prob_label3", "predicted"]
+    for row in rows:
+        expected = [name for name in ("label1", "label2", "label3") if float(row[f"prob_{name}"]) >= 0.5]
+        assert row["predicted"] == ";".join(expected)
+
+
+def test_a_csv_dataset_run_takes_the_raw_columns_and_names_its_classes(runs, tmp_path):
+    path = write_csv(tmp_path / "in.csv", ["legs", "kind", "weight"], [["4", "dog", "3"], ["2", "bird", "15"]])
+    rows = read_csv(predict(runs["table"], path).stdout)
+    assert list(rows[0])[-3:] == ["prob_no", "prob_yes", "predicted"]
+    assert {row["predicted"] for row in rows} <= {"no", "yes"}
+
+
+def test_an_unseen_category_is_a_note_and_a_gap_without_imputation_an_error(runs, tmp_path):
+    path = write_csv(tmp_path / "in.csv", ["kind", "weight", "legs"], [["hamster", "1", "4"]])
+    result = predict(runs["table"], path)
+    assert "note: " in result.stderr and "column 'kind': 'hamster' not seen in training" in result.stderr
+    assert "known: 'bird', 'cat', 'dog'" in result.stderr and len(read_csv(result.stdout)) == 1
+    path = write_csv(tmp_path / "gap.csv", ["kind", "weight", "legs"], [["dog", "", "4"]])
+    result = invoke("predict", runs["table"], path)
+    assert result.exit_code == 2
+    assert "line 2, column 'weight': an empty value is not a finite number; the run was trained without " \
+           "dataset.impute" in result.output
+
+
+def test_checkpoints_from_before_the_preprocessor_still_predict(runs, tmp_path):
+    """Early checkpoints kept only `scaler` (mean, std) and the feature names."""
+    import shutil
+
+    from clftrain import rundir
+
+    run = tmp_path / "old"
+    shutil.copytree(runs["blobs"], run)
+    last = rundir.checkpoint_path(run, "last")
+    payload = rundir.load_checkpoint(last)
+    pre = payload.pop("preprocessor")
+    payload.pop("format")
+    rundir.save_checkpoint(last, {**payload, "scaler": {"mean": pre["mean"], "std": pre["std"]}})
+    path = write_csv(tmp_path / "in.csv", ["x1", "x2"], [["0.5", "-1"], ["3", "2"]])
+    assert predict(run, path).stdout == predict(runs["blobs"], path).stdout
