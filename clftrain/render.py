@@ -125,15 +125,15 @@ def show_runs(console: Console, root: Path, runs: list[RunRecord]) -> None:
         return
     table = Table(title=f"Runs under {root}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   collapse_padding=True)
-    # The directory is what eval, plot and compare take: never broken; the other cells wrap at spaces.
-    table.add_column("run", no_wrap=True)
-    table.add_column("date", max_width=10)
-    table.add_column("dataset")
-    table.add_column("model", max_width=14)
-    table.add_column("epochs", justify="right")
-    for column in ("best test", "final test"):
-        table.add_column(column, justify="right", max_width=6)
-    table.add_column("status")
+    # Narrow terminals: numbers and status stay whole; the directory folds, other text wraps.
+    table.add_column("run", overflow="fold")
+    table.add_column("date", overflow="fold")
+    table.add_column("dataset", overflow="fold")
+    table.add_column("model")
+    table.add_column("epochs", justify="right", no_wrap=True)
+    for column in ("best", "final"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for run in runs:
         best = run.best(f"test_{run.metric}")
         best_text = _score(run.metric, best[0]) if best else "-"
@@ -145,7 +145,7 @@ def show_runs(console: Console, root: Path, runs: list[RunRecord]) -> None:
             _status(run.status),
         )
     console.print(table)
-    console.print("best test: the highest test accuracy (lowest test MAE) of any logged epoch")
+    console.print("best, final: test accuracy (MAE for regression), the best of any logged epoch and the last")
 
 
 def _status(status: str) -> str:

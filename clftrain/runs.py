@@ -77,7 +77,7 @@ class RunRecord:
     def epochs(self) -> str:
         planned = (self.config.get("train") or {}).get("epochs")
         ran = self.summary.get("epochs_run", int(self.rows[-1]["epoch"]) if self.rows else 0)
-        return f"{ran}" if ran == planned else f"{ran}/{planned}"
+        return f"{ran}" if planned in (None, ran) else f"{ran}/{planned}"
 
     def final(self, column: str) -> float | None:
         return self.rows[-1].get(column) if self.rows else None
@@ -100,11 +100,19 @@ def find_runs(root: Path) -> list[RunRecord]:
     found = []
     for directory, subdirs, files in os.walk(root):
         if rundir.CONFIG in files and (rundir.SUMMARY in files or rundir.CHECKPOINTS in subdirs):
-            found.append(RunRecord.read(Path(directory)))
+            found.append(_read_or_mark(Path(directory)))
             subdirs.clear()  # a run's own folders hold no runs
         else:
             subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
     return sorted(found, key=lambda run: (run.started, run.path.name))
+
+
+def _read_or_mark(path: Path) -> RunRecord:
+    """One damaged run (a hand-edited summary.json, say) is listed as such rather than hiding the others."""
+    try:
+        return RunRecord.read(path)
+    except UserError:
+        return RunRecord(path, {}, {"status": "unreadable"}, [])
 
 
 def check_comparable(runs: list[RunRecord]) -> str:

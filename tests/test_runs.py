@@ -47,23 +47,30 @@ def test_runs_lists_every_run_under_the_root(root, wide):
     assert lines.index(linear) < lines.index(relu)  # oldest first
 
 
-def test_runs_shows_unfinished_runs_and_directory_names_in_full_on_a_narrow_terminal(root, tmp_path, monkeypatch):
+def test_runs_shows_unfinished_and_damaged_runs_and_fits_a_narrow_terminal(root, tmp_path, monkeypatch):
     from clftrain import cli
 
     monkeypatch.setattr(cli.console, "width", 80)
-    broken = root / "20260103-000000-killed"
-    broken.mkdir()
-    (broken / "config.yaml").write_text("name: killed\ndataset: {name: circles}\n")
-    (broken / "checkpoints").mkdir()
+    killed, damaged = root / "20260103-000000-killed", root / "20260104-000000-damaged"
+    for run in (killed, damaged):
+        run.mkdir()
+        (run / "config.yaml").write_text("name: x\ndataset: {name: circles}\n")
+        (run / "checkpoints").mkdir()
+    (damaged / "summary.json").write_text("{not json")
     try:
         result = invoke("runs", root)
     finally:
         import shutil
 
-        shutil.rmtree(broken)
+        shutil.rmtree(killed)
+        shutil.rmtree(damaged)
     assert result.exit_code == 0, result.output
-    assert "20260101-090000-circles-linear" in result.output and "20260103-000000-killed" in result.output
-    assert max(len(line) for line in result.output.splitlines() if "─" in line) <= 80
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines if "─" in line) <= 80
+    # statuses and scores stay whole (directory names fold on a narrow terminal)
+    assert sum("completed" in line for line in lines) == 3
+    assert any("incomplete" in line for line in lines) and any("unreadable" in line for line in lines)
+    assert sum(line.count("%") for line in lines) == 4  # best and final of the two classification runs
 
 
 def test_runs_on_an_empty_or_missing_root(tmp_path):
