@@ -130,7 +130,8 @@ def test_csv_run_end_to_end_with_predict_on_unseen_categories(cli, write_config,
     (tmp_path / "new.csv").write_text("age,sex,smoking,weight,patient\n50,male,vaping,80,p1\n40,other,never,60,p2\n")
     result = cli("predict", tmp_path / "run", tmp_path / "new.csv")
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()  # the CSV; notes on unseen categories go to stderr
+    assert "'vaping' not seen in training" in result.stderr and "'other' not seen in training" in result.stderr
     assert lines[0] == "age,sex,smoking,weight,patient,prob_no,prob_yes,predicted"
     assert [line.split(",")[-1] for line in lines[1:]] in (["no", "no"], ["no", "yes"], ["yes", "no"], ["yes", "yes"])
 
