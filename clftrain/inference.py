@@ -54,8 +54,9 @@ def score(
     y_t = torch.as_tensor(y, device=device)
     outputs = model(X_t)
     loss = loss_fn(outputs, y_t)
-    mean_score = task.score_sum(outputs, y_t, outputs_are_probabilities) / len(y_t)
-    loss_value, score_value = torch.stack([loss.float(), mean_score.float()]).tolist()  # one transfer
+    score_sum = task.score_sum(outputs, y_t, outputs_are_probabilities)
+    loss_value, score_value = torch.stack([loss.float(), score_sum.float()]).tolist()  # one transfer
+    score_value /= len(y_t)  # divided in Python, as Trainer.make_row does
     probabilities, labels = _to_numpy(task, task.probabilities(outputs, outputs_are_probabilities))
     return Scored(probabilities, labels, loss_value, score_value)
 

@@ -149,25 +149,27 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(self, split: Split) -> list[torch.Tensor]:
-        """[mean loss, mean score] over a split as device tensors, in eval mode (no dropout)."""
+        """[mean loss, score sum] over a split as device tensors, in eval mode (no dropout)."""
         self.model.eval()
         outputs = self.model(split.X)
         loss = self.loss_fn(outputs, split.y)
-        score = self.task.score_sum(outputs, split.y, self.outputs_are_probabilities) / len(split)
+        score_sum = self.task.score_sum(outputs, split.y, self.outputs_are_probabilities)
         self.model.train()
-        return [loss, score]
+        return [loss, score_sum]
 
     def make_row(self, train_sums: list[torch.Tensor]) -> dict[str, float]:
         """One metrics.csv row; every device value is read in a single transfer."""
         n_train = len(self.splits["train"])
         names = ["train_loss", f"train_{self.task.metric}"]
-        values = [train_sums[0] / n_train, train_sums[1] / n_train]
+        values, divisors = list(train_sums), [n_train, n_train]
         for split_name in ("val", "test"):
             if split_name in self.splits:
                 names += [f"{split_name}_loss", f"{split_name}_{self.task.metric}"]
                 values += self.evaluate(self.splits[split_name])
+                divisors += [1, len(self.splits[split_name])]
+        # Counts are exact in float32 (below 2**24); dividing in Python keeps accuracies exact fractions.
         numbers = torch.stack([v.float() for v in values]).tolist()
-        row = {"epoch": self.epoch, **dict(zip(names, numbers))}
+        row = {"epoch": self.epoch, **{n: v / d for n, v, d in zip(names, numbers, divisors)}}
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         row["seconds"] = round(self.seconds, 4)
         return row
