@@ -13,6 +13,7 @@ import json
 
 from clftrain.activations import ACTIVATIONS
 from clftrain.config import Config
+from clftrain.inits import INITS
 from clftrain.losses import LOSSES
 from clftrain.optimizers import OPTIMIZERS
 
@@ -24,6 +25,7 @@ def config_schema() -> dict:
     schema["title"] = "clftrain experiment config"
     defs = schema["$defs"]
     defs["ModelConfig"]["properties"]["activation"]["enum"] = ACTIVATIONS.names()
+    defs["ModelConfig"]["properties"]["init"]["enum"] = INITS.names()
     defs["TrainConfig"]["properties"]["loss"]["enum"] = ["auto", *LOSSES.names()]
     defs["TrainConfig"]["properties"]["optimizer"]["enum"] = OPTIMIZERS.names()
     return schema
