@@ -25,7 +25,7 @@ from clftrain.config import Config, config_to_yaml, load_config, validate_config
 from clftrain.data import Dataset, build_dataset
 from clftrain.device import resolve_device
 from clftrain.errors import UserError, did_you_mean
-from clftrain.losses import EXPECTS_PROBABILITIES, LOSSES
+from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
 from clftrain.model import build_model, count_parameters, describe_model, load_weights
 from clftrain.optimizers import OPTIMIZERS
 from clftrain.trained import TrainedRun
@@ -56,7 +56,7 @@ def build_trainer(config: Config, dataset: Dataset, device: torch.device) -> Tra
     seed_everything(config.seed)  # initialisation depends on `seed` only
     model = build_model(config.model, dataset.n_features, task.out_features(dataset.n_classes), config.train.loss)
     model.to(device)
-    loss_fn = LOSSES.get(config.train.loss)(**loss_options(config, dataset, device))
+    loss_fn = build_loss(config.train, dataset, device)
     optimizer = OPTIMIZERS.get(config.train.optimizer)(model.parameters(), config.train)
 
     def split(X, y):  # moved to the device once, here
@@ -69,38 +69,6 @@ def build_trainer(config: Config, dataset: Dataset, device: torch.device) -> Tra
         model=model, optimizer=optimizer, loss_fn=loss_fn, task=task, cfg=config.train, splits=splits,
         outputs_are_probabilities=config.train.loss in EXPECTS_PROBABILITIES, seed=config.seed,
     )
-
-
-def loss_options(config: Config, dataset: Dataset, device: torch.device) -> dict[str, Any]:
-    """Class weighting and label smoothing, computed from the training targets only."""
-    cfg, options = config.train, {}
-    if cfg.label_smoothing:
-        options["label_smoothing"] = cfg.label_smoothing
-    if cfg.class_weight == "balanced":
-        from sklearn.utils.class_weight import compute_class_weight
-
-        present = np.unique(dataset.y_train)
-        if len(present) < dataset.n_classes:
-            raise UserError("train.class_weight = 'balanced' needs every class in the training split; "
-                            f"only {len(present)} of {dataset.n_classes} are there")
-        weights = compute_class_weight("balanced", classes=np.arange(dataset.n_classes), y=dataset.y_train)
-        options["weight"] = torch.as_tensor(weights, dtype=torch.float32, device=device)
-    if cfg.pos_weight is not None:
-        options["pos_weight"] = torch.as_tensor(_pos_weight(cfg.pos_weight, dataset), device=device)
-    return options
-
-
-def _pos_weight(setting, dataset: Dataset) -> np.ndarray:
-    """One weight per output column: given, or negatives / positives in training for `balanced`."""
-    Y = dataset.y_train.reshape(len(dataset.y_train), -1)
-    if setting == "balanced":
-        positives = Y.sum(axis=0)
-        return np.where(positives > 0, (len(Y) - positives) / np.maximum(positives, 1), 1.0).astype(np.float32)
-    weights = np.atleast_1d(np.asarray(setting, dtype=np.float32))
-    if len(weights) not in (1, Y.shape[1]) or (weights <= 0).any():
-        raise UserError(f"train.pos_weight = {setting!r}: give one positive number, or one per label "
-                        f"({Y.shape[1]} here)")
-    return np.broadcast_to(weights, (Y.shape[1],)).copy()
 
 
 def attach_scheduler(trainer: Trainer, config: Config, monitor: str, mode: str) -> None:

@@ -22,7 +22,7 @@ from clftrain.data import Dataset, build_dataset
 from clftrain.errors import UserError
 from clftrain.inference import Scored, predict, score
 from clftrain.inputs import ModelInputs
-from clftrain.losses import EXPECTS_PROBABILITIES, LOSSES
+from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
 from clftrain.model import build_model, load_weights
 
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
@@ -56,11 +56,8 @@ class TrainedRun:
 
     def score(self, X: np.ndarray, y: np.ndarray) -> Scored:
         """Predictions plus loss and score over a whole split, exactly as the training loop computes them."""
-        # Imported here: experiment imports this module. Class weights and label smoothing come from the
-        # training split, so the loss needs the dataset.
-        from clftrain.experiment import loss_options
-
-        loss_fn = LOSSES.get(self.config.train.loss)(**loss_options(self.config, self.dataset, self.device))
+        # Class weights and label smoothing come from the training split: the loss needs the dataset.
+        loss_fn = build_loss(self.config.train, self.dataset, self.device)
         return score(self.model, self.inputs.task, loss_fn, X, y, self.outputs_are_probabilities, self.device)
 
     def test_split(self) -> tuple[np.ndarray, np.ndarray]:
