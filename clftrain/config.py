@@ -54,6 +54,23 @@ class _DatasetBase(StrictModel):
 class _GeneratedBase(_DatasetBase):
     n_samples: int = Field(1000, ge=2, description="Number of samples in total (train + val + test).")
 
+    def class_count(self) -> int | None:
+        """How many classes the generator draws (None: fixed by the generator, or not classes)."""
+        return None
+
+    @model_validator(mode="after")
+    def _enough_samples(self):
+        classes = self.class_count()
+        if classes and self.n_samples < 2 * classes:
+            raise ValueError(
+                f"dataset.n_samples = {self.n_samples} is too few for {classes} classes; use at least {2 * classes}"
+            )
+        return self
+
+    def task_hint(self):
+        classes = self.class_count()
+        return _classes_task(classes) if classes else None
+
 
 def _classes_task(n_classes: int) -> str:
     return "binary" if n_classes == 2 else "multiclass"
@@ -88,17 +105,8 @@ class BlobsConfig(_GeneratedBase):
     cluster_std: float = Field(1.0, gt=0, description="Std of each cluster.")
     n_features: int = Field(2, ge=1, description="Dimensions of each point.")
 
-    @model_validator(mode="after")
-    def _enough_samples(self):
-        if self.n_samples < 2 * self.centers:
-            raise ValueError(
-                f"dataset.n_samples = {self.n_samples} is too few for {self.centers} classes; "
-                f"use at least {2 * self.centers}"
-            )
-        return self
-
-    def task_hint(self):
-        return _classes_task(self.centers)
+    def class_count(self):
+        return self.centers
 
 
 class SpiralsConfig(_GeneratedBase):
@@ -108,17 +116,8 @@ class SpiralsConfig(_GeneratedBase):
     n_classes: int = Field(3, ge=2, description="Number of spiral arms (= classes).")
     noise: float = Field(0.2, ge=0, description="Std of the Gaussian noise on each point's angle.")
 
-    @model_validator(mode="after")
-    def _enough_samples(self):
-        if self.n_samples < 2 * self.n_classes:
-            raise ValueError(
-                f"dataset.n_samples = {self.n_samples} is too few for {self.n_classes} classes; "
-                f"use at least {2 * self.n_classes}"
-            )
-        return self
-
-    def task_hint(self):
-        return _classes_task(self.n_classes)
+    def class_count(self):
+        return self.n_classes
 
 
 class ClassificationConfig(_GeneratedBase):
@@ -145,15 +144,10 @@ class ClassificationConfig(_GeneratedBase):
                 f"needs at least that many hypercube vertices (2**n_informative = {2**self.n_informative}); "
                 "raise n_informative"
             )
-        if self.n_samples < 2 * self.n_classes:
-            raise ValueError(
-                f"dataset.n_samples = {self.n_samples} is too few for {self.n_classes} classes; "
-                f"use at least {2 * self.n_classes}"
-            )
         return self
 
-    def task_hint(self):
-        return _classes_task(self.n_classes)
+    def class_count(self):
+        return self.n_classes
 
 
 class LinearConfig(_GeneratedBase):

@@ -61,9 +61,14 @@ class Binary(Task):
         return (probabilities >= 0.5).to(probabilities.dtype)
 
     def score_sum(self, outputs, targets, are_probabilities):
-        # sigmoid(z) >= 0.5  <=>  z >= 0: skip the sigmoid on the hot path.
+        return self.label_hits(outputs, targets, are_probabilities).sum()
+
+    @staticmethod
+    def label_hits(outputs, targets, are_probabilities):
+        """Per output: does the thresholded prediction equal the target? sigmoid(z) >= 0.5 <=> z >= 0,
+        so the hot path skips the sigmoid."""
         threshold = 0.5 if are_probabilities else 0.0
-        return ((outputs >= threshold) == (targets >= 0.5)).sum()
+        return (outputs >= threshold) == (targets >= 0.5)
 
 
 class Multiclass(Task):
@@ -87,7 +92,7 @@ class Multiclass(Task):
         return (outputs.argmax(dim=1) == targets).sum()
 
 
-class Multilabel(Task):
+class Multilabel(Binary):
     """Several independent yes/no labels per sample: one sigmoid output each, threshold 0.5 per label.
 
     Outputs [N, L], targets float [N, L]. The per-epoch `acc` is subset accuracy:
@@ -95,8 +100,6 @@ class Multilabel(Task):
     """
 
     name = "multilabel"
-    losses = ("bce_with_logits", "bce")
-    metric = "acc"
 
     def out_features(self, n_classes: int) -> int:
         return n_classes
@@ -104,15 +107,8 @@ class Multilabel(Task):
     def prepare_targets(self, y: np.ndarray) -> np.ndarray:
         return y.astype("float32").reshape(len(y), -1)
 
-    def probabilities(self, outputs, are_probabilities):
-        return outputs if are_probabilities else outputs.sigmoid()
-
-    def labels(self, probabilities):
-        return (probabilities >= 0.5).to(probabilities.dtype)
-
     def score_sum(self, outputs, targets, are_probabilities):
-        threshold = 0.5 if are_probabilities else 0.0
-        return ((outputs >= threshold) == (targets >= 0.5)).all(dim=1).sum()
+        return self.label_hits(outputs, targets, are_probabilities).all(dim=1).sum()
 
 
 class Regression(Task):
