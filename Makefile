@@ -1,12 +1,18 @@
 # Two commands set up and run everything on a fresh machine:
 #   make fit    create .venv if missing, then train configs/circles.yaml
 #   make test   create .venv if missing, then run the whole test suite
+#   make bench  benchmark clftrain against a hand-written loop, scikit-learn and Lightning
+#               (make bench WORKLOADS=circles,blobs REPS=3 TRAINERS=bare,clftrain THREADS=1)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/circles.yaml
+WORKLOADS ?= circles,blobs,big,wide
+REPS ?= 3
+TRAINERS ?=
+THREADS ?=
 
-.PHONY: fit test install clean
+.PHONY: fit test install clean bench
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +28,17 @@ fit: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+bench: install $(VENV)/.bench-deps
+	$(BIN)/python -m bench.run --workloads $(WORKLOADS) --reps $(REPS) \
+		$(if $(TRAINERS),--trainers $(TRAINERS)) $(if $(THREADS),--threads $(THREADS))
+
+# The `bench` extra of pyproject.toml (Lightning), pinned to the installed torch so that it can
+# never move it; if that cannot be done the benchmark still runs and says "not installed".
+$(VENV)/.bench-deps: pyproject.toml | install
+	@torch=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("torch"))'); \
+	if $(BIN)/pip install --quiet 'lightning>=2' "torch==$$torch"; then touch $@; \
+	else echo "bench: lightning cannot be installed next to torch $$torch: its rows will say 'not installed'"; fi
 
 clean:
 	rm -rf $(VENV) *.egg-info
