@@ -22,6 +22,8 @@ from clftrain.losses import LOSSES
 from clftrain.optimizers import OPTIMIZERS, USES_MOMENTUM
 from clftrain.tasks import TASKS
 
+# `--seeds` ranges stop here: a typo such as 0-10000000 must not allocate ten million replicas.
+MAX_SEEDS = 4096
 TaskName = Literal["auto", "binary", "multiclass", "multilabel", "regression"]
 
 
@@ -355,6 +357,9 @@ class TrainConfig(StrictModel):
 class Config(StrictModel):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Used in the run directory's name.")
     seed: int = Field(42, description="Seeds weight initialisation and mini-batch shuffling.")
+    seeds: Annotated[list[int], Field(min_length=1)] | None = Field(
+        None, description="Train one replica per seed (instead of `seed`), all together as one batched model; "
+        "null: one run seeded by `seed`.")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N | mps.")
     task: TaskName = Field("auto", description="auto infers it from the dataset.")
     dataset: DatasetConfig
@@ -381,6 +386,31 @@ class Config(StrictModel):
                     f"use one of: {', '.join(task.losses)}"
                 )
             self.train._loss_options_fit_loss()  # now that `auto` is resolved
+        return self
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_once_each(cls, seeds: list[int] | None) -> list[int] | None:
+        repeated = sorted({seed for seed in seeds or [] if seeds.count(seed) > 1})
+        if repeated:
+            raise ValueError(f"seed(s) {', '.join(map(str, repeated))} listed more than once; "
+                             "each seed trains one replica: list it once")
+        return seeds
+
+    @model_validator(mode="after")
+    def _seeds_train_together(self):
+        # Replicas share one loop and one learning rate per run: what needs a replica to stop or
+        # slow down on its own metric cannot be batched (see multiseed.py).
+        if self.seeds is None:
+            return self
+        if self.train.early_stopping is not None:
+            raise ValueError(
+                "train.early_stopping cannot be used with seeds: the replicas train as one batched model and "
+                "cannot stop one by one; remove early_stopping, or remove seeds and train one seed per run")
+        if self.train.scheduler is not None and self.train.scheduler.name == "plateau":
+            raise ValueError(
+                "train.scheduler 'plateau' cannot be used with seeds: it lowers the learning rate on one run's "
+                "metric, and the replicas share theirs; use step, cosine or onecycle, or remove seeds")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -431,6 +461,25 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             raise UserError(f"--set '{item}': the value is not valid YAML: {exc}") from None
     return overrides
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 0-4` -> [0, 1, 2, 3, 4]; also `0,3,7` and `0-2,10-12` (ranges include both ends)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match or (match.group(2) is not None and int(match.group(2)) < int(match.group(1))):
+            raise UserError(f"--seeds '{text}': expected seeds and ranges like 0-4, 0,3,7 or 0-2,10-12 "
+                            "(non-negative, each range low-high)")
+        low = int(match.group(1))
+        high = int(match.group(2) or low)
+        if len(seeds) + high - low >= MAX_SEEDS:
+            raise UserError(f"--seeds '{text}': more than {MAX_SEEDS} seeds; train fewer replicas at once")
+        seeds.extend(range(low, high + 1))
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise UserError(f"--seeds '{text}': seed(s) {', '.join(map(str, repeated))} listed more than once")
+    return seeds
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -187,6 +187,10 @@ class RunWriter(Callback):
 def fit_experiment(config: Config, out: Path | None = None, runs_root: Path = Path("runs"),
                    callbacks: list[Callback] = (), on_model=None) -> FitResult:
     """Train one config into a new run directory; return it and the summary written there."""
+    if config.seeds is not None:  # one replica per seed, trained as one batched model
+        from clftrain.replica_experiment import fit_seeds
+
+        return fit_seeds(config, out, runs_root, callbacks, on_model)
     session = Session.prepare(config)
     run_dir = rundir.create_run_dir(config.name, out, runs_root)
     if on_model is not None:
@@ -221,6 +225,10 @@ def resume_experiment(run_dir: Path, overrides: list[str] | None = None,
     if scheduler and scheduler.name == "onecycle" and any(item.startswith("train.epochs") for item in overrides):
         raise UserError("a onecycle schedule is planned over the original epochs and cannot be extended; "
                         "start a new run with more epochs")
+    if config.seeds is not None:
+        from clftrain.replica_experiment import resume_seeds
+
+        return resume_seeds(run_dir, config, payload, overrides, callbacks, on_model)
     session = Session.prepare(config)
     _check_same_run(payload, config, last)
     best_file = rundir.checkpoint_path(run_dir, rundir.BEST)

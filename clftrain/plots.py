@@ -7,6 +7,7 @@ trainer, so `fit` and `clftrain plot` draw exactly the same pictures.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,6 +140,41 @@ def learning_curves(path: Path, rows: list[dict[str, float]], metric: str, title
         _label_axes(ax, quantity)
     fig.suptitle(title, fontsize=11)
     _save(fig, path)
+
+
+def replica_curves(path: Path, rows: list[dict[str, float]], metric: str, title: str,
+                   mark_epoch: int | None = None) -> None:
+    """Runs trained with seeds (rows with a `seed` column): per split, the mean over the seeds as a line and
+    the band from the lowest to the highest seed; a dotted line at the drawn weights' epoch."""
+    epochs = sorted({row["epoch"] for row in rows})
+    n_seeds = len({row["seed"] for row in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    for ax, quantity in zip(axes, ("loss", metric)):
+        for split, style, colour in (("train", "-", "C0"), ("val", "-.", "C2"), ("test", "--", "C1")):
+            key = f"{split}_{quantity}"
+            if not rows or key not in rows[0]:
+                continue
+            values = _by_epoch(rows, key, epochs)  # [epochs, seeds], NaN where a seed has no row
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an epoch every seed diverged before: NaN
+                mean, low, high = np.nanmean(values, 1), np.nanmin(values, 1), np.nanmax(values, 1)
+            ax.fill_between(epochs, low, high, color=colour, alpha=0.2, linewidth=0)
+            ax.plot(epochs, mean, style, color=colour, label=f"{split}: mean of {n_seeds} seeds, band min-max")
+        if mark_epoch is not None:
+            ax.axvline(mark_epoch, color="grey", linestyle=":", linewidth=1, label=f"epoch {mark_epoch}")
+        _label_axes(ax, quantity)
+    fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
+def _by_epoch(rows: list[dict[str, float]], key: str, epochs: list[float]) -> np.ndarray:
+    seeds = sorted({row["seed"] for row in rows})
+    values = np.full((len(epochs), len(seeds)), np.nan)
+    epoch_index, seed_index = {e: i for i, e in enumerate(epochs)}, {s: j for j, s in enumerate(seeds)}
+    for row in rows:
+        values[epoch_index[row["epoch"]], seed_index[row["seed"]]] = row[key]
+    values[~np.isfinite(values)] = np.nan  # a diverged seed's inf would stretch the axis to nothing
+    return values
 
 
 _QUANTITY_LABELS = {"loss": "loss", "acc": "accuracy", "mae": "mean absolute error"}

@@ -8,6 +8,7 @@ order, scaling and class names come from the checkpoint.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ class TrainedRun:
     inputs: ModelInputs | None = None  # feature order, scaling, class names; from `dataset` when not given
     epoch: int | None = None  # the epoch these weights finished
     recorded: dict[str, float] = field(default_factory=dict)  # the metrics.csv row of that epoch, if evaluated
+    replicas: ReplicaChoice | None = None  # a run trained with seeds: which replica `model` is, or their ensemble
 
     def __post_init__(self) -> None:
         if self.inputs is None:
@@ -65,11 +67,12 @@ class TrainedRun:
 
     @classmethod
     def load(cls, run_dir: Path, checkpoint: str = "last", device: str | None = None,
-             with_data: bool = True) -> TrainedRun:
+             with_data: bool = True, seed: int | None = None, ensemble: bool = False) -> TrainedRun:
         """Rebuild config, model (and, with_data, the dataset) from a run directory.
 
         The model runs where `fit` ran it (the config's device, resolved the same way) unless
-        `device` says otherwise; torch.load never runs code from the directory.
+        `device` says otherwise; torch.load never runs code from the directory. A run trained
+        with seeds gives replica `seed`, the `ensemble` of all, or by default the median replica.
         """
         config_file = run_dir / rundir.CONFIG
         if not run_dir.is_dir():
@@ -83,17 +86,45 @@ class TrainedRun:
         dataset = build_dataset(config) if with_data else None
         if dataset is not None:
             _check_same_data(inputs, ModelInputs.from_dataset(dataset), config_file)
-        model = build_model(config.model, len(inputs.feature_names),
-                            inputs.task.out_features(len(inputs.class_names)), config.train.loss)
-        load_weights(model, payload["model"], path)
         resolved = _resolve_device(device, config.device, config_file)
         metrics_file = run_dir / rundir.METRICS
         rows = rundir.read_metrics(metrics_file) if metrics_file.is_file() else []
+        if "seeds" in payload:
+            return cls._load_replicas(config, dataset, inputs, payload, path, resolved, rows, checkpoint, seed, ensemble)
+        _check_one_seed(run_dir, config, seed, ensemble)
+        model = build_model(config.model, len(inputs.feature_names),
+                            inputs.task.out_features(len(inputs.class_names)), config.train.loss)
+        load_weights(model, payload["model"], path)
         epoch = int(payload["epoch"])
         recorded = dict(payload.get("metrics") or {})
         if recorded.get("epoch") != epoch:  # stopped between two evaluated epochs: no row for these weights
             recorded = {}
         return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs, epoch, recorded)
+
+    @classmethod
+    def _load_replicas(cls, config, dataset, inputs, payload, path, device, rows, checkpoint, seed, ensemble):
+        """A multi-seed checkpoint: every replica's tensors stacked; pick one, or average them."""
+        from clftrain.replicas import ReplicaEnsemble, ReplicaSelect, StackedMLP
+
+        seeds = list(payload["seeds"])
+        solo = [build_model(config.model, len(inputs.feature_names), inputs.task.out_features(len(inputs.class_names)),
+                            config.train.loss) for _ in seeds]
+        stacked = StackedMLP(solo)
+        stacked.load_part_state(0, payload["model"], path)
+        stacked.to(device)
+        recorded_rows = [dict(row) if row else {} for row in payload["metrics"]]
+        choice = ReplicaChoice.make(seeds, seed, ensemble, recorded_rows, inputs.task.metric, path)
+        if choice.seed is None:
+            model = ReplicaEnsemble(stacked, inputs.task, config.train.loss in EXPECTS_PROBABILITIES)
+            epoch = int(payload["epoch"]) if checkpoint == rundir.LAST else None  # best: each replica its own epoch
+            return cls(config, dataset, model, device, rows, checkpoint, inputs, epoch, {}, choice)
+        index = seeds.index(choice.seed)
+        recorded = recorded_rows[index]
+        epoch = int(recorded["epoch"]) if checkpoint == rundir.BEST and recorded else int(payload["epoch"])
+        if recorded.get("epoch") != epoch:
+            recorded = {}
+        return cls(config, dataset, ReplicaSelect(stacked, index), device, rows, checkpoint, inputs, epoch, recorded,
+                   choice)
 
     def draw_plots(self, run_dir: Path) -> list[Path]:
         """Every plot of the run into run_dir/plots, from these weights; returns the files written."""
@@ -102,6 +133,8 @@ class TrainedRun:
         train, test = (data.X_train, data.y_train), (data.X_test, data.y_test)
         scored = self.score(*self.test_split())
         title = f"{self.config.name} ({self._weights_label()}): {_test_result(task.name, scored.score)}"
+        if self.replicas is not None:
+            title += f"\n{self.replicas.describe()}"
         written = []
         if task.name == "regression":
             written.append(plot_dir / "predictions.png")
@@ -115,7 +148,12 @@ class TrainedRun:
                                                 f"{len(test[1])} rows"))
         if self.rows:
             written.append(plot_dir / "curves.png")
-            plots.learning_curves(written[-1], self.rows, task.metric, f"{title}\nlearning curves", self.epoch)
+            if self.replicas is not None:  # one line per split: the mean over the seeds, in their min-max band
+                plots.replica_curves(written[-1], self.rows, task.metric,
+                                     f"{self.config.name}: learning curves of {len(self.replicas.seeds)} seeds",
+                                     self.epoch)
+            else:
+                plots.learning_curves(written[-1], self.rows, task.metric, f"{title}\nlearning curves", self.epoch)
         return written
 
     def _draw_confusion(self, plot_dir: Path, y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Path:
@@ -132,6 +170,62 @@ class TrainedRun:
     def _weights_label(self) -> str:
         epoch = f", epoch {self.epoch}" if self.epoch is not None else ""
         return f"{self.checkpoint} checkpoint{epoch}"
+
+
+@dataclass
+class ReplicaChoice:
+    """Which weights of a run trained with seeds a TrainedRun holds: one replica (`seed`), or the ensemble (None)."""
+
+    seeds: list[int]
+    seed: int | None
+    why: str  # "--seed", "median" or "ensemble"
+    metric: str = "acc"  # the task's metric: the median is taken by test_<metric>
+
+    @classmethod
+    def make(cls, seeds: list[int], seed: int | None, ensemble: bool, rows: list[dict], metric: str,
+             source: Path) -> ReplicaChoice:
+        if seed is not None and ensemble:
+            raise UserError("--seed and --ensemble exclude each other: pick one replica, or average them all")
+        if ensemble:
+            return cls(seeds, None, "ensemble", metric)
+        if seed is not None:
+            if seed not in seeds:
+                raise UserError(f"--seed {seed}: {source} has no replica of that seed; its seeds are "
+                                f"{', '.join(map(str, seeds))}")
+            return cls(seeds, seed, "--seed", metric)
+        return cls(seeds, seeds[median_replica(rows, f"test_{metric}", metric != "mae")], "median", metric)
+
+    def describe(self) -> str:
+        count = f"{len(self.seeds)} replicas"
+        if self.seed is None:
+            return f"the ensemble of {count} (their mean probability)"
+        if self.why == "median":
+            return f"seed {self.seed}, the median of {count} by test {'MAE' if self.metric == 'mae' else 'accuracy'}"
+        return f"seed {self.seed} of {count}"
+
+    def to_dict(self) -> dict:
+        return {"seeds": self.seeds, "seed": self.seed, "ensemble": self.seed is None, "chosen": self.describe()}
+
+
+def median_replica(rows: list[dict], column: str, higher_is_better: bool) -> int:
+    """Index of the replica whose `column` is the median of the replicas' (the lower one of two middles; a
+    replica without a finite value counts as the worst)."""
+    worst = -math.inf if higher_is_better else math.inf
+
+    def value(i: int) -> float:
+        v = rows[i].get(column) if rows[i] else None
+        return v if v is not None and math.isfinite(v) else worst
+
+    ranked = sorted(range(len(rows)), key=value)
+    return ranked[(len(rows) - 1) // 2]
+
+
+def _check_one_seed(run_dir: Path, config: Config, seed: int | None, ensemble: bool) -> None:
+    if ensemble:
+        raise UserError(f"--ensemble needs a run trained with seeds; {run_dir} trained one model (seed {config.seed})")
+    if seed is not None and seed != config.seed:
+        raise UserError(f"--seed {seed}: {run_dir} trained one model, with seed {config.seed}; --seed picks a "
+                        "replica of a run trained with seeds")
 
 
 def _test_result(task: str, value: float) -> str:

@@ -1,0 +1,394 @@
+"""Many seeds at once: one replica per seed, all trained together as one batched model (replicas.py).
+
+`seeds: [0, 1, 2]` in a config (or `clftrain fit --seeds 0-2`) trains one replica per seed in
+one run directory; a sweep (sweep.py) trains several configs of one shape in one batch, each
+config a "member" with its own run directory, seeds, optimizer and records. Each replica is
+the run its seed would make alone, to float rounding (tests/test_multiseed.py):
+  - initialisation: seed_everything(seed), then model.build_model, as experiment.build_trainer
+    does; the solo models are then stacked;
+  - data order: its own shuffling generator, seeded as the solo Trainer seeds its own;
+  - dropout: its own generator, continuing the solo run's torch RNG from after initialisation
+    (on the CPU: a GPU's fused dropout draws differently, so there replicas only match in law);
+  - optimizer: elementwise updates over the stacked tensors; each replica's gradient is its own
+    (the sum of the replicas' mean losses is differentiated) and clipped on its own.
+What would make a replica act on its own metric (early stopping, a plateau schedule) is refused
+by config.py.
+
+The loop mirrors train.Trainer (fit -> run_epoch -> train_step, callbacks), with every
+per-replica number kept on the device until an evaluated epoch reads them all at once.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from clftrain.config import Config, validate_config
+from clftrain.data import Dataset, build_dataset
+from clftrain.device import resolve_device
+from clftrain.errors import UserError
+from clftrain.experiment import seed_everything
+from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
+from clftrain.model import build_model
+from clftrain.optimizers import OPTIMIZERS
+from clftrain.replicas import ReplicaLoss, StackedMLP, clip_grad_norms_, replica_scores
+from clftrain.tasks import Task
+from clftrain.train import Callback, Split, monitor_mode
+
+NOT_IN_ROWS = ("epoch", "seed", "lr", "seconds")  # row keys that are not metrics to average
+
+
+# ---------------------------------------------------------------------- per-replica records
+class ReplicaBest:
+    """train.BestTracker for each replica: its best row by `monitor` and its weights at that row."""
+
+    def __init__(self, monitor: str, replicas: int) -> None:
+        self.monitor, self.mode = monitor, monitor_mode(monitor)
+        self.rows: list[dict | None] = [None] * replicas
+        self.state: dict[str, torch.Tensor] | None = None  # stacked like StackedMLP.part_state
+        self.version = 0  # moves on every improvement: the writer saves best.pt when it did
+
+    def improved(self, index: int, row: dict | None) -> bool:
+        if row is None or not math.isfinite(row[self.monitor]):
+            return False
+        best = self.rows[index]
+        if best is None:
+            return True
+        return row[self.monitor] < best[self.monitor] if self.mode == "min" else row[self.monitor] > best[self.monitor]
+
+    def update(self, rows: list[dict | None], current: Callable[[], dict[str, torch.Tensor]]) -> None:
+        improved = [self.improved(i, row) for i, row in enumerate(rows)]
+        if not any(improved):
+            return
+        state = current()
+        if self.state is not None:  # keep the others' weights: one `where` per tensor, no per-replica copies
+            mask = torch.tensor(improved, device=next(iter(state.values())).device)
+            state = {k: torch.where(mask.view(-1, *[1] * (v.dim() - 1)), v, self.state[k]) for k, v in state.items()}
+        self.state = state
+        self.rows = [dict(row) if up else old for up, row, old in zip(improved, rows, self.rows)]
+        self.version += 1
+
+
+@dataclass
+class Member:
+    """One run of a batch: its config, its replicas (a part of the stacked model) and their records."""
+
+    config: Config
+    part: int  # index of its parameters in StackedMLP.parts
+    first: int  # position of its first replica in the batch
+    optimizer: torch.optim.Optimizer
+    generators: list[torch.Generator]  # mini-batch shuffling, one per replica
+    best: ReplicaBest
+    scheduler: object | None = None
+    scheduler_interval: str = "epoch"
+    history: list[dict[str, float]] = field(default_factory=list)  # metrics.csv rows, with `seed`
+    diverged_at: list[int | None] = field(default_factory=list)  # epoch a replica's loss stopped being finite
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.config.seeds
+
+    @property
+    def span(self) -> range:
+        return range(self.first, self.first + len(self.seeds))
+
+    def last_rows(self) -> list[dict | None]:
+        """Each replica's latest row (a diverged replica's: the epoch it diverged)."""
+        latest: dict[int, dict] = {}
+        for row in self.history:
+            latest[int(row["seed"])] = row
+        return [latest.get(seed) for seed in self.seeds]
+
+    def status(self, trainer_status: str) -> str:
+        return "diverged" if all(self.diverged_at) else trainer_status
+
+
+# ---------------------------------------------------------------------- the loop
+@dataclass
+class ReplicaTrainer:
+    """train.Trainer for a batch of replicas. Callbacks get the mean row of an evaluated epoch (and can read
+    each replica's in `replica_rows`), so train.Callback subclasses (console, signals) work unchanged."""
+
+    model: StackedMLP
+    members: list[Member]
+    loss: ReplicaLoss
+    task: Task
+    cfg: object  # the batch's TrainConfig for what all members share: epochs, batch_size, eval_every, log_every
+    splits: dict[str, Split]
+    outputs_are_probabilities: bool = False
+    callbacks: list[Callback] = field(default_factory=list)
+    epoch: int = 0
+    status: str = "running"
+    seconds: float = 0.0
+    stopped_early: bool = False  # never: early stopping is refused with seeds
+    history: list[dict[str, float]] = field(default_factory=list)  # mean rows, for the console
+    replica_rows: list[dict[str, float]] = field(default_factory=list)  # the last evaluated epoch, one per replica
+
+    def __post_init__(self) -> None:
+        self._stop = False
+        self.generators = [g for member in self.members for g in member.generators]
+
+    def stop(self, status: str = "completed") -> None:
+        self._stop = True
+        self.status = status
+
+    def fit(self) -> ReplicaTrainer:
+        self.status, self._stop = "running", False
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        started = time.perf_counter() - self.seconds  # resumed runs keep counting
+        while self.epoch < self.cfg.epochs and not self._stop:
+            epoch = self.epoch + 1
+            evaluated = epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs
+            train_sums = self.run_epoch(track=evaluated)
+            self.epoch = epoch
+            self.seconds = time.perf_counter() - started
+            if evaluated:
+                self._end_evaluated_epoch(train_sums)
+            for member in self.members:
+                if member.scheduler is not None and member.scheduler_interval == "epoch":
+                    member.scheduler.step()
+        self.seconds = time.perf_counter() - started
+        if self.status == "running":
+            self.status = "completed"
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        return self
+
+    def run_epoch(self, track: bool) -> list[torch.Tensor]:
+        """One pass over the training data; [loss_sum [R], score_sum [R]] device tensors when tracked."""
+        self.model.train()
+        train = self.splits["train"]
+        size = self.cfg.batch_size
+        if size is None or size >= len(train):
+            return self.train_step(train.X, train.y, track)
+        # Each replica draws the permutation its solo Trainer draws: [R, N].
+        order = torch.stack([torch.randperm(len(train), device=train.X.device, generator=g) for g in self.generators])
+        sums: list[torch.Tensor] = []
+        for start in range(0, len(train), size):
+            idx = order[:, start : start + size]
+            if idx.shape[1] == 1 and len(train) > 1 and self.model.has_batch_norm:
+                break  # as Trainer: BatchNorm cannot normalise a batch of one sample
+            step_sums = self.train_step(train.X[idx], train.y[idx], track)
+            sums = step_sums if not sums else [a + b for a, b in zip(sums, step_sums)]
+        return sums
+
+    def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
+        outputs = self.model(X)  # [R, B, O]
+        losses = self.loss(outputs, y)  # [R], each replica's own mean loss
+        for member in self.members:
+            member.optimizer.zero_grad(set_to_none=True)
+        # d(sum)/d(loss_r) = 1: replica r's gradient is exactly the one it would get alone.
+        losses.sum().backward()
+        for member in self.members:
+            if member.config.train.grad_clip is not None:
+                clip_grad_norms_(self.model.part_parameters(member.part), member.config.train.grad_clip)
+            member.optimizer.step()
+            if member.scheduler is not None and member.scheduler_interval == "step":
+                member.scheduler.step()
+        if not track:
+            return []
+        with torch.no_grad():
+            rows = outputs.shape[1]
+            return [losses.detach() * rows, replica_scores(self.task.name, outputs, y, self.outputs_are_probabilities)]
+
+    @torch.inference_mode()
+    def evaluate(self, split: Split) -> list[torch.Tensor]:
+        """[mean loss [R], score sum [R]] over a split, in eval mode."""
+        self.model.eval()
+        outputs = self.model(split.X)
+        values = [self.loss(outputs, split.y),
+                  replica_scores(self.task.name, outputs, split.y, self.outputs_are_probabilities)]
+        self.model.train()
+        return values
+
+    def _end_evaluated_epoch(self, train_sums: list[torch.Tensor]) -> None:
+        self.replica_rows = self.make_rows(train_sums)
+        for member in self.members:
+            self._record(member, self.replica_rows[member.span.start : member.span.stop])
+        live = [row for row in self.replica_rows if math.isfinite(row["train_loss"])] or self.replica_rows
+        self.history.append(mean_row(live))
+        if all(all(m.diverged_at) for m in self.members):
+            self.stop("diverged")
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, self.history[-1])
+
+    def _record(self, member: Member, rows: list[dict]) -> None:
+        """Append the rows of replicas still training; one whose loss stops being finite stops there, as alone."""
+        kept: list[dict | None] = []
+        for i, row in enumerate(rows):
+            if member.diverged_at[i] is not None:
+                kept.append(None)
+                continue
+            if not math.isfinite(row["train_loss"]):
+                member.diverged_at[i] = self.epoch
+            member.history.append(row)
+            kept.append(row)
+        member.best.update(kept, lambda: self.model.part_state(member.part))
+
+    def make_rows(self, train_sums: list[torch.Tensor]) -> list[dict[str, float]]:
+        """One metrics.csv row per replica; every device value is read in a single transfer."""
+        n_train = len(self.splits["train"])
+        metric = self.task.metric
+        names = ["train_loss", f"train_{metric}"]
+        values, divisors = list(train_sums), [n_train, n_train]
+        for split_name in ("val", "test"):
+            if split_name in self.splits:
+                names += [f"{split_name}_loss", f"{split_name}_{metric}"]
+                values += self.evaluate(self.splits[split_name])
+                divisors += [1, len(self.splits[split_name])]
+        numbers = torch.stack([v.float() for v in values]).tolist()  # [quantity][replica]
+        rows = []
+        for member in self.members:
+            lr = member.optimizer.param_groups[0]["lr"]
+            for r, seed in zip(member.span, member.seeds):
+                row = {"epoch": self.epoch, "seed": seed}
+                row.update({n: v[r] / d for n, v, d in zip(names, numbers, divisors)})
+                rows.append({**row, "lr": lr, "seconds": round(self.seconds, 4)})
+        return rows
+
+    # ------------------------------------------------------------------ resume
+    def member_state(self, member: Member) -> dict:
+        """Everything one member needs to continue exactly where it is (plain data and tensors only)."""
+        generators = self.model.dropout_generators
+        return {
+            "model": self.model.part_state(member.part),
+            "optimizer": member.optimizer.state_dict(),
+            "scheduler": member.scheduler.state_dict() if member.scheduler is not None else None,
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+            "history": member.history,
+            "rng": {"shuffle": [g.get_state() for g in member.generators],
+                    "dropout": [generators[r].get_state() for r in member.span] if generators else None},
+            "diverged_at": member.diverged_at,
+        }
+
+    def restore_member(self, member: Member, state: dict, best: dict | None) -> None:
+        member.optimizer.load_state_dict(state["optimizer"])
+        if member.scheduler is not None:
+            member.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.seconds = int(state["epoch"]), float(state["seconds"])
+        member.history = [dict(row) for row in state["history"]]
+        for g, saved in zip(member.generators, state["rng"]["shuffle"]):
+            g.set_state(saved)
+        if state["rng"]["dropout"] is not None:
+            for r, saved in zip(member.span, state["rng"]["dropout"]):
+                self.model.dropout_generators[r].set_state(saved)
+        member.diverged_at = list(state["diverged_at"])
+        by_epoch: dict[int, list[dict]] = {}
+        for row in member.history:
+            by_epoch.setdefault(int(row["epoch"]), []).append(row)
+        self.history = [mean_row(rows) for rows in by_epoch.values()]
+        if best is not None:
+            device = self.splits["train"].X.device
+            member.best.rows = list(best["metrics"])
+            member.best.state = {k: v.to(device) for k, v in best["model"].items()}
+
+
+def mean_row(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The replicas' rows averaged, key by key (epoch, lr and seconds are the same in each)."""
+    keys = [k for k in rows[0] if k != "seed"]
+    return {k: rows[0][k] if k in NOT_IN_ROWS else statistics.fmean(row[k] for row in rows) for k in keys}
+
+
+# ---------------------------------------------------------------------- building a batch
+@dataclass
+class Batch:
+    """Configs of one shape (sweep.shape_key) trained as one batched model, and what they share."""
+
+    trainer: ReplicaTrainer
+    dataset: Dataset
+    device: torch.device
+    monitor: str
+
+    @property
+    def members(self) -> list[Member]:
+        return self.trainer.members
+
+
+def prepare_batch(configs: list[Config]) -> Batch:
+    """Data, stacked replicas, optimizers and loop; every user error is raised before anything is written."""
+    first = configs[0]
+    device = resolve_device(first.device)
+    dataset = build_dataset(first)
+    if first.task == "auto":  # only the data could tell (CSV): resolve task and loss now
+        configs = [validate_config({**c.to_dict(), "task": dataset.task.name}, source="config") for c in configs]
+    _check_batch_size(first, dataset)
+    model = _stack_replicas(configs, dataset, device)
+    monitor = "val_loss" if dataset.X_val is not None else "test_loss"
+    members, first_replica = [], 0
+    for part, config in enumerate(configs):
+        members.append(_member(config, part, first_replica, model, monitor, len(dataset.X_train), device))
+        first_replica += len(config.seeds)
+    trainer = ReplicaTrainer(
+        model=model, members=members, task=dataset.task, cfg=configs[0].train, splits=_splits(dataset, device),
+        loss=ReplicaLoss(configs[0].train.loss, build_loss(configs[0].train, dataset, device)),
+        outputs_are_probabilities=configs[0].train.loss in EXPECTS_PROBABILITIES,
+    )
+    return Batch(trainer, dataset, device, monitor)
+
+
+def _check_batch_size(config: Config, dataset: Dataset) -> None:
+    size = config.train.batch_size
+    if size is not None and size > len(dataset.X_train):
+        raise UserError(
+            f"train.batch_size = {size} is larger than the {len(dataset.X_train)} training rows; "
+            "use batch_size: null for full-batch training, or a smaller size"
+        )
+
+
+def _stack_replicas(configs: list[Config], dataset: Dataset, device: torch.device) -> StackedMLP:
+    """Each replica initialised exactly as experiment.build_trainer initialises a solo run of its seed."""
+    out_features = dataset.task.out_features(dataset.n_classes)
+    models, rng_states = [], []
+    for config in configs:
+        for seed in config.seeds:
+            seed_everything(seed)
+            models.append(build_model(config.model, dataset.n_features, out_features, config.train.loss))
+            rng_states.append((seed, torch.get_rng_state()))  # where the solo run's dropout draws begin
+    model = StackedMLP(models, [len(c.seeds) for c in configs]).to(device)
+    if model.has_dropout:
+        model.dropout_generators = [_dropout_generator(seed, state, device) for seed, state in rng_states]
+    return model
+
+
+def _dropout_generator(seed: int, cpu_state: torch.Tensor, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if device.type == "cpu":
+        generator.set_state(cpu_state)
+    else:  # other devices draw dropout their own way: an independent stream per replica
+        generator.manual_seed(seed)
+    return generator
+
+
+def _member(config: Config, part: int, first: int, model: StackedMLP, monitor: str, n_train: int,
+            device: torch.device) -> Member:
+    optimizer = OPTIMIZERS.get(config.train.optimizer)(model.part_parameters(part), config.train)
+    member = Member(
+        config, part, first, optimizer,
+        generators=[torch.Generator(device=device).manual_seed(seed) for seed in config.seeds],
+        best=ReplicaBest(monitor, len(config.seeds)), diverged_at=[None] * len(config.seeds),
+    )
+    schedule = config.train.scheduler
+    if schedule is not None:  # as experiment.attach_scheduler, per member
+        from clftrain.schedulers import SCHEDULERS
+
+        steps = -(-n_train // (config.train.batch_size or n_train))  # ceil
+        member.scheduler, member.scheduler_interval = SCHEDULERS.get(schedule.name)(
+            optimizer, schedule, config.train.epochs, steps, member.best.mode)
+    return member
+
+
+def _splits(dataset: Dataset, device: torch.device) -> dict[str, Split]:
+    def split(X, y):  # moved to the device once, here
+        return Split(torch.as_tensor(X, device=device), torch.as_tensor(y, device=device))
+
+    splits = {"train": split(dataset.X_train, dataset.y_train), "test": split(dataset.X_test, dataset.y_test)}
+    if dataset.X_val is not None:
+        splits["val"] = split(dataset.X_val, dataset.y_val)
+    return splits
