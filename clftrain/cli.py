@@ -29,6 +29,9 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 _state = {"debug": False}
 
+SeedsOption = Annotated[Optional[str], typer.Option(
+    "--seeds", metavar="SEEDS",
+    help="Train one replica per seed, all as one batched model, e.g. --seeds 0-4 or --seeds 0,3,7 (config key `seeds`).")]
 SetOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a config value, e.g. --set train.lr=0.01 (repeatable)."),
@@ -65,15 +68,18 @@ def fit(
     runs_root: Annotated[Path, typer.Option("--runs", help="Where run directories go when --out is not given.")] = Path("runs"),
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run directory from its last checkpoint.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No model table, progress bar or epoch rows.")] = False,
+    seeds: SeedsOption = None,
 ) -> None:
     """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots)."""
     if (config is None) == (resume is None):
         raise UserError("give either a CONFIG to start a run or --resume RUN_DIR to continue one, not both")
     if resume is not None and out is not None:
         raise UserError("--out cannot be used with --resume: a resumed run continues in its own directory")
+    if resume is not None and seeds is not None:
+        raise UserError("--seeds cannot be used with --resume: a resumed run keeps the seeds it started with")
     from clftrain.config import load_config
 
-    cfg = load_config(config, overrides) if config is not None else None
+    cfg = load_config(config, _with_seeds(overrides, seeds)) if config is not None else None
     from clftrain import report
     from clftrain.experiment import SIGNAL_EXIT_CODES, fit_experiment, resume_experiment
 
@@ -92,6 +98,13 @@ def fit(
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
     if result.summary["status"] == "diverged":
         raise typer.Exit(2)
+
+
+def _with_seeds(overrides: list[str] | None, seeds: str | None) -> list[str]:
+    """`--seeds 0-4` is `--set seeds=[0, 1, 2, 3, 4]`."""
+    from clftrain.config import parse_seeds
+
+    return [*(overrides or []), *([f"seeds={parse_seeds(seeds)}"] if seeds is not None else [])]
 
 
 @app.command()
@@ -116,6 +129,10 @@ CheckpointOption = Annotated[Checkpoint, typer.Option(
     "--checkpoint", "-c", help="Which weights: last (where training ended) or best (by the monitored metric).")]
 DeviceOption = Annotated[Optional[str], typer.Option(
     "--device", help="Run the model here instead of on the run's config device, e.g. --device cpu.")]
+SeedOption = Annotated[Optional[int], typer.Option(
+    "--seed", help="A run trained with seeds: use this seed's replica (default: the median replica).")]
+EnsembleOption = Annotated[bool, typer.Option(
+    "--ensemble", help="A run trained with seeds: average the replicas' probabilities.")]
 
 
 @app.command("eval")
@@ -127,11 +144,13 @@ def evaluate(
         "--data", help="Evaluate on this CSV (the run's feature columns and target) instead of the test split.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print eval.json to stdout and nothing else.")] = False,
     device: DeviceOption = None,
+    seed: SeedOption = None,
+    ensemble: EnsembleOption = False,
 ) -> None:
     """Re-evaluate a checkpoint on the run's rebuilt test split (or a CSV); print the metrics, write eval.json."""
     from clftrain.evaluate import evaluate_run, write_eval
 
-    report = evaluate_run(run_dir, checkpoint.value, data, device)
+    report = evaluate_run(run_dir, checkpoint.value, data, device, seed, ensemble)
     path = write_eval(run_dir, report)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -143,11 +162,13 @@ def evaluate(
 
 @app.command()
 @user_errors
-def plot(run_dir: RunDirArgument, checkpoint: CheckpointOption = Checkpoint.last, device: DeviceOption = None) -> None:
+def plot(run_dir: RunDirArgument, checkpoint: CheckpointOption = Checkpoint.last, device: DeviceOption = None,
+         seed: SeedOption = None, ensemble: EnsembleOption = False) -> None:
     """(Re)draw the run's plots from its files: decision boundary, curves, confusion matrix."""
     from clftrain.trained import TrainedRun
 
-    for path in TrainedRun.load(run_dir, checkpoint.value, device).draw_plots(run_dir):
+    run = TrainedRun.load(run_dir, checkpoint.value, device, seed=seed, ensemble=ensemble)
+    for path in run.draw_plots(run_dir):
         console.print(f"wrote {path}")
 
 
@@ -159,11 +180,13 @@ def predict(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of to stdout.")] = None,
     checkpoint: CheckpointOption = Checkpoint.last,
     device: DeviceOption = None,
+    seed: SeedOption = None,
+    ensemble: EnsembleOption = False,
 ) -> None:
     """Class probabilities and predicted labels for each row of INPUT_CSV, as CSV."""
     from clftrain.predict import predict_csv, write_output
 
-    text, notes = predict_csv(run_dir, input_csv, checkpoint.value, device)
+    text, notes = predict_csv(run_dir, input_csv, checkpoint.value, device, seed, ensemble)
     for note in notes:
         err_console.print(Text("note: ", style="yellow") + Text(note))
     if out is None:
@@ -171,6 +194,41 @@ def predict(
         return
     write_output(out, text, input_csv)
     console.print(f"wrote {text.count(chr(10)) - 1} predictions to {out}")
+
+
+@app.command()
+@user_errors
+def sweep(
+    config: Annotated[Path, typer.Argument(help="The experiment's YAML config: the values the grid leaves alone.")],
+    grid: Annotated[Optional[list[str]], typer.Option(
+        "--grid", "-g", metavar="KEY=V1,V2,...",
+        help="Values of one config key to try, e.g. --grid train.lr=0.1,0.01 --grid model.layers=[8,8],[16] "
+             "(repeatable: every combination is trained).")] = None,
+    overrides: SetOption = None,
+    seeds: SeedsOption = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory to create (must not exist).")] = None,
+    runs_root: Annotated[Path, typer.Option("--runs", help="Where the sweep directory goes when --out is not given.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train every combination of the --grid values; configs of one shape train together as one batched model."""
+    from clftrain import report
+    from clftrain.experiment import SIGNAL_EXIT_CODES
+    from clftrain.sweep import SWEEP_CSV, plan_sweep, run_sweep
+
+    plan = plan_sweep(config, grid or [], overrides, seeds)
+    shown = Console(quiet=quiet, highlight=False, soft_wrap=True)
+
+    def progress(number, batch):
+        runs = [c.dir_name for c in plan.batches[number - 1]]
+        return [report.SweepProgress(shown, number, len(plan.batches), runs, batch.trainer.model.replicas)]
+
+    result = run_sweep(plan, out, runs_root, on_batch=progress)
+    report.show_sweep(console, result.sweep_dir, result.rows, result.ranked_by, result.grid_keys)
+    console.print(f"wrote {result.sweep_dir / SWEEP_CSV}")
+    if result.signal:
+        console.print(f"interrupted by {result.signal}: the runs above are complete or resumable "
+                      "(clftrain fit --resume RUN_DIR); the sweep's other batches did not start")
+        raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
 
 
 @app.command()

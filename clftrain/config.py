@@ -448,6 +448,11 @@ def read_yaml(path: Path) -> Any:
         raise UserError(f"invalid YAML in {path}: {exc}\nfix the YAML syntax at the position shown") from None
 
 
+def parse_value(text: str) -> Any:
+    """A value as YAML reads it (`0.1`, `[8, 8]`, `relu`, `null`); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """`["train.lr=0.01", "model.layers=[8,8]"]` -> {"train.lr": 0.01, "model.layers": [8, 8]}."""
     overrides = {}
@@ -505,31 +510,51 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, override and validate a config file; every problem becomes one UserError."""
     path = Path(path)
+    raw = read_config_mapping(path)
+    parsed = parse_overrides(overrides or [])
+    return validate_config(apply_overrides(raw, parsed), source=str(path), set_keys=set(parsed), base_dir=path.parent)
+
+
+def read_config_mapping(path: Path) -> dict[str, Any]:
+    """A config file's raw mapping, before overrides and validation."""
     raw = read_yaml(path)
     if raw is None:
         raise UserError(f"config file {path} is empty; it needs at least a 'dataset:' section")
     if not isinstance(raw, dict):
         raise UserError(f"config file {path} must be a mapping of keys (name:, dataset:, ...), not a {type(raw).__name__}")
-    parsed = parse_overrides(overrides or [])
-    return validate_config(apply_overrides(raw, parsed), source=str(path), set_keys=set(parsed), base_dir=path.parent)
+    return raw
 
 
-def validate_config(data: dict[str, Any], source: str = "config", set_keys: set[str] = frozenset(),
+class InvalidConfig(UserError):
+    """A config that fails validation; `lines` holds one message per problem."""
+
+    def __init__(self, source: str, lines: list[str]) -> None:
+        super().__init__(f"invalid config {source}:\n" + "\n".join(f"  - {line}" for line in lines))
+        self.lines = lines
+
+
+def validate_config(data: dict[str, Any], source: str = "config", set_keys: set[str] | dict[str, str] = frozenset(),
                     base_dir: Path | None = None) -> Config:
-    """Validate a raw mapping; relative dataset paths resolve against `base_dir` (the config's folder)."""
+    """Validate a raw mapping; relative dataset paths resolve against `base_dir` (the config's folder).
+
+    `set_keys`: the dotted keys that came from the command line, named in their errors as
+    `(from --set KEY)`; a mapping gives each key its own origin (a sweep's `--grid KEY=VALUE`).
+    """
     try:
         return Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        lines = [_describe(error, data, set_keys) for error in exc.errors()]
-        raise UserError(f"invalid config {source}:\n" + "\n".join(f"  - {line}" for line in lines)) from None
+        raise InvalidConfig(source, [_describe(error, data, set_keys) for error in exc.errors()]) from None
 
 
 # --------------------------------------------------------------------------- error messages
-def _describe(error: dict, data: dict, set_keys: set[str]) -> str:
+def _describe(error: dict, data: dict, set_keys: set[str] | dict[str, str]) -> str:
     """One pydantic error -> 'field = value: problem; fix' in the user's own terms."""
     loc = _user_loc(error["loc"])
     dotted = ".".join(str(part) for part in loc)
-    origin = f" (from --set {dotted})" if dotted in set_keys else ""
+    origin = ""
+    given = next((key for key in set_keys if dotted == key or dotted.startswith(f"{key}.")), None)  # or a parent
+    if given is not None:
+        origin = f" (from {set_keys[given] if isinstance(set_keys, dict) else f'--set {given}'})"
     kind = error["type"]
     if kind == "extra_forbidden":
         valid = _valid_keys(error["loc"][:-1], data)

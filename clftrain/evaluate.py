@@ -19,10 +19,10 @@ EVAL = "eval.json"
 
 
 def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = None,
-                 device: str | None = None) -> dict:
+                 device: str | None = None, seed: int | None = None, ensemble: bool = False) -> dict:
     """The content of eval.json: what was evaluated, on what, and every metric."""
     # The data is rebuilt even for --data: class weights in the loss come from the training split.
-    run = TrainedRun.load(run_dir, checkpoint, device)
+    run = TrainedRun.load(run_dir, checkpoint, device, seed=seed, ensemble=ensemble)
     notes = []
     if data is None:
         X, y = run.test_split()
@@ -45,6 +45,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = No
         "loss_function": run.config.train.loss,
         "data": source,
         "device": str(run.device),
+        **({"replica": run.replicas.to_dict()} if run.replicas is not None else {}),
         **result,
     }
     if data is None:

@@ -311,11 +311,12 @@ class Batch:
         return self.trainer.members
 
 
-def prepare_batch(configs: list[Config]) -> Batch:
-    """Data, stacked replicas, optimizers and loop; every user error is raised before anything is written."""
+def prepare_batch(configs: list[Config], dataset: Dataset | None = None) -> Batch:
+    """Data (built unless given: a sweep shares it between batches), stacked replicas, optimizers and loop;
+    every user error is raised before anything is written."""
     first = configs[0]
     device = resolve_device(first.device)
-    dataset = build_dataset(first)
+    dataset = dataset or build_dataset(first)
     if first.task == "auto":  # only the data could tell (CSV): resolve task and loss now
         configs = [validate_config({**c.to_dict(), "task": dataset.task.name}, source="config") for c in configs]
     _check_batch_size(first, dataset)
@@ -331,6 +332,12 @@ def prepare_batch(configs: list[Config]) -> Batch:
         outputs_are_probabilities=configs[0].train.loss in EXPECTS_PROBABILITIES,
     )
     return Batch(trainer, dataset, device, monitor)
+
+
+def check_batch(configs: list[Config], dataset: Dataset) -> None:
+    """The user errors prepare_batch would raise for these configs, without building anything."""
+    resolve_device(configs[0].device)
+    _check_batch_size(configs[0], dataset)
 
 
 def _check_batch_size(config: Config, dataset: Dataset) -> None:

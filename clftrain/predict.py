@@ -21,11 +21,11 @@ from clftrain.trained import TrainedRun
 PREDICTED = "predicted"
 
 
-def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last",
-                device: str | None = None) -> tuple[str, list[str]]:
+def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last", device: str | None = None,
+                seed: int | None = None, ensemble: bool = False) -> tuple[str, list[str]]:
     """The output CSV as text, one row per input row in the input's order; and notes for the user."""
     # The training data is not needed: feature order, scaling and classes come from the checkpoint.
-    run = TrainedRun.load(run_dir, checkpoint, device, with_data=False)
+    run = TrainedRun.load(run_dir, checkpoint, device, with_data=False, seed=seed, ensemble=ensemble)
     table = CsvTable.read(input_csv)
     inputs = run.inputs
     table.require(inputs.input_columns, f"features {', '.join(inputs.input_columns)}")
@@ -38,7 +38,10 @@ def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last",
     multilabel = inputs.task.name == "multilabel"
     rows = [row + _predicted_cells(p, label, inputs.class_names, multilabel)
             for row, p, label in zip(table.rows, probabilities, labels)]
-    return to_csv(table.header + added, rows), inputs.unseen_categories(table)
+    notes = inputs.unseen_categories(table)
+    if run.replicas is not None and run.replicas.why == "median":  # say which of the run's models answered
+        notes.append(f"predicted by {run.replicas.describe()}; choose with --seed S, or --ensemble to average them")
+    return to_csv(table.header + added, rows), notes
 
 
 def output_columns(class_names: list[str]) -> list[str]:

@@ -39,6 +39,9 @@ def show_eval(console: Console, report: dict, path: Path) -> None:
     epoch = f", epoch {report['epoch']}" if report["epoch"] is not None else ""
     console.print(f"[bold]{report['run']}[/bold] ({report['checkpoint']} checkpoint{epoch}) on {where}: "
                   f"{data['rows']} rows, device {report['device']}")
+    if "replica" in report:  # a run trained with seeds
+        hint = " (choose with --seed S, or --ensemble to average them)" if report["replica"]["why"] == "median" else ""
+        console.print(f"Weights: {report['replica']['chosen']}{hint}")
     console.print(_metrics_table(report))
     if "per_class" in report:
         console.print(_per_class_table(report["per_class"]))

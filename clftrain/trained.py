@@ -204,7 +204,8 @@ class ReplicaChoice:
         return f"seed {self.seed} of {count}"
 
     def to_dict(self) -> dict:
-        return {"seeds": self.seeds, "seed": self.seed, "ensemble": self.seed is None, "chosen": self.describe()}
+        return {"seeds": self.seeds, "seed": self.seed, "ensemble": self.seed is None, "why": self.why,
+                "chosen": self.describe()}
 
 
 def median_replica(rows: list[dict], column: str, higher_is_better: bool) -> int:
