@@ -219,8 +219,8 @@ def summary(batch: Batch, member: Member) -> dict:
 
 
 def _replica(seed: int, final: dict | None, best: dict | None, diverged_at: int | None) -> dict:
-    def metrics(row):
-        return {k: v for k, v in (row or {}).items() if k not in ("seed", "lr", "seconds")}
+    def metrics(row):  # a diverged replica's inf and NaN become null: JSON has neither
+        return {k: v if math.isfinite(v) else None for k, v in (row or {}).items() if k not in ("seed", "lr", "seconds")}
 
     return {"seed": seed, "status": "diverged" if diverged_at else "completed",
             "epochs_run": int(final["epoch"]) if final else 0, "final": metrics(final), "best": metrics(best)}
