@@ -3,6 +3,8 @@
 #   make test   create .venv if missing, then run the whole test suite
 #   make bench  benchmark clftrain against a hand-written loop, scikit-learn and Lightning
 #               (make bench WORKLOADS=circles,blobs REPS=3 TRAINERS=bare,clftrain THREADS=1)
+#   make bench-replicas  1, 8, 32, 128 seeds of circles as one batched model vs one after another
+#               (make bench-replicas REPLICAS=1,8,32 THREADS=2 DEVICE=cuda)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,8 +13,10 @@ WORKLOADS ?= circles,blobs,big,wide
 REPS ?= 3
 TRAINERS ?=
 THREADS ?=
+REPLICAS ?= 1,8,32,128
+DEVICE ?= cpu
 
-.PHONY: fit test install clean bench
+.PHONY: fit test install clean bench bench-replicas
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +36,9 @@ test: install
 bench: install $(VENV)/.bench-deps
 	$(BIN)/python -m bench.run --workloads $(WORKLOADS) --reps $(REPS) \
 		$(if $(TRAINERS),--trainers $(TRAINERS)) $(if $(THREADS),--threads $(THREADS))
+
+bench-replicas: install
+	$(BIN)/python -m bench.replicas --replicas $(REPLICAS) --device $(DEVICE) $(if $(THREADS),--threads $(THREADS))
 
 # The `bench` extra of pyproject.toml (Lightning), pinned to the installed torch so that it can
 # never move it; if that cannot be done the benchmark still runs and says "not installed".

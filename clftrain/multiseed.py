@@ -65,11 +65,13 @@ class ReplicaBest:
         improved = [self.improved(i, row) for i, row in enumerate(rows)]
         if not any(improved):
             return
-        state = current()
-        if self.state is not None:  # keep the others' weights: one `where` per tensor, no per-replica copies
+        state = current()  # the live tensors: copied here, by clone or by `where`
+        if self.state is None or all(improved):
+            self.state = {k: v.clone() for k, v in state.items()}
+        else:  # keep the others' weights: one `where` per tensor, no per-replica copies
             mask = torch.tensor(improved, device=next(iter(state.values())).device)
-            state = {k: torch.where(mask.view(-1, *[1] * (v.dim() - 1)), v, self.state[k]) for k, v in state.items()}
-        self.state = state
+            self.state = {k: torch.where(mask.view(-1, *[1] * (v.dim() - 1)), v, self.state[k])
+                          for k, v in state.items()}
         self.rows = [dict(row) if up else old for up, row, old in zip(improved, rows, self.rows)]
         self.version += 1
 
@@ -229,7 +231,7 @@ class ReplicaTrainer:
                 member.diverged_at[i] = self.epoch
             member.history.append(row)
             kept.append(row)
-        member.best.update(kept, lambda: self.model.part_state(member.part))
+        member.best.update(kept, lambda: self.model.part_state(member.part, copy=False))
 
     def make_rows(self, train_sums: list[torch.Tensor]) -> list[dict[str, float]]:
         """One metrics.csv row per replica; every device value is read in a single transfer."""

@@ -160,12 +160,13 @@ class StackedMLP(nn.Module):
     def part_parameters(self, part: int) -> list[nn.Parameter]:
         return list(self.parts[part].values)
 
-    def part_state(self, part: int) -> dict[str, torch.Tensor]:
-        """One part's weights and buffers keyed like the solo model's state dict, each with a leading replica dim."""
+    def part_state(self, part: int, copy: bool = True) -> dict[str, torch.Tensor]:
+        """One part's weights and buffers keyed like the solo model's state dict, each with a leading replica dim
+        (copy=False: views of the live tensors, for a caller that copies them itself)."""
         lo, hi = self.part_bounds()[part]
-        state = {key: value.detach().clone() for key, value in zip(self.param_keys, self.parts[part].values)}
-        state.update({key: self._buffer(key)[lo:hi].clone() for key in self.buffer_keys})
-        return state
+        state = {key: value.detach() for key, value in zip(self.param_keys, self.parts[part].values)}
+        state.update({key: self._buffer(key)[lo:hi] for key in self.buffer_keys})
+        return {key: value.clone() for key, value in state.items()} if copy else state
 
     def load_part_state(self, part: int, state: dict[str, torch.Tensor], source: object) -> None:
         """Load one part's state, or say which layer of `source` does not fit and how (as model.load_weights)."""
