@@ -41,7 +41,7 @@ class RunRecord:
             rows = rundir.read_metrics(metrics_file) if metrics_file.is_file() else []
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise UserError(f"cannot read run directory {path}: {exc}") from None
-        return cls(path, config if isinstance(config, dict) else {}, summary, rows)
+        return cls(path, config if isinstance(config, dict) else {}, summary, _mean_over_seeds(rows))
 
     @property
     def name(self) -> str:
@@ -90,6 +90,16 @@ class RunRecord:
         pick = max if column.endswith("_acc") else min
         row = pick(rows, key=lambda r: r[column])
         return row[column], int(row["epoch"])
+
+
+def _mean_over_seeds(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+    """A run trained with seeds has one metrics.csv row per seed and epoch: list and compare it by their mean."""
+    if not rows or "seed" not in rows[0]:
+        return rows
+    by_epoch: dict[float, list[dict[str, float]]] = {}
+    for row in rows:
+        by_epoch.setdefault(row["epoch"], []).append(row)
+    return [{k: sum(r[k] for r in group) / len(group) for k in group[0] if k != "seed"} for group in by_epoch.values()]
 
 
 def find_runs(root: Path) -> list[RunRecord]:

@@ -404,3 +404,13 @@ def test_median_replica():
     assert median_replica(rows, "test_acc", True) == 1  # nan, 0.5, 0.7, 0.9: the lower middle
     assert median_replica(rows[:2] + rows[3:], "test_acc", True) == 2  # 0.9, 0.5, 0.7: the 0.7
     assert median_replica([{"test_mae": 2.0}, {"test_mae": float("inf")}, {"test_mae": 1.0}], "test_mae", False) == 0
+
+
+def test_runs_and_compare_use_the_mean_over_seeds(seeds_run):
+    from clftrain.runs import RunRecord
+
+    run, _ = seeds_run
+    record = RunRecord.read(run)
+    finals = [r["test_acc"] for r in metrics_rows(run) if r["epoch"] == 30]
+    assert len(record.rows) == 30 and "seed" not in record.rows[-1]
+    assert record.final("test_acc") == pytest.approx(sum(finals) / 5)
