@@ -198,7 +198,7 @@ class ReplicaChoice:
     def describe(self) -> str:
         count = f"{len(self.seeds)} replicas"
         if self.seed is None:
-            return f"the ensemble of {count} (their mean probability)"
+            return f"the ensemble of {count} (their mean {'prediction' if self.metric == 'mae' else 'probability'})"
         if self.why == "median":
             return f"seed {self.seed}, the median of {count} by test {'MAE' if self.metric == 'mae' else 'accuracy'}"
         return f"seed {self.seed} of {count}"
