@@ -30,6 +30,7 @@ What each one times is only the training call (`fit`), after data and model are 
                   iterable of tensors (no per-sample collation), like clftrain's
   bare-dataloader the hand-written loop fed by DataLoader(TensorDataset, shuffle=True),
                   the tutorial way to make mini-batches (optional)
+  lightning-dataloader  Lightning fed the same tutorial way (optional)
 """
 
 from __future__ import annotations
@@ -66,14 +67,16 @@ def preload(name: str, workload: Workload) -> None:
     # The first torch.optim optimizer of a process imports torch._dynamo (~1 s, ~80 MiB): start-up, not training.
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     import sklearn.model_selection  # noqa: F401 - every workload's split
-    if not workload.csv_rows:  # clftrain.data's generators
+    if not workload.csv_rows:  # every trainer's data comes from clftrain.data's generators
         import sklearn.datasets  # noqa: F401
+
+        import clftrain.data  # noqa: F401
     if name.startswith("clftrain"):
         import clftrain.experiment  # noqa: F401
         import clftrain.report  # noqa: F401
     elif name == "sklearn":
         import sklearn.neural_network  # noqa: F401
-    elif name == "lightning":
+    elif name.startswith("lightning"):
         lightning_module()
 
 
@@ -322,6 +325,15 @@ def sklearn_mlp(workload: Workload, data: Data) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- Lightning
 @trainer("lightning")
 def lightning_trainer(workload: Workload, data: Data) -> dict[str, Any]:
+    return _lightning(workload, data, tutorial_loaders=False)
+
+
+@trainer("lightning-dataloader")
+def lightning_tutorial_loaders(workload: Workload, data: Data) -> dict[str, Any]:
+    return _lightning(workload, data, tutorial_loaders=True)
+
+
+def _lightning(workload: Workload, data: Data, tutorial_loaders: bool) -> dict[str, Any]:
     L = lightning_module()
     if L is None:
         return {"skipped": "not installed"}
@@ -393,9 +405,16 @@ def lightning_trainer(workload: Workload, data: Data) -> dict[str, Any]:
     module = Classifier()
     X_train, y_train = torch.from_numpy(data.X_train), torch_targets(workload, data.y_train)
     X_test, y_test = torch.from_numpy(data.X_test), torch_targets(workload, data.y_test)
-    train_loader = DataLoader(Batches(X_train, y_train, workload.batch_size, shuffle=True), batch_size=None)
-    # Test evaluation in one batch per epoch, as the other trainers do it.
-    val_loader = DataLoader(Batches(X_test, y_test, None, shuffle=False), batch_size=None)
+    if tutorial_loaders:  # the tutorial way: a TensorDataset, batches collated sample by sample
+        from torch.utils.data import TensorDataset
+
+        train_loader = DataLoader(TensorDataset(X_train, y_train), batch_size=workload.batch_size or len(X_train),
+                                  shuffle=True, generator=torch.Generator().manual_seed(workload.seed))
+        val_loader = DataLoader(TensorDataset(X_test, y_test), batch_size=len(X_test))
+    else:
+        train_loader = DataLoader(Batches(X_train, y_train, workload.batch_size, shuffle=True), batch_size=None)
+        # Test evaluation in one batch per epoch, as the other trainers do it.
+        val_loader = DataLoader(Batches(X_test, y_test, None, shuffle=False), batch_size=None)
     fit_trainer = L.Trainer(
         max_epochs=workload.epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, check_val_every_n_epoch=1,
