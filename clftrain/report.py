@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from pathlib import Path
 
 from rich import box
@@ -70,10 +71,14 @@ class ConsoleProgress(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         self.task_id = self.progress.add_task("fit", total=trainer.cfg.epochs, completed=trainer.epoch)
         self.progress.start()
+        self._last_update = 0.0
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
-        # The bar moves on evaluated epochs only: no per-epoch console work on the hot path.
-        self.progress.update(self.task_id, completed=trainer.epoch)
+        # The bar redraws at most 10 times a second anyway: skip the update work in between.
+        now = time.monotonic()
+        if now - self._last_update >= 0.1:
+            self.progress.update(self.task_id, completed=trainer.epoch)
+            self._last_update = now
         if trainer.epoch % trainer.cfg.log_every == 0 or trainer.epoch == trainer.cfg.epochs:
             self.console.print(format_row(row, trainer.task.metric, _replica_rows(trainer)), soft_wrap=True)
 

@@ -68,6 +68,10 @@ class Trainer:
         # random numbers initialisation or dropout drew.
         self.generator = torch.Generator(device=device).manual_seed(self.seed)
         self._stop = False
+        # train()/eval() walk every module (a measurable share of a tiny model's epoch):
+        # switch modes only when some layer behaves differently in them.
+        self._mode_matters = any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm))
+                                 for m in self.model.modules())
 
     def stop(self, status: str = "completed") -> None:
         """Ask the loop to stop after the current epoch (early stopping, divergence, a signal)."""
@@ -115,7 +119,8 @@ class Trainer:
 
     def run_epoch(self, track: bool) -> list[torch.Tensor]:
         """One pass over the training data; returns [loss_sum, score_sum] device tensors when tracked."""
-        self.model.train()
+        if self._mode_matters:
+            self.model.train()
         train = self.splits["train"]
         size = self.cfg.batch_size
         if size is None or size >= len(train):
@@ -149,13 +154,14 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(self, split: Split) -> list[torch.Tensor]:
-        """[mean loss, score sum] over a split as device tensors, in eval mode (no dropout)."""
-        self.model.eval()
+        """[mean loss, score sum] over a split as device tensors, in eval mode (no dropout).
+
+        The model is left in eval mode: run_epoch switches back before training."""
+        if self._mode_matters:
+            self.model.eval()
         outputs = self.model(split.X)
         loss = self.loss_fn(outputs, split.y)
-        score_sum = self.task.score_sum(outputs, split.y, self.outputs_are_probabilities)
-        self.model.train()
-        return [loss, score_sum]
+        return [loss, self.task.score_sum(outputs, split.y, self.outputs_are_probabilities)]
 
     def make_row(self, train_sums: list[torch.Tensor]) -> dict[str, float]:
         """One metrics.csv row; every device value is read in a single transfer."""
@@ -248,6 +254,7 @@ class BestTracker(Callback):
         self.mode = monitor_mode(monitor, mode)
         self.best_row: dict[str, float] | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
+        self._live: dict[str, torch.Tensor] | None = None  # the model's own tensors, updated in place
 
     def improved(self, value: float, min_delta: float = 0.0) -> bool:
         if not math.isfinite(value):
@@ -260,7 +267,18 @@ class BestTracker(Callback):
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
         if self.improved(row[self.monitor]):
             self.best_row = dict(row)
-            self.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+            self._copy_weights(trainer.model)
+
+    def _copy_weights(self, model: nn.Module) -> None:
+        # Early in training nearly every epoch improves: copy into the same buffers with one
+        # foreach call instead of building a state_dict and cloning it each time.
+        if self._live is None:
+            self._live = model.state_dict()  # detached views of the parameters and buffers
+        if (self.best_state is None or self.best_state.keys() != self._live.keys()
+                or any(a.device != b.device for a, b in zip(self.best_state.values(), self._live.values()))):
+            self.best_state = {k: v.clone() for k, v in self._live.items()}
+        else:
+            torch._foreach_copy_(list(self.best_state.values()), list(self._live.values()))
 
     def state(self) -> dict:
         return {"best_row": self.best_row}
