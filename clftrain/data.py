@@ -30,11 +30,6 @@ class RawData:
     categorical: list[str] = field(default_factory=list)  # columns to one-hot encode
     task: str | None = None  # what the targets imply, when only the data can tell (CSV)
 
-    def columns(self) -> Columns:
-        if isinstance(self.X, dict):
-            return self.X
-        return {name: self.X[:, j].astype(np.float64) for j, name in enumerate(self.feature_names)}
-
 
 @dataclass
 class Dataset:
@@ -172,16 +167,17 @@ def build_dataset(config: Config) -> Dataset:
     raw = DATASETS.get(cfg.name)(cfg)
     task = get_task(_task_name(config, raw))
     parts = _split(raw, config, stratify=task.name in ("binary", "multiclass"))
-    columns = raw.columns()
+    # Numeric arrays are split as one matrix (no per-column copies); tables as columns.
+    source = raw.X
     numeric = [name for name in raw.feature_names if name not in raw.categorical]
-    pre = Preprocessor.fit(_rows(columns, parts["train"]), numeric, raw.categorical,
+    pre = Preprocessor.fit(_rows(source, parts["train"]), numeric, raw.categorical,
                            getattr(cfg, "impute", None), cfg.standardize)
 
     def split(name):
         if name not in parts:
             return None, None
         rows = parts[name]
-        return pre.transform(_rows(columns, rows)), task.prepare_targets(raw.y[rows])
+        return pre.transform(_rows(source, rows)), task.prepare_targets(raw.y[rows])
 
     (X_train, y_train), (X_test, y_test), (X_val, y_val) = split("train"), split("test"), split("val")
     return Dataset(task=task, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
@@ -201,8 +197,10 @@ def _task_name(config: Config, raw: RawData) -> str:
                     f"(they make a {raw.task} task); use task: auto or {raw.task}")
 
 
-def _rows(columns: Columns, rows: np.ndarray) -> Columns:
-    return {name: values[rows] for name, values in columns.items()}
+def _rows(source: np.ndarray | Columns, rows: np.ndarray) -> np.ndarray | Columns:
+    if isinstance(source, np.ndarray):
+        return source[rows]
+    return {name: values[rows] for name, values in source.items()}
 
 
 def _split(raw: RawData, config: Config, stratify: bool) -> dict[str, np.ndarray]:

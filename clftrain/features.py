@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Raw columns by name: float64 arrays (NaN = missing) for numeric columns,
-# object arrays of str (None = missing) for categorical ones.
+# Raw columns by name: float arrays (NaN = missing) for numeric columns, object arrays
+# of str (None = missing) for categorical ones. An all-numeric table may come as one
+# [N, F] matrix whose columns are `numeric` in order (no per-column copies).
 Columns = dict[str, np.ndarray]
+Table = Columns | np.ndarray
 
 
 @dataclass
@@ -35,7 +37,7 @@ class Preprocessor:
         return self.numeric + [f"{col}={cat}" for col, cats in self.categorical.items() for cat in cats]
 
     @classmethod
-    def fit(cls, train: Columns, numeric: list[str], categorical: list[str], impute: str | None,
+    def fit(cls, train: Table, numeric: list[str], categorical: list[str], impute: str | None,
             standardize: bool) -> Preprocessor:
         fill = _fill_values(train, numeric, categorical, impute) if impute else {}
         categories = {col: sorted({str(v) for v in train[col] if v is not None} | _as_set(fill.get(col)))
@@ -43,23 +45,29 @@ class Preprocessor:
         pre = cls(numeric=list(numeric), categorical=categories, fill=fill)
         if standardize and numeric:
             X = pre._numeric_matrix(train)
-            std = X.std(axis=0)
-            pre.mean, pre.std = X.mean(axis=0).tolist(), np.where(std > 0, std, 1.0).tolist()  # constant: keep
+            # float64 statistics: a float32 sum over a million rows loses digits
+            mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
+            pre.mean, pre.std = mean.tolist(), np.where(std > 0, std, 1.0).tolist()  # constant column: keep
         return pre
 
-    def transform(self, columns: Columns) -> np.ndarray:
+    def transform(self, table: Table) -> np.ndarray:
         """float32 [N, len(feature_names)]."""
-        parts = [self._numeric_matrix(columns)]
-        if self.mean is not None:
-            parts[0] = (parts[0] - np.asarray(self.mean)) / np.asarray(self.std)
+        X = self._numeric_matrix(table)
+        if self.mean is not None:  # in place: no second copy of a large table
+            X -= np.asarray(self.mean, dtype=np.float32)
+            X /= np.asarray(self.std, dtype=np.float32)
         if self.categorical:
-            parts.append(self._one_hot(columns))
-        return np.concatenate(parts, axis=1).astype(np.float32)
+            X = np.concatenate([X, self._one_hot(table).astype(np.float32)], axis=1)
+        return X
 
-    def _numeric_matrix(self, columns: Columns) -> np.ndarray:
-        n = len(next(iter(columns.values()))) if columns else 0
-        X = np.column_stack([columns[c] for c in self.numeric]) if self.numeric else np.empty((n, 0))
-        X = X.astype(np.float64, copy=True)
+    def _numeric_matrix(self, table: Table) -> np.ndarray:
+        """A fresh float32 [N, len(numeric)] matrix with missing values filled."""
+        if isinstance(table, np.ndarray):
+            X = table.astype(np.float32, copy=True)
+        elif self.numeric:
+            X = np.column_stack([table[c] for c in self.numeric]).astype(np.float32)
+        else:
+            X = np.empty((len(next(iter(table.values()))), 0), dtype=np.float32)
         for j, col in enumerate(self.numeric):
             if col in self.fill:
                 X[np.isnan(X[:, j]), j] = self.fill[col]

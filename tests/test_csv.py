@@ -144,3 +144,25 @@ def test_predict_names_column_and_row_of_bad_values(cli, write_config, tmp_path)
     (tmp_path / "short.csv").write_text("age,sex\n50,male\n")
     result = cli("predict", tmp_path / "run", tmp_path / "short.csv")
     assert result.exit_code == 2 and "no column(s) 'weight', 'smoking'" in result.output
+
+
+def test_numeric_tables_take_the_fast_parser_and_agree_with_the_careful_one(write_config, tmp_path, monkeypatch):
+    from clftrain import tabular
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).round(4)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    text = "a,b,c,d,label\n" + "".join(",".join(map(str, [*row, int(t)])) + "\n" for row, t in zip(X, y))
+    path = write_config(csv_config(tmp_path, text, target="label"))
+    fast = build_dataset(load_config(path))
+
+    monkeypatch.setattr(tabular, "_read_numeric", lambda cfg: None)  # force the careful path
+    careful = build_dataset(load_config(path))
+    assert fast.task.name == careful.task.name == "multiclass"
+    assert fast.class_names == careful.class_names == ["0", "1", "2"]
+    np.testing.assert_allclose(fast.X_train, careful.X_train, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fast.y_test, careful.y_test)
+
+    monkeypatch.undo()
+    monkeypatch.setattr(tabular.CsvTable, "read", lambda p: (_ for _ in ()).throw(AssertionError("slow path used")))
+    build_dataset(load_config(path))  # succeeds without the per-cell reader
