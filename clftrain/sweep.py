@@ -128,6 +128,8 @@ def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | 
     if both:
         raise UserError(f"{', '.join(both)}: given both with --set and --grid; keep one")
     if seeds is not None:
+        if "seeds" in grid or "seeds" in overrides:
+            raise UserError("seeds: given both with --seeds and with --grid or --set; keep one")
         overrides["seeds"] = parse_seeds(seeds)
     combos = _value_combinations(grid)
     configs, problems = [], []

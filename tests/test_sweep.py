@@ -155,6 +155,8 @@ def test_bad_grids_exit_2_naming_the_key(write_config, cli, tmp_path, grid, mess
 def test_grid_and_set_of_one_key_exit_2(write_config, cli):
     result = cli("sweep", write_config(tiny_config()), "--grid", "train.lr=0.1,0.2", "--set", "train.lr=0.5")
     assert result.exit_code == 2 and "train.lr: given both with --set and --grid" in result.output
+    result = cli("sweep", write_config(tiny_config()), "--grid", "seeds=[0],[1]", "--seeds", "0-2")
+    assert result.exit_code == 2 and "seeds: given both with --seeds and with --grid or --set" in result.output
 
 
 def test_grid_values_split_at_top_level_commas():
