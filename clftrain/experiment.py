@@ -27,7 +27,7 @@ from clftrain.device import resolve_device
 from clftrain.errors import UserError, did_you_mean
 from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
 from clftrain.model import build_model, count_parameters, describe_model, load_weights
-from clftrain.optimizers import OPTIMIZERS
+from clftrain.optimizers import build_optimizer
 from clftrain.trained import TrainedRun
 from clftrain.train import BestTracker, Callback, EarlyStopping, Split, Trainer
 
@@ -57,7 +57,7 @@ def build_trainer(config: Config, dataset: Dataset, device: torch.device) -> Tra
     model = build_model(config.model, dataset.n_features, task.out_features(dataset.n_classes), config.train.loss)
     model.to(device)
     loss_fn = build_loss(config.train, dataset, device)
-    optimizer = OPTIMIZERS.get(config.train.optimizer)(model.parameters(), config.train)
+    optimizer = build_optimizer(model.parameters(), config.train)
 
     def split(X, y):  # moved to the device once, here
         return Split(torch.as_tensor(X, device=device), torch.as_tensor(y, device=device))

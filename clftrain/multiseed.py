@@ -35,7 +35,7 @@ from clftrain.errors import UserError
 from clftrain.experiment import seed_everything
 from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
 from clftrain.model import build_model
-from clftrain.optimizers import OPTIMIZERS
+from clftrain.optimizers import build_optimizer
 from clftrain.replicas import ReplicaLoss, StackedMLP, clip_grad_norms_, replica_scores
 from clftrain.tasks import Task
 from clftrain.train import Callback, Split, monitor_mode
@@ -377,7 +377,7 @@ def _dropout_generator(seed: int, cpu_state: torch.Tensor, device: torch.device)
 
 def _member(config: Config, part: int, first: int, model: StackedMLP, monitor: str, n_train: int,
             device: torch.device) -> Member:
-    optimizer = OPTIMIZERS.get(config.train.optimizer)(model.part_parameters(part), config.train)
+    optimizer = build_optimizer(model.part_parameters(part), config.train)
     member = Member(
         config, part, first, optimizer,
         generators=[torch.Generator(device=device).manual_seed(seed) for seed in config.seeds],

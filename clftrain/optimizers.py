@@ -50,3 +50,11 @@ def _rmsprop(params, cfg: TrainConfig):
     return torch.optim.RMSprop(
         params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
     )
+
+
+def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer, built and stepped without importing torch._dynamo (see startup.py)."""
+    from clftrain.startup import skip_dynamo_import, step_without_dynamo
+
+    skip_dynamo_import()
+    return step_without_dynamo(OPTIMIZERS.get(cfg.optimizer)(params, cfg))

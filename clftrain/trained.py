@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clftrain import plots, rundir
+from clftrain import rundir
 from clftrain.config import Config, load_config
 from clftrain.data import Dataset, build_dataset
 from clftrain.errors import UserError
@@ -128,6 +128,8 @@ class TrainedRun:
 
     def draw_plots(self, run_dir: Path) -> list[Path]:
         """Every plot of the run into run_dir/plots, from these weights; returns the files written."""
+        from clftrain import plots  # matplotlib: only when drawing, not before training starts
+
         plot_dir = run_dir / rundir.PLOTS
         data, task = self.dataset, self.inputs.task
         train, test = (data.X_train, data.y_train), (data.X_test, data.y_test)
@@ -157,7 +159,7 @@ class TrainedRun:
         return written
 
     def _draw_confusion(self, plot_dir: Path, y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Path:
-        from clftrain import metrics
+        from clftrain import metrics, plots
 
         path = plot_dir / "confusion_matrix.png"
         names = self.inputs.class_names
