@@ -115,13 +115,16 @@ class StackedMLP(nn.Module):
             if layer.kind == "linear":
                 weight, bias = params[f"{layer.name}.weight"], params[f"{layer.name}.bias"]
                 if h.dim() == 2:  # the same rows for every replica: broadcast them, no copy
-                    h = torch.matmul(weight, h) + bias.unsqueeze(2)
-                else:
-                    h = torch.baddbmm(bias.unsqueeze(2), weight, h)
+                    h = h.expand(self.replicas, *h.shape)
+                h = torch.baddbmm(bias.unsqueeze(2), weight, h)
             elif layer.kind == "batch_norm":
                 h = self._batch_norm(layer, h, params)
             elif layer.kind == "dropout":
                 h = self._dropout(layer, h)
+            elif isinstance(layer.module, nn.ReLU):
+                # In place: backward needs only ReLU's result, not the Linear/BatchNorm output it overwrites,
+                # and every [R, C, N] tensor not allocated saves memory traffic.
+                h = torch.relu_(h)
             else:
                 h = layer.module(h)
         return h.transpose(1, 2)  # [R, N, O]
