@@ -112,11 +112,12 @@ def _with_seeds(overrides: list[str] | None, seeds: str | None) -> list[str]:
 def validate(
     config: Annotated[Path, typer.Argument(help="The experiment's YAML config.")],
     overrides: SetOption = None,
+    seeds: SeedsOption = None,
 ) -> None:
     """Check CONFIG and print it resolved (defaults filled in); exit 2 listing every error."""
     from clftrain.config import config_to_yaml, load_config
 
-    console.print(config_to_yaml(load_config(config, overrides)), end="", markup=False)
+    console.print(config_to_yaml(load_config(config, _with_seeds(overrides, seeds))), end="", markup=False)
 
 
 class Checkpoint(str, Enum):

@@ -289,6 +289,11 @@ def test_seeds_option_ranges_and_lists():
     assert parse_seeds("0-2,10-11") == [0, 1, 2, 10, 11]
 
 
+def test_validate_prints_the_seeds(write_config, cli):
+    result = cli("validate", write_config(tiny_config()), "--seeds", "3-4")
+    assert result.exit_code == 0 and "seeds:\n- 3\n- 4\n" in result.output
+
+
 def test_seeds_cannot_change_on_resume(cli, tmp_path):
     result = cli("fit", "--resume", tmp_path, "--seeds", "0-2")
     assert result.exit_code == 2 and "--seeds cannot be used with --resume" in result.output
