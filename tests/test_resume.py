@@ -141,7 +141,9 @@ def test_signal_saves_and_exits_with_its_code(write_config, tmp_path, sig, code)
 
 
 def test_kill_9_at_random_moments_always_leaves_a_resumable_run(write_config, tmp_path):
-    config = tiny_config(train={"epochs": 150, "log_every": 2, "batch_size": 32})
+    # Enough epochs that each session is still training when its kill lands (a session trains ~300 epochs a second).
+    epochs = 800
+    config = tiny_config(train={"epochs": epochs, "log_every": 2, "batch_size": 32})
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.pt"
     rng = random.Random(0)
@@ -162,8 +164,8 @@ def test_kill_9_at_random_moments_always_leaves_a_resumable_run(write_config, tm
     assert proc.returncode == 0, output
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == list(range(1, 151))
-    assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] < 150  # killed mid-training each time
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+    assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] < epochs  # killed mid-training each time
 
 
 class BlowUpAt(Callback):
