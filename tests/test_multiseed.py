@@ -20,6 +20,7 @@ from clftrain.experiment import Session, fit_experiment, resume_experiment
 from clftrain.multiseed import prepare_batch
 from clftrain.train import Callback
 from conftest import tiny_config
+from test_resume import InterruptAt
 from trained_runs import invoke, metrics_rows, read_csv, write_csv
 
 @pytest.fixture(autouse=True, scope="module")
@@ -300,15 +301,6 @@ def test_seeds_cannot_change_on_resume(cli, tmp_path):
 
 
 # ---------------------------------------------------------------------- resume, divergence
-class InterruptAt(Callback):
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, row):
-        if trainer.epoch == self.epoch:
-            trainer.stop("interrupted")
-
-
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, tmp_path):
     config = validate_config(tiny_config(seeds=[3, 4], model={"dropout": 0.2},
                                          train={"epochs": 24, "log_every": 4, "batch_size": 40, "optimizer": "adam",
