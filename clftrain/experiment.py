@@ -305,7 +305,6 @@ def _stop_on_signals(trainer: Trainer):
 
 
 def _summary(session: Session) -> dict:
-    import sklearn
 
     trainer, best, dataset = session.trainer, session.best, session.dataset
 
@@ -326,6 +325,15 @@ def _summary(session: Session) -> dict:
         "device": str(session.device),
         "model": {"layers": [layer.kind for layer in describe_model(trainer.model)],
                   "parameters": count_parameters(trainer.model)},
+        **run_facts(dataset),
+    }
+
+
+def run_facts(dataset: Dataset) -> dict:
+    """The summary.json fields every run shares: data sizes and names, finish time, library versions."""
+    import sklearn
+
+    return {
         "data": {"train": len(dataset.X_train), "test": len(dataset.X_test),
                  "val": 0 if dataset.X_val is None else len(dataset.X_val),
                  "features": dataset.feature_names, "classes": dataset.class_names},

@@ -62,16 +62,24 @@ def describe_model(model: nn.Sequential) -> list[LayerInfo]:
 
 def load_weights(model: nn.Module, state: dict, source: object) -> None:
     """Load a state dict, or say which layer of `source` does not fit the config's model and how."""
-    expected = model.state_dict()
+    mismatch = first_mismatch(model.state_dict(), state)
+    if mismatch:
+        key, theirs, mine = mismatch
+        raise UserError(
+            f"{source} does not match the model its config describes: first mismatch at layer '{key}' "
+            f"(checkpoint: {theirs}, config's model: {mine}); "
+            "use the checkpoint with the config it was trained with"
+        )
+    model.load_state_dict(state)
+
+
+def first_mismatch(expected: dict, state: dict) -> tuple[str, str, str] | None:
+    """(key, checkpoint shape, expected shape) of the first tensor missing, extra or shaped differently."""
     for key in list(expected) + [k for k in state if k not in expected]:
         theirs, mine = state.get(key), expected.get(key)
         if mine is None or theirs is None or getattr(theirs, "shape", None) != mine.shape:
-            raise UserError(
-                f"{source} does not match the model its config describes: first mismatch at layer '{key}' "
-                f"(checkpoint: {_shape(theirs)}, config's model: {_shape(mine)}); "
-                "use the checkpoint with the config it was trained with"
-            )
-    model.load_state_dict(state)
+            return key, _shape(theirs), _shape(mine)
+    return None
 
 
 def _shape(value) -> str:

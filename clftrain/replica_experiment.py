@@ -15,18 +15,15 @@ The run directory is fit's (experiment.py), with the replicas side by side:
 from __future__ import annotations
 
 import math
-import platform
 import statistics
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from clftrain import __version__, rundir
+from clftrain import rundir
 from clftrain.config import Config, config_to_yaml
 from clftrain.errors import UserError
-from clftrain.experiment import FitResult, _check_same_run, _stop_on_signals
+from clftrain.experiment import FitResult, _check_same_run, _stop_on_signals, run_facts
 from clftrain.model import build_model, count_parameters, describe_model
 from clftrain.multiseed import NOT_IN_ROWS, Batch, Member, prepare_batch
 from clftrain.replicas import ReplicaSelect
@@ -185,7 +182,6 @@ def _mark_failed(run_dir: Path, member: Member, epoch: int, exc: BaseException) 
 def summary(batch: Batch, member: Member) -> dict:
     """experiment._summary's keys, with `final` and `best` averaged over the replicas, their `spread`, and each
     replica's own rows under `replicas`."""
-    import sklearn
 
     trainer, data, config = batch.trainer, batch.dataset, member.config
     finals, bests = member.last_rows(), member.best.rows
@@ -209,12 +205,7 @@ def summary(batch: Batch, member: Member) -> dict:
         "device": str(batch.device),
         "model": {"layers": [layer.kind for layer in describe_model(solo)], "parameters": count_parameters(solo)},
         "batch": {"replicas": trainer.model.replicas, "runs": len(trainer.members)},  # trained together
-        "data": {"train": len(data.X_train), "test": len(data.X_test),
-                 "val": 0 if data.X_val is None else len(data.X_val),
-                 "features": data.feature_names, "classes": data.class_names},
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": {"clftrain": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                     "numpy": np.__version__, "scikit-learn": sklearn.__version__},
+        **run_facts(data),
     }
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clftrain.errors import UserError
+from clftrain.model import first_mismatch
 
 
 @dataclass
@@ -173,14 +174,13 @@ class StackedMLP(nn.Module):
 
     def load_part_state(self, part: int, state: dict[str, torch.Tensor], source: object) -> None:
         """Load one part's state, or say which layer of `source` does not fit and how (as model.load_weights)."""
-        expected = self.part_state(part)
-        for key in list(expected) + [k for k in state if k not in expected]:
-            theirs, mine = state.get(key), expected.get(key)
-            if mine is None or theirs is None or getattr(theirs, "shape", None) != mine.shape:
-                raise UserError(
-                    f"{source} does not match the replicas its config describes: first mismatch at layer '{key}' "
-                    f"(checkpoint: {_shape(theirs)}, config's replicas: {_shape(mine)}; the first dimension "
-                    "counts replicas); use the checkpoint with the config it was trained with")
+        mismatch = first_mismatch(self.part_state(part), state)
+        if mismatch:
+            key, theirs, mine = mismatch
+            raise UserError(
+                f"{source} does not match the replicas its config describes: first mismatch at layer '{key}' "
+                f"(checkpoint: {theirs}, config's replicas: {mine}; the first dimension "
+                "counts replicas); use the checkpoint with the config it was trained with")
         lo, hi = self.part_bounds()[part]
         with torch.no_grad():
             for key, value in zip(self.param_keys, self.parts[part].values):
@@ -199,12 +199,6 @@ class StackedMLP(nn.Module):
 
 def _buffer_name(key: str) -> str:
     return "buffer_" + key.replace(".", "_")
-
-
-def _shape(value) -> str:
-    if value is None:
-        return "absent"
-    return str(list(value.shape)) if hasattr(value, "shape") else type(value).__name__
 
 
 # ---------------------------------------------------------------------- per-replica loss and score
