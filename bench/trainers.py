@@ -14,9 +14,11 @@ What each one times is only the training call (`fit`), after data and model are 
                   a print every log_every epochs (to /dev/null)
   clftrain        clftrain.experiment.build_trainer + Trainer.fit(), with the callbacks
                   `clftrain fit` attaches that work every epoch in memory: BestTracker
-                  (best weights) and report.ConsoleProgress on a quiet rich Console.
+                  (best weights) and report.ConsoleProgress on a quiet rich Console, under the
+                  CPU threads `clftrain fit` picks (threads: auto, device.py).
                   eval_every=1: the same work as `bare` (test evaluation every epoch)
-  clftrain-log    the same with eval_every = log_every: evaluate only on logged epochs
+  clftrain-default the same with clftrain's default cadence (eval_every: auto, about 100
+                  evaluations per run; every epoch for the short workloads)
   clftrain-arrays CSV workloads: `clftrain` on the arrays the benchmark's reader made, so the
                   loop's time and memory show apart from clftrain's CSV loading
   clftrain-fit    clftrain.experiment.fit_experiment into a temporary run directory
@@ -47,9 +49,10 @@ import numpy as np
 from bench.workloads import Data, Workload
 
 TRAINERS: dict[str, Callable[[Workload, Data], dict[str, Any]]] = {}
-DEFAULT_TRAINERS = ["bare", "clftrain", "clftrain-log", "clftrain-arrays", "sklearn", "lightning"]
+DEFAULT_TRAINERS = ["bare", "clftrain", "clftrain-default", "clftrain-arrays", "sklearn", "lightning",
+                    "bare-dataloader", "lightning-dataloader"]
 # Trainers whose data comes through clftrain's own dataset code (CSV included).
-VIA_CLFTRAIN = {"clftrain", "clftrain-log", "clftrain-fit"}
+VIA_CLFTRAIN = {"clftrain", "clftrain-default", "clftrain-fit"}
 
 
 def trainer(name: str):
@@ -72,6 +75,8 @@ def preload(name: str, workload: Workload) -> None:
 
         import clftrain.data  # noqa: F401
     if name.startswith("clftrain"):
+        import rich._emoji_codes  # noqa: F401 - `clftrain fit` loads it printing the model table, before training
+
         import clftrain.experiment  # noqa: F401
         import clftrain.report  # noqa: F401
     elif name == "sklearn":
@@ -204,7 +209,7 @@ def _bare_loop(workload: Workload, data: Data, dataloader: bool) -> dict[str, An
 
 
 # ----------------------------------------------------------------------------- clftrain
-def _clftrain_trainer(workload: Workload, data: Data, eval_every: int):
+def _clftrain_trainer(workload: Workload, data: Data, eval_every: int | str):
     import torch
 
     from clftrain.config import validate_config
@@ -225,7 +230,7 @@ def _clftrain_trainer(workload: Workload, data: Data, eval_every: int):
         # Fields the loop does not read (preprocessing: none here) are left empty.
         fields = {f.name for f in dataclasses.fields(Dataset)}
         dataset = Dataset(**{name: given.get(name) for name in fields if name in given or _required(Dataset, name)})
-    return build_trainer(config, dataset, torch.device("cpu"))
+    return config, build_trainer(config, dataset, torch.device("cpu"))
 
 
 def _required(cls, name: str) -> bool:
@@ -233,21 +238,24 @@ def _required(cls, name: str) -> bool:
     return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
-def _clftrain(workload: Workload, data: Data, eval_every: int) -> dict[str, Any]:
+def _clftrain(workload: Workload, data: Data, eval_every: int | str) -> dict[str, Any]:
     from rich.console import Console
 
+    from clftrain.experiment import training_threads_of
     from clftrain.report import ConsoleProgress
     from clftrain.train import BestTracker
 
-    trainer = _clftrain_trainer(workload, data, eval_every)
+    config, trainer = _clftrain_trainer(workload, data, eval_every)
     # What `clftrain fit` attaches that works in memory on every evaluated epoch.
     trainer.callbacks = [BestTracker("test_loss"), ConsoleProgress(Console(quiet=True, highlight=False))]
     started = time.perf_counter()
-    trainer.fit()
+    with training_threads_of(trainer, config) as threads:
+        trainer.fit()
     seconds = time.perf_counter() - started
     last = trainer.history[-1]
     return {"seconds": seconds, "epochs": trainer.epoch, "test_acc": last["test_acc"], "test_loss": last["test_loss"],
-            "train_loss": last["train_loss"], "evaluations": len(trainer.history), "eval_every": eval_every}
+            "train_loss": last["train_loss"], "evaluations": len(trainer.history),
+            "eval_every": config.train.eval_every, "clftrain_threads": threads}
 
 
 @trainer("clftrain")
@@ -261,9 +269,9 @@ def clftrain_on_bench_arrays(workload: Workload, data: Data) -> dict[str, Any]:
     return _clftrain(workload, data, eval_every=1)
 
 
-@trainer("clftrain-log")
-def clftrain_logged_epochs(workload: Workload, data: Data) -> dict[str, Any]:
-    return _clftrain(workload, data, eval_every=workload.log_every)
+@trainer("clftrain-default")
+def clftrain_default_cadence(workload: Workload, data: Data) -> dict[str, Any]:
+    return _clftrain(workload, data, eval_every="auto")
 
 
 @trainer("clftrain-fit")

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
-    BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, ValidationInfo, field_validator, model_validator,
+    BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, ValidationInfo, WrapValidator, field_validator,
+    model_validator,
 )
 
 from clftrain.activations import ACTIVATIONS
@@ -25,6 +26,15 @@ from clftrain.tasks import TASKS
 # `--seeds` ranges stop here: a typo such as 0-10000000 must not allocate ten million replicas.
 MAX_SEEDS = 4096
 TaskName = Literal["auto", "binary", "multiclass", "multilabel", "regression"]
+
+
+def _auto_or_count(value: Any, handler) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError("expected auto or a whole number >= 1")  # one message instead of one per union member
+
+
+AutoOrCount = Annotated[Union[Literal["auto"], Annotated[int, Field(ge=1)]], WrapValidator(_auto_or_count)]
 
 
 class StrictModel(BaseModel):
@@ -309,7 +319,10 @@ class TrainConfig(StrictModel):
     epochs: int = Field(1000, ge=1, description="Passes over the training data.")
     batch_size: int | None = Field(None, ge=1, description="null: full batch (one step per epoch).")
     log_every: int = Field(100, ge=1, description="Print a progress row every this many epochs.")
-    eval_every: int = Field(1, ge=1, description="Evaluate and record a metrics.csv row every this many epochs.")
+    eval_every: AutoOrCount = Field(
+        "auto", description="Evaluate and record a metrics.csv row every this many epochs (and on every logged "
+        "epoch and the last). auto: about 100 rows per run (every epoch with early_stopping or a plateau "
+        "scheduler, which act on each evaluation); the resolved number is written to the run's config.yaml.")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="null: train all epochs.")
     scheduler: SchedulerConfig | None = Field(None, description="null: constant learning rate.")
     class_weight: Literal["balanced"] | None = Field(
@@ -341,6 +354,16 @@ class TrainConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _resolve_eval_every(self):
+        if self.eval_every == "auto":
+            self.eval_every = auto_eval_every(self)
+        return self
+
+    def evaluates(self, epoch: int) -> bool:
+        """Whether `epoch` is evaluated: every eval_every epochs, every logged epoch and the last."""
+        return epoch % self.eval_every == 0 or epoch % self.log_every == 0 or epoch == self.epochs
+
+    @model_validator(mode="after")
     def _loss_options_fit_loss(self):
         for key, value, losses in (("class_weight", self.class_weight, {"cross_entropy", "auto"}),
                                    ("label_smoothing", self.label_smoothing, {"cross_entropy", "auto"}),
@@ -353,6 +376,20 @@ class TrainConfig(StrictModel):
         return self
 
 
+# About this many evaluated epochs per run by default: smooth curves and a well-chosen best.pt,
+# without paying a test pass (and a host sync) on every one of 1,000 tiny epochs.
+EVALUATIONS_PER_RUN = 100
+
+
+def auto_eval_every(train: TrainConfig) -> int:
+    """The largest divisor of log_every that leaves at least EVALUATIONS_PER_RUN evaluated epochs
+    (a divisor, so that every logged epoch is also a regular evaluation)."""
+    if train.early_stopping is not None or (train.scheduler is not None and train.scheduler.name == "plateau"):
+        return 1  # both act on every evaluation: judge every epoch, as Keras and Lightning do
+    most = max(1, train.epochs // EVALUATIONS_PER_RUN)
+    return max(d for d in range(1, min(most, train.log_every) + 1) if train.log_every % d == 0)
+
+
 # --------------------------------------------------------------------------- experiment
 class Config(StrictModel):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Used in the run directory's name.")
@@ -361,6 +398,9 @@ class Config(StrictModel):
         None, description="Train one replica per seed (instead of `seed`), all together as one batched model; "
         "null: one run seeded by `seed`.")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N | mps.")
+    threads: AutoOrCount = Field(
+        "auto", description="CPU threads torch trains with. auto: 1 for small models on the CPU (faster, and "
+        "far faster on a busy machine), torch's default otherwise or when OMP_NUM_THREADS is set.")
     task: TaskName = Field("auto", description="auto infers it from the dataset.")
     dataset: DatasetConfig
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -23,7 +23,7 @@ import torch
 from clftrain import __version__, rundir
 from clftrain.config import Config, config_to_yaml, load_config, validate_config
 from clftrain.data import Dataset, build_dataset
-from clftrain.device import resolve_device
+from clftrain.device import resolve_device, training_threads
 from clftrain.errors import UserError, did_you_mean
 from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
 from clftrain.model import build_model, count_parameters, describe_model, load_weights
@@ -270,15 +270,21 @@ def _train(session: Session, run_dir: Path, callbacks: list[Callback]) -> FitRes
     try:
         rundir.write_json(run_dir / rundir.SUMMARY, {"name": session.config.name, "status": "running",
                                                      "epochs_run": trainer.epoch})
-        with _stop_on_signals(trainer) as received:
+        with _stop_on_signals(trainer) as received, training_threads_of(trainer, session.config) as threads:
             trainer.fit()
-        summary = _summary(session)
+        summary = {**_summary(session), "threads": threads}
         rundir.write_json(run_dir / rundir.SUMMARY, summary)
         TrainedRun(session.config, session.dataset, trainer.model, session.device, trainer.history).draw_plots(run_dir)
     except BaseException as exc:
         _mark_failed(run_dir, session, exc)
         raise
     return FitResult(run_dir, summary, received[0] if received else None)
+
+
+def training_threads_of(trainer, config: Config):
+    """device.training_threads for a Trainer or a multiseed.ReplicaTrainer: its model and step size."""
+    n_train = len(trainer.splits["train"])
+    return training_threads(config.threads, trainer.model, min(trainer.cfg.batch_size or n_train, n_train))
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ import torch
 from clftrain import rundir
 from clftrain.config import Config, config_to_yaml
 from clftrain.errors import UserError
-from clftrain.experiment import FitResult, _check_same_run, _stop_on_signals, run_facts
+from clftrain.experiment import FitResult, _check_same_run, _stop_on_signals, run_facts, training_threads_of
 from clftrain.model import build_model, count_parameters, describe_model
 from clftrain.multiseed import NOT_IN_ROWS, Batch, Member, prepare_batch
 from clftrain.replicas import ReplicaSelect
@@ -94,11 +94,11 @@ def train_batch(batch: Batch, run_dirs: list[Path], callbacks: list[Callback] = 
         for member, run_dir in zip(batch.members, run_dirs):
             rundir.write_json(run_dir / rundir.SUMMARY, {"name": member.config.name, "status": "running",
                                                          "epochs_run": trainer.epoch})
-        with _stop_on_signals(trainer) as received:
+        with _stop_on_signals(trainer) as received, training_threads_of(trainer, batch.members[0].config) as threads:
             trainer.fit()
         summaries = []
         for member, run_dir in zip(batch.members, run_dirs):
-            summaries.append(summary(batch, member))
+            summaries.append({**summary(batch, member), "threads": threads})
             rundir.write_json(run_dir / rundir.SUMMARY, summaries[-1])
             median_run(batch, member).draw_plots(run_dir)
     except BaseException as exc:

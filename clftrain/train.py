@@ -87,7 +87,7 @@ class Trainer:
         started = time.perf_counter() - self.seconds  # resumed runs keep counting
         while self.epoch < self.cfg.epochs and not self._stop:
             epoch = self.epoch + 1
-            evaluated = epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs
+            evaluated = self.cfg.evaluates(epoch)
             train_sums = self.run_epoch(track=evaluated)
             self.epoch = epoch
             self.seconds = time.perf_counter() - started

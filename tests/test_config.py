@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from clftrain.config import Config, load_config, parse_overrides, validate_config
+from clftrain.config import Config, InvalidConfig, load_config, parse_overrides, validate_config
 from clftrain.errors import UserError
 from conftest import tiny_config
 
@@ -160,3 +160,31 @@ def test_resolved_config_round_trips():
     config = validate_config({"dataset": {"name": "spirals"}})
     again = Config.model_validate(config.to_dict())
     assert again == config
+
+
+@pytest.mark.parametrize("train, expected", [
+    ({}, 10),  # 1,000 epochs, a row every 100: evaluated every 10th epoch, 100 rows
+    ({"epochs": 150}, 1),  # short runs: every epoch
+    ({"epochs": 5000, "log_every": 50}, 50),  # capped by log_every: logged epochs are regular evaluations
+    ({"epochs": 1000, "log_every": 7}, 7),  # 7 has no divisor between 1 and 7 but itself
+    ({"epochs": 1000, "log_every": 12}, 6),  # the largest divisor of 12 up to 10
+    ({"early_stopping": {"monitor": "test_loss", "patience": 20}}, 1),
+    ({"scheduler": {"name": "plateau"}}, 1),
+    ({"eval_every": 3}, 3),  # an explicit number is kept
+])
+def test_eval_every_auto_resolves_to_a_number(train, expected):
+    config = validate_config({"dataset": {"name": "circles"}, "train": train})
+    assert config.train.eval_every == expected
+    assert config.to_dict()["train"]["eval_every"] == expected  # what config.yaml records
+
+
+def test_logged_epochs_are_evaluated_even_between_eval_every():
+    train = validate_config({"dataset": {"name": "circles"},
+                             "train": {"epochs": 12, "eval_every": 3, "log_every": 5}}).train
+    assert [e for e in range(1, 13) if train.evaluates(e)] == [3, 5, 6, 9, 10, 12]
+
+
+@pytest.mark.parametrize("value", [0, -1, "some", 1.5])
+def test_threads_must_be_auto_or_a_positive_integer(value):
+    with pytest.raises(InvalidConfig, match="threads"):
+        validate_config({"dataset": {"name": "circles"}, "threads": value})

@@ -143,7 +143,8 @@ def test_signal_saves_and_exits_with_its_code(write_config, tmp_path, sig, code)
 def test_kill_9_at_random_moments_always_leaves_a_resumable_run(write_config, tmp_path):
     # Enough epochs that each session is still training when its kill lands (a session trains ~300 epochs a second).
     epochs = 800
-    config = tiny_config(train={"epochs": epochs, "log_every": 2, "batch_size": 32})
+    # eval_every 1: every epoch leaves a metrics.csv row, so a lost or repeated epoch shows.
+    config = tiny_config(train={"epochs": epochs, "log_every": 2, "eval_every": 1, "batch_size": 32})
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.pt"
     rng = random.Random(0)

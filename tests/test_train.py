@@ -74,7 +74,8 @@ def test_multiclass_and_regression_metrics():
 
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement():
-    trainer = trainer_for(train={"epochs": 500, "lr": 1e-9})  # lr so small nothing improves
+    # lr so small nothing improves; every epoch evaluated, as a config with early_stopping gets
+    trainer = trainer_for(train={"epochs": 500, "lr": 1e-9, "eval_every": 1})
     stopper = EarlyStopping("test_loss", patience=5, min_delta=0.01)
     trainer.callbacks = [stopper]
     trainer.fit()
@@ -99,3 +100,29 @@ def test_best_tracker_keeps_weights_of_the_best_epoch():
     trainer.model.load_state_dict(best.best_state)
     correct = trainer.evaluate(trainer.splits["test"])[1].item()
     assert correct / len(trainer.splits["test"]) == best.best_row["test_acc"]
+
+
+def test_small_cpu_models_train_with_one_thread_and_give_torch_its_setting_back(monkeypatch):
+    from clftrain.device import threads_for, training_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    small = torch.nn.Sequential(torch.nn.Linear(2, 10), torch.nn.Linear(10, 1))  # 30 weights
+    large = torch.nn.Linear(1000, 1000)  # a million weights
+    assert threads_for("auto", small, rows_per_step=800) == 1
+    assert threads_for("auto", large, rows_per_step=256) is None  # torch's default
+    assert threads_for(3, large, rows_per_step=256) == 3  # an explicit number wins
+    assert threads_for("auto", small.to("meta"), rows_per_step=800) is None  # not on the CPU
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads_for("auto", small, rows_per_step=800) is None  # the user chose already
+    before = torch.get_num_threads()
+    with training_threads(1, small, 800) as used:
+        assert used == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_adam_and_adamw_take_the_fused_kernel_on_the_cpu():
+    for name in ("adam", "adamw"):
+        trainer = trainer_for(train={"optimizer": name, "lr": 0.01, "epochs": 3})
+        assert trainer.optimizer.defaults["fused"] is True
+        trainer.fit()
+        assert trainer.status == "completed"
