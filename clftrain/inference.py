@@ -8,10 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from clftrain.model import EVAL_ROWS, forward_in_chunks
 from clftrain.tasks import Task
-
-# Rows per forward pass: bounds memory on large inputs (a decision-boundary grid, a big CSV).
-CHUNK = 65_536
 
 
 @torch.inference_mode()
@@ -22,8 +20,8 @@ def predict(
     (multilabel: [N, L])."""
     model.eval()
     probabilities = []
-    for start in range(0, len(X), CHUNK):
-        chunk = torch.as_tensor(X[start : start + CHUNK], dtype=torch.float32, device=device)
+    for start in range(0, len(X), EVAL_ROWS):  # numpy rows to the device a chunk at a time, too
+        chunk = torch.as_tensor(X[start : start + EVAL_ROWS], dtype=torch.float32, device=device)
         probabilities.append(task.probabilities(model(chunk), outputs_are_probabilities))
     probs = torch.cat(probabilities) if probabilities else torch.empty(0, 1, device=device)
     return _to_numpy(task, probs)
@@ -44,15 +42,15 @@ def score(
     model: nn.Module, task: Task, loss_fn: nn.Module, X: np.ndarray, y: np.ndarray,
     outputs_are_probabilities: bool, device: torch.device,
 ) -> Scored:
-    """One forward pass over the whole split, computed as Trainer.evaluate computes it.
+    """The whole split through the model, computed as Trainer.evaluate computes it.
 
-    Same device, same single batch, same float32 loss and score: on the device `fit`
-    used, the loss and score equal the test_loss / test_acc it wrote, bit for bit.
+    Same device, same chunks (model.forward_in_chunks), same float32 loss and score: on the
+    device `fit` used, the loss and score equal the test_loss / test_acc it wrote, bit for bit.
     """
     model.eval()
     X_t = torch.as_tensor(X, device=device)
     y_t = torch.as_tensor(y, device=device)
-    outputs = model(X_t)
+    outputs = forward_in_chunks(model, X_t)
     loss = loss_fn(outputs, y_t)
     score_sum = task.score_sum(outputs, y_t, outputs_are_probabilities)
     loss_value, score_value = torch.stack([loss.float(), score_sum.float()]).tolist()  # one transfer

@@ -34,7 +34,7 @@ from clftrain.device import resolve_device
 from clftrain.errors import UserError
 from clftrain.experiment import seed_everything
 from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
-from clftrain.model import build_model
+from clftrain.model import build_model, forward_in_chunks
 from clftrain.optimizers import build_optimizer
 from clftrain.replicas import ReplicaLoss, StackedMLP, clip_grad_norms_, replica_scores
 from clftrain.tasks import Task
@@ -203,7 +203,7 @@ class ReplicaTrainer:
     def evaluate(self, split: Split) -> list[torch.Tensor]:
         """[mean loss [R], score sum [R]] over a split, in eval mode."""
         self.model.eval()
-        outputs = self.model(split.X)
+        outputs = forward_in_chunks(self.model, split.X)  # bounded memory on large splits
         values = [self.loss(outputs, split.y),
                   replica_scores(self.task.name, outputs, split.y, self.outputs_are_probabilities)]
         self.model.train()

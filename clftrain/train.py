@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from clftrain.config import TrainConfig
+from clftrain.model import forward_in_chunks
 from clftrain.tasks import Task
 
 
@@ -159,7 +160,7 @@ class Trainer:
         The model is left in eval mode: run_epoch switches back before training."""
         if self._mode_matters:
             self.model.eval()
-        outputs = self.model(split.X)
+        outputs = forward_in_chunks(self.model, split.X)  # bounded memory on large splits
         loss = self.loss_fn(outputs, split.y)
         return [loss, self.task.score_sum(outputs, split.y, self.outputs_are_probabilities)]
 

@@ -247,3 +247,15 @@ def test_a_csv_dataset_run_evaluates_its_own_table_with_gaps_and_text_columns(ru
     assert "column 'colour': 'purple' not seen in training" in result.output
     assert "ROC-AUC undefined" in result.output  # only one class among the true labels
     assert json.loads((table / "eval.json").read_text())["metrics"]["roc_auc"] is None
+
+
+@pytest.mark.parametrize("name", ["multiclass", "weighted"])
+def test_splits_evaluated_in_chunks_are_still_reproduced_exactly(tmp_path, monkeypatch, name):
+    from clftrain import model
+
+    monkeypatch.setattr(model, "EVAL_ROWS", 16)  # the test split (40 rows) in three chunks, in fit and in eval
+    run = fit_run(tmp_path, CONFIGS[name])
+    row = metrics_rows(run)[-1]
+    check = eval_json(run)["fit_check"]
+    assert check["reproduced"] == {"test_loss": row["test_loss"], "test_acc": row["test_acc"]}
+    assert check["match"] is True

@@ -9,7 +9,7 @@ from torch import nn
 from clftrain.activations import ACTIVATIONS
 from clftrain.config import ModelConfig
 from clftrain.losses import LOSSES
-from clftrain.model import build_model, count_parameters, describe_model
+from clftrain.model import build_model, count_parameters, describe_model, forward_in_chunks
 from clftrain.optimizers import OPTIMIZERS
 from clftrain.registry import Registry
 from clftrain.tasks import TASKS
@@ -72,3 +72,19 @@ def test_registry_unknown_name_suggests_and_lists():
         registry.get("alpah")
     with pytest.raises(ValueError, match="registered twice"):
         registry.register("alpha")(lambda: 3)
+
+
+def test_evaluation_in_chunks_gives_the_outputs_of_one_pass(monkeypatch):
+    from clftrain import model as model_module
+    from clftrain.replicas import StackedMLP
+
+    torch.manual_seed(0)
+    X = torch.randn(103, 3)
+    solo = build_model(ModelConfig(layers=[8], batch_norm=True), 3, 4, "cross_entropy").eval()
+    stacked = StackedMLP([build_model(ModelConfig(layers=[8]), 3, 4, "cross_entropy") for _ in range(2)]).eval()
+    whole = [solo(X), stacked(X)]
+    monkeypatch.setattr(model_module, "EVAL_ROWS", 10)  # 11 chunks, the last of 3 rows
+    for model, expected in zip([solo, stacked], whole):
+        chunked = forward_in_chunks(model, X)
+        assert chunked.shape == expected.shape
+        torch.testing.assert_close(chunked, expected)
