@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,7 +37,7 @@ from clftrain.model import build_model, forward_in_chunks
 from clftrain.optimizers import build_optimizer
 from clftrain.replicas import ReplicaLoss, StackedMLP, clip_grad_norms_, replica_scores
 from clftrain.tasks import Task
-from clftrain.train import Callback, Split, monitor_mode
+from clftrain.train import Callback, EpochLoop, Split, monitor_mode
 
 NOT_IN_ROWS = ("epoch", "seed", "lr", "seconds")  # row keys that are not metrics to average
 
@@ -112,7 +111,7 @@ class Member:
 
 # ---------------------------------------------------------------------- the loop
 @dataclass
-class ReplicaTrainer:
+class ReplicaTrainer(EpochLoop):
     """train.Trainer for a batch of replicas. Callbacks get the mean row of an evaluated epoch (and can read
     each replica's in `replica_rows`), so train.Callback subclasses (console, signals) work unchanged."""
 
@@ -132,35 +131,12 @@ class ReplicaTrainer:
     replica_rows: list[dict[str, float]] = field(default_factory=list)  # the last evaluated epoch, one per replica
 
     def __post_init__(self) -> None:
-        self._stop = False
         self.generators = [g for member in self.members for g in member.generators]
 
-    def stop(self, status: str = "completed") -> None:
-        self._stop = True
-        self.status = status
-
-    def fit(self) -> ReplicaTrainer:
-        self.status, self._stop = "running", False
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
-        started = time.perf_counter() - self.seconds  # resumed runs keep counting
-        while self.epoch < self.cfg.epochs and not self._stop:
-            epoch = self.epoch + 1
-            evaluated = self.cfg.evaluates(epoch)
-            train_sums = self.run_epoch(track=evaluated)
-            self.epoch = epoch
-            self.seconds = time.perf_counter() - started
-            if evaluated:
-                self._end_evaluated_epoch(train_sums)
-            for member in self.members:
-                if member.scheduler is not None and member.scheduler_interval == "epoch":
-                    member.scheduler.step()
-        self.seconds = time.perf_counter() - started
-        if self.status == "running":
-            self.status = "completed"
-        for cb in self.callbacks:
-            cb.on_fit_end(self)
-        return self
+    def _end_epoch(self, evaluated: bool) -> None:
+        for member in self.members:
+            if member.scheduler is not None and member.scheduler_interval == "epoch":
+                member.scheduler.step()
 
     def run_epoch(self, track: bool) -> list[torch.Tensor]:
         """One pass over the training data; [loss_sum [R], score_sum [R]] device tensors when tracked."""

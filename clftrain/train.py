@@ -43,8 +43,42 @@ class Callback:
     def on_fit_end(self, trainer: Trainer) -> None: ...
 
 
+class EpochLoop:
+    """The epoch loop Trainer and multiseed.ReplicaTrainer share: when to evaluate, when to stop, the
+    callbacks' order and the wall-clock count. Subclasses provide run_epoch, _end_evaluated_epoch and
+    _end_epoch, and the fields `cfg`, `callbacks`, `epoch`, `seconds` and `status`."""
+
+    _stop: bool = False
+
+    def stop(self, status: str = "completed") -> None:
+        """Ask the loop to stop after the current epoch (early stopping, divergence, a signal)."""
+        self._stop = True
+        self.status = status
+
+    def fit(self):
+        self.status, self._stop = "running", False
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        started = time.perf_counter() - self.seconds  # resumed runs keep counting
+        while self.epoch < self.cfg.epochs and not self._stop:
+            epoch = self.epoch + 1
+            evaluated = self.cfg.evaluates(epoch)
+            train_sums = self.run_epoch(track=evaluated)
+            self.epoch = epoch
+            self.seconds = time.perf_counter() - started
+            if evaluated:
+                self._end_evaluated_epoch(train_sums)
+            self._end_epoch(evaluated)
+        self.seconds = time.perf_counter() - started
+        if self.status == "running":
+            self.status = "completed"
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        return self
+
+
 @dataclass
-class Trainer:
+class Trainer(EpochLoop):
     model: nn.Module
     optimizer: torch.optim.Optimizer
     loss_fn: nn.Module
@@ -68,41 +102,13 @@ class Trainer:
         # Shuffling has its own generator so that it does not depend on how many
         # random numbers initialisation or dropout drew.
         self.generator = torch.Generator(device=device).manual_seed(self.seed)
-        self._stop = False
         # train()/eval() walk every module (a measurable share of a tiny model's epoch):
         # switch modes only when some layer behaves differently in them.
         self._mode_matters = any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm))
                                  for m in self.model.modules())
 
-    def stop(self, status: str = "completed") -> None:
-        """Ask the loop to stop after the current epoch (early stopping, divergence, a signal)."""
-        self._stop = True
-        self.status = status
-
-    # ------------------------------------------------------------------ loop
-    def fit(self) -> Trainer:
-        self.status = "running"
-        self._stop = False
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
-        started = time.perf_counter() - self.seconds  # resumed runs keep counting
-        while self.epoch < self.cfg.epochs and not self._stop:
-            epoch = self.epoch + 1
-            evaluated = self.cfg.evaluates(epoch)
-            train_sums = self.run_epoch(track=evaluated)
-            self.epoch = epoch
-            self.seconds = time.perf_counter() - started
-            if evaluated:
-                self._end_evaluated_epoch(train_sums)
-            self._step_scheduler(evaluated)
-        self.seconds = time.perf_counter() - started
-        if self.status == "running":
-            self.status = "completed"
-        for cb in self.callbacks:
-            cb.on_fit_end(self)
-        return self
-
-    def _step_scheduler(self, evaluated: bool) -> None:
+    def _end_epoch(self, evaluated: bool) -> None:
+        """Step an epoch or metric scheduler."""
         if self.scheduler is None:
             return
         if self.scheduler_interval == "epoch":

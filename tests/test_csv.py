@@ -9,7 +9,6 @@ import pytest
 
 from clftrain.config import load_config
 from clftrain.data import build_dataset
-from clftrain.errors import UserError
 
 HEART = """age,sex,smoking,weight,disease
 61,male,current,90.5,yes
