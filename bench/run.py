@@ -100,8 +100,8 @@ def skipped(workload, trainer: str) -> str | None:
     """Why a (workload, trainer) pair would only repeat another one, else None."""
     if trainer == "clftrain-default" and default_eval_every(workload) == 1:
         return "same as clftrain (its default evaluates every epoch here)"
-    if trainer.endswith("-dataloader") and workload.batch_size is not None:
-        return "tutorial-loader rows: full-batch workloads only"
+    if (trainer.endswith("-dataloader") or trainer == "clftrain-end") and workload.batch_size is not None:
+        return "full-batch workloads only"
     if trainer == "clftrain-arrays" and not workload.csv_rows:
         return "same as clftrain (not a CSV workload)"
     return None
@@ -278,6 +278,12 @@ def check_targets(rows: list[dict], startup: dict | None) -> list[str]:
                 lines.append(f"{verdict(speedup >= 10)}: {mine} >= 10x faster per epoch than Lightning {fed}, "
                              f"circles: {speedup:.1f}x ({c['ms_per_epoch']:.2f} vs {lt['ms_per_epoch']:.2f} ms/epoch)"
                              + noisy(c, lt))
+    for w in workloads:  # not a target: scikit-learn's numpy loop against clftrain doing the same work
+        c, sk = get(w, "clftrain-end"), get(w, "sklearn")
+        if c and sk:
+            lines.append(f"INFO: {w}, both evaluating once at the end: clftrain {c['ms_per_epoch']:.2f} ms/epoch, "
+                         f"MLPClassifier {sk['ms_per_epoch']:.2f} ms/epoch ({sk['seconds'] / c['seconds']:.2f}x "
+                         "clftrain's time)" + noisy(c, sk))
     for r in rows:
         if r["workload"] == "wide" and "seconds" in r and r["trainer"].startswith("clftrain"):
             limit = 3 * r["data_float32_mib"]

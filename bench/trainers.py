@@ -19,6 +19,8 @@ What each one times is only the training call (`fit`), after data and model are 
                   eval_every=1: the same work as `bare` (test evaluation every epoch)
   clftrain-default the same with clftrain's default cadence (eval_every: auto, about 100
                   evaluations per run; every epoch for the short workloads)
+  clftrain-end    the same evaluating once, after the last epoch (eval_every = log_every =
+                  epochs): the work scikit-learn's MLPClassifier does (full-batch workloads)
   clftrain-arrays CSV workloads: `clftrain` on the arrays the benchmark's reader made, so the
                   loop's time and memory show apart from clftrain's CSV loading
   clftrain-fit    clftrain.experiment.fit_experiment into a temporary run directory
@@ -49,10 +51,10 @@ import numpy as np
 from bench.workloads import Data, Workload
 
 TRAINERS: dict[str, Callable[[Workload, Data], dict[str, Any]]] = {}
-DEFAULT_TRAINERS = ["bare", "clftrain", "clftrain-default", "clftrain-arrays", "sklearn", "lightning",
-                    "bare-dataloader", "lightning-dataloader"]
+DEFAULT_TRAINERS = ["bare", "clftrain", "clftrain-default", "clftrain-end", "clftrain-arrays", "sklearn",
+                    "lightning", "bare-dataloader", "lightning-dataloader"]
 # Trainers whose data comes through clftrain's own dataset code (CSV included).
-VIA_CLFTRAIN = {"clftrain", "clftrain-default", "clftrain-fit"}
+VIA_CLFTRAIN = {"clftrain", "clftrain-default", "clftrain-end", "clftrain-fit"}
 
 
 def trainer(name: str):
@@ -209,7 +211,7 @@ def _bare_loop(workload: Workload, data: Data, dataloader: bool) -> dict[str, An
 
 
 # ----------------------------------------------------------------------------- clftrain
-def _clftrain_trainer(workload: Workload, data: Data, eval_every: int | str):
+def _clftrain_trainer(workload: Workload, data: Data, eval_every: int | str, log_every: int | None = None):
     import torch
 
     from clftrain.config import validate_config
@@ -217,7 +219,7 @@ def _clftrain_trainer(workload: Workload, data: Data, eval_every: int | str):
     from clftrain.experiment import build_trainer
     from clftrain.tasks import get_task
 
-    config = validate_config(workload.clftrain_config(eval_every=eval_every))
+    config = validate_config(workload.clftrain_config(eval_every=eval_every, log_every=log_every))
     dataset = data.clftrain_dataset
     if dataset is None:  # arrays the benchmark read itself: hand them to clftrain's Trainer
         task = get_task(workload.task)
@@ -238,14 +240,14 @@ def _required(cls, name: str) -> bool:
     return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
-def _clftrain(workload: Workload, data: Data, eval_every: int | str) -> dict[str, Any]:
+def _clftrain(workload: Workload, data: Data, eval_every: int | str, log_every: int | None = None) -> dict[str, Any]:
     from rich.console import Console
 
     from clftrain.experiment import training_threads_of
     from clftrain.report import ConsoleProgress
     from clftrain.train import BestTracker
 
-    config, trainer = _clftrain_trainer(workload, data, eval_every)
+    config, trainer = _clftrain_trainer(workload, data, eval_every, log_every)
     # What `clftrain fit` attaches that works in memory on every evaluated epoch.
     trainer.callbacks = [BestTracker("test_loss"), ConsoleProgress(Console(quiet=True, highlight=False))]
     started = time.perf_counter()
@@ -272,6 +274,11 @@ def clftrain_on_bench_arrays(workload: Workload, data: Data) -> dict[str, Any]:
 @trainer("clftrain-default")
 def clftrain_default_cadence(workload: Workload, data: Data) -> dict[str, Any]:
     return _clftrain(workload, data, eval_every="auto")
+
+
+@trainer("clftrain-end")
+def clftrain_end_only(workload: Workload, data: Data) -> dict[str, Any]:
+    return _clftrain(workload, data, eval_every=workload.epochs, log_every=workload.epochs)
 
 
 @trainer("clftrain-fit")

@@ -70,7 +70,7 @@ class Workload:
         return {"name": "csv", "path": str(csv_path(self)), "target": "target", "standardize": False,
                 "test_size": self.dataset["test_size"], "seed": self.seed}
 
-    def clftrain_config(self, eval_every: int = 1) -> dict[str, Any]:
+    def clftrain_config(self, eval_every: int | str = 1, log_every: int | None = None) -> dict[str, Any]:
         """The clftrain config (a dict for clftrain.config.validate_config) for this workload."""
         return {
             "name": f"bench-{self.name}",
@@ -85,7 +85,7 @@ class Workload:
                 "lr": self.lr,
                 "epochs": self.epochs,
                 "batch_size": self.batch_size,
-                "log_every": self.log_every,
+                "log_every": log_every or self.log_every,
                 "eval_every": eval_every,
             },
         }

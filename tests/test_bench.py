@@ -18,22 +18,28 @@ from bench import run, workloads  # noqa: E402
 
 def test_bench_driver_end_to_end(tmp_path, capsys):
     results = tmp_path / "results"
-    code = run.main(["--workloads", "circles", "--trainers", "bare,clftrain", "--epochs", "3", "--rows", "200",
+    code = run.main(["--workloads", "circles", "--trainers", "bare,clftrain,clftrain-default,clftrain-end",
+                     "--epochs", "3", "--rows", "200",
                      "--reps", "1", "--startup-reps", "0", "--results", str(results)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "| workload | trainer | train s (median) |" in out
     assert "clftrain <= 1.10x bare" in out  # the targets are checked and printed
     record = json.loads((results / "latest.json").read_text())
-    rows = {r["trainer"]: r for r in record["summary"]}
-    assert set(rows) == {"bare", "clftrain"}
+    rows = {r["trainer"]: r for r in record["summary"] if "seconds" in r}
+    assert set(rows) == {"bare", "clftrain", "clftrain-end"}
+    # 3 epochs: the default cadence evaluates every epoch, so its row would repeat clftrain's and is skipped
+    (default,) = [r for r in record["summary"] if r["trainer"] == "clftrain-default"]
+    assert default["note"].startswith("same as clftrain")
     for row in rows.values():
-        assert row["seconds"] > 0 and row["epochs"] == 3 and row["evaluations"] == 3
+        assert row["seconds"] > 0 and row["epochs"] == 3
         assert row["rss_peak_mib"] > row["rss_over_imports_mib"] >= 0
+    assert rows["bare"]["evaluations"] == rows["clftrain"]["evaluations"] == 3 and rows["clftrain-end"]["evaluations"] == 1
     assert rows["bare"]["ratio"] == pytest.approx(1.0)
     # Same data, same initial weights, same arithmetic: the hand-written loop and clftrain agree.
     assert rows["clftrain"]["test_acc"] == pytest.approx(rows["bare"]["test_acc"], abs=1e-6)
-    assert [r["rep"] for r in record["runs"]] == [0, 0]
+    assert rows["clftrain-end"]["test_acc"] == pytest.approx(rows["bare"]["test_acc"], abs=1e-6)
+    assert [r["rep"] for r in record["runs"]] == [0, 0, 0, 0]
 
 
 def test_csv_workload_gives_every_trainer_clftrains_arrays(tmp_path, monkeypatch):
