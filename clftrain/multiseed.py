@@ -132,6 +132,7 @@ class ReplicaTrainer(EpochLoop):
 
     def __post_init__(self) -> None:
         self.generators = [g for member in self.members for g in member.generators]
+        self._params = [p for m in self.members for group in m.optimizer.param_groups for p in group["params"]]
 
     def _end_epoch(self, evaluated: bool) -> None:
         for member in self.members:
@@ -159,8 +160,8 @@ class ReplicaTrainer(EpochLoop):
     def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
         outputs = self.model(X)  # [R, B, O]
         losses = self.loss(outputs, y)  # [R], each replica's own mean loss
-        for member in self.members:
-            member.optimizer.zero_grad(set_to_none=True)
+        for p in self._params:  # as Trainer.train_step: optimizer.zero_grad(set_to_none=True) without its bookkeeping
+            p.grad = None
         # d(sum)/d(loss_r) = 1: replica r's gradient is exactly the one it would get alone.
         losses.sum().backward()
         for member in self.members:
