@@ -238,11 +238,12 @@ class CsvConfig(_DatasetBase):
     @field_validator("path")
     @classmethod
     def _relative_to_config(cls, path: str, info: ValidationInfo) -> str:
-        base = (info.context or {}).get("base_dir")
+        context = info.context or {}
+        base = context.get("base_dir")
         resolved = Path(path).expanduser()
         if not resolved.is_absolute() and base is not None:
             resolved = Path(base) / resolved
-        if not resolved.is_file():
+        if context.get("check_files", True) and not resolved.is_file():
             where = f" (looked for {resolved})" if str(resolved) != path else ""
             raise ValueError(f"CSV file not found{where}; the path is relative to the config file")
         return str(resolved.resolve())
@@ -547,12 +548,16 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
     return data
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read, override and validate a config file; every problem becomes one UserError."""
+def load_config(path: str | Path, overrides: list[str] | None = None, check_files: bool = True) -> Config:
+    """Read, override and validate a config file; every problem becomes one UserError.
+
+    check_files=False: a CSV dataset's file need not exist (a run's config.yaml, read by predict or
+    eval --data, which need only the checkpoint)."""
     path = Path(path)
     raw = read_config_mapping(path)
     parsed = parse_overrides(overrides or [])
-    return validate_config(apply_overrides(raw, parsed), source=str(path), set_keys=set(parsed), base_dir=path.parent)
+    return validate_config(apply_overrides(raw, parsed), source=str(path), set_keys=set(parsed), base_dir=path.parent,
+                           check_files=check_files)
 
 
 def read_config_mapping(path: Path) -> dict[str, Any]:
@@ -574,14 +579,14 @@ class InvalidConfig(UserError):
 
 
 def validate_config(data: dict[str, Any], source: str = "config", set_keys: set[str] | dict[str, str] = frozenset(),
-                    base_dir: Path | None = None) -> Config:
+                    base_dir: Path | None = None, check_files: bool = True) -> Config:
     """Validate a raw mapping; relative dataset paths resolve against `base_dir` (the config's folder).
 
     `set_keys`: the dotted keys that came from the command line, named in their errors as
     `(from --set KEY)`; a mapping gives each key its own origin (a sweep's `--grid KEY=VALUE`).
     """
     try:
-        return Config.model_validate(data, context={"base_dir": base_dir})
+        return Config.model_validate(data, context={"base_dir": base_dir, "check_files": check_files})
     except ValidationError as exc:
         raise InvalidConfig(source, [_describe(error, data, set_keys) for error in exc.errors()]) from None
 

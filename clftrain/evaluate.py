@@ -21,8 +21,8 @@ EVAL = "eval.json"
 def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = None,
                  device: str | None = None, seed: int | None = None, ensemble: bool = False) -> dict:
     """The content of eval.json: what was evaluated, on what, and every metric."""
-    # The data is rebuilt even for --data: class weights in the loss come from the training split.
-    run = TrainedRun.load(run_dir, checkpoint, device, seed=seed, ensemble=ensemble)
+    # With --data the training data is not rebuilt: the loss's class weights are in the checkpoint.
+    run = TrainedRun.load(run_dir, checkpoint, device, with_data=data is None, seed=seed, ensemble=ensemble)
     notes = []
     if data is None:
         X, y = run.test_split()

@@ -25,7 +25,7 @@ from clftrain.config import Config, config_to_yaml, load_config, validate_config
 from clftrain.data import Dataset, build_dataset
 from clftrain.device import resolve_device, training_threads
 from clftrain.errors import UserError, did_you_mean
-from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
+from clftrain.losses import EXPECTS_PROBABILITIES, build_loss, loss_weights
 from clftrain.model import build_model, count_parameters, describe_model, load_weights
 from clftrain.optimizers import build_optimizer
 from clftrain.trained import TrainedRun
@@ -139,6 +139,7 @@ class Session:
         payload.update(
             config=self.config.to_dict(), task=data.task.name, feature_names=data.feature_names,
             class_names=data.class_names, preprocessor=data.preprocessor.to_dict(),
+            loss_weights=loss_weights(self.trainer.loss_fn),
             callbacks={"best": self.best.state(), "early_stopping": self.stopper.state() if self.stopper else None},
             status=self.trainer.status,
         )

@@ -42,14 +42,21 @@ for _name, _class_name in _TORCH_CLASSES.items():
     LOSSES.register(_name)(_torch_factory(_class_name))
 
 
-def build_loss(cfg: TrainConfig, dataset: Dataset, device: torch.device) -> torch.nn.Module:
-    """The configured loss, with class weighting and label smoothing computed from the training targets only."""
+def build_loss(cfg: TrainConfig, dataset: Dataset | None, device: torch.device,
+               weights: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """The configured loss, with class weighting and label smoothing computed from the training targets only.
+
+    `weights`: the loss's weight tensors as a checkpoint saved them (loss_weights); given, the
+    training data is not needed (eval --data, on a run whose training file is gone)."""
     import numpy as np
     import torch
 
     options = {}
     if cfg.label_smoothing:
         options["label_smoothing"] = cfg.label_smoothing
+    if weights is not None:
+        options.update({name: value.to(device) for name, value in weights.items()})
+        return LOSSES.get(cfg.loss)(**options)
     if cfg.class_weight == "balanced":
         from sklearn.utils.class_weight import compute_class_weight
 
@@ -62,6 +69,17 @@ def build_loss(cfg: TrainConfig, dataset: Dataset, device: torch.device) -> torc
     if cfg.pos_weight is not None:
         options["pos_weight"] = torch.as_tensor(_pos_weight(cfg.pos_weight, dataset), device=device)
     return LOSSES.get(cfg.loss)(**options)
+
+
+def loss_weights(loss_fn: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weight tensors a built loss holds (class `weight`, `pos_weight`), on the CPU: what
+    build_loss needs, with `weights=`, to rebuild it without the training data."""
+    return {name: buffer.detach().cpu() for name, buffer in loss_fn.named_buffers()}
+
+
+def needs_training_data(cfg: TrainConfig) -> bool:
+    """Whether build_loss without saved weights has to read the training targets."""
+    return cfg.class_weight is not None or cfg.pos_weight is not None
 
 
 def _pos_weight(setting, dataset: Dataset):

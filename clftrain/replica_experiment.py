@@ -23,6 +23,7 @@ import torch
 from clftrain import rundir
 from clftrain.config import Config, config_to_yaml
 from clftrain.errors import UserError
+from clftrain.losses import loss_weights
 from clftrain.experiment import FitResult, _check_same_run, _stop_on_signals, run_facts, training_threads_of
 from clftrain.model import build_model, count_parameters, describe_model
 from clftrain.multiseed import NOT_IN_ROWS, Batch, Member, prepare_batch
@@ -163,6 +164,7 @@ class ReplicaRunWriter(Callback):
             seeds=member.seeds, config=member.config.to_dict(), task=data.task.name,
             feature_names=data.feature_names, class_names=data.class_names,
             preprocessor=data.preprocessor.to_dict(), status=member.status(trainer.status),
+            loss_weights=loss_weights(trainer.loss.module),
         )
         return payload
 

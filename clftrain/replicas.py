@@ -211,6 +211,7 @@ class ReplicaLoss:
 
     def __init__(self, name: str, module: nn.Module) -> None:
         self.name = name
+        self.module = module  # its weights go into the checkpoints (losses.loss_weights)
         self.options = {
             "cross_entropy": lambda: {"weight": module.weight, "label_smoothing": module.label_smoothing},
             "bce_with_logits": lambda: {"pos_weight": module.pos_weight},

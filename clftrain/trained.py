@@ -23,7 +23,7 @@ from clftrain.data import Dataset, build_dataset
 from clftrain.errors import UserError
 from clftrain.inference import Scored, predict, score
 from clftrain.inputs import ModelInputs
-from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
+from clftrain.losses import EXPECTS_PROBABILITIES, build_loss, needs_training_data
 from clftrain.model import build_model, load_weights
 
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
@@ -41,6 +41,7 @@ class TrainedRun:
     epoch: int | None = None  # the epoch these weights finished
     recorded: dict[str, float] = field(default_factory=dict)  # the metrics.csv row of that epoch, if evaluated
     replicas: ReplicaChoice | None = None  # a run trained with seeds: which replica `model` is, or their ensemble
+    loss_weights: dict[str, torch.Tensor] | None = None  # the loss's weights as the checkpoint saved them
 
     def __post_init__(self) -> None:
         if self.inputs is None:
@@ -58,8 +59,8 @@ class TrainedRun:
 
     def score(self, X: np.ndarray, y: np.ndarray) -> Scored:
         """Predictions plus loss and score over a whole split, exactly as the training loop computes them."""
-        # Class weights and label smoothing come from the training split: the loss needs the dataset.
-        loss_fn = build_loss(self.config.train, self.dataset, self.device)
+        # Class weights come from the training split: saved in the checkpoint, or rebuilt from the dataset.
+        loss_fn = build_loss(self.config.train, self.dataset, self.device, self.loss_weights)
         return score(self.model, self.inputs.task, loss_fn, X, y, self.outputs_are_probabilities, self.device)
 
     def test_split(self) -> tuple[np.ndarray, np.ndarray]:
@@ -70,6 +71,9 @@ class TrainedRun:
              with_data: bool = True, seed: int | None = None, ensemble: bool = False) -> TrainedRun:
         """Rebuild config, model (and, with_data, the dataset) from a run directory.
 
+        Without data, the loss is rebuilt from the weights the checkpoint saved; a checkpoint
+        from before they were saved, of a run whose loss is weighted, still needs the dataset.
+
         The model runs where `fit` ran it (the config's device, resolved the same way) unless
         `device` says otherwise; torch.load never runs code from the directory. A run trained
         with seeds gives replica `seed`, the `ensemble` of all, or by default the median replica.
@@ -79,10 +83,13 @@ class TrainedRun:
             raise UserError(f"run directory not found: {run_dir}")
         if not config_file.is_file():
             raise UserError(f"{run_dir} is not a clftrain run directory (no {rundir.CONFIG})")
-        config = load_config(config_file)
+        config = load_config(config_file, check_files=False)  # the data file is read only if the data is built
         path = rundir.checkpoint_path(run_dir, checkpoint)
         payload = rundir.load_checkpoint(path)
         inputs = ModelInputs.from_checkpoint(payload)
+        weights = payload.get("loss_weights")
+        if weights is None and needs_training_data(config.train):
+            with_data = True
         dataset = build_dataset(config) if with_data else None
         if dataset is not None:
             _check_same_data(inputs, ModelInputs.from_dataset(dataset), config_file)
@@ -90,7 +97,9 @@ class TrainedRun:
         metrics_file = run_dir / rundir.METRICS
         rows = rundir.read_metrics(metrics_file) if metrics_file.is_file() else []
         if "seeds" in payload:
-            return cls._load_replicas(config, dataset, inputs, payload, path, resolved, rows, checkpoint, seed, ensemble)
+            run = cls._load_replicas(config, dataset, inputs, payload, path, resolved, rows, checkpoint, seed, ensemble)
+            run.loss_weights = weights
+            return run
         _check_one_seed(run_dir, config, seed, ensemble)
         model = build_model(config.model, len(inputs.feature_names),
                             inputs.task.out_features(len(inputs.class_names)), config.train.loss)
@@ -99,7 +108,8 @@ class TrainedRun:
         recorded = dict(payload.get("metrics") or {})
         if recorded.get("epoch") != epoch:  # stopped between two evaluated epochs: no row for these weights
             recorded = {}
-        return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs, epoch, recorded)
+        return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs, epoch, recorded,
+                   loss_weights=weights)
 
     @classmethod
     def _load_replicas(cls, config, dataset, inputs, payload, path, device, rows, checkpoint, seed, ensemble):

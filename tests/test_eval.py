@@ -259,3 +259,24 @@ def test_splits_evaluated_in_chunks_are_still_reproduced_exactly(tmp_path, monke
     check = eval_json(run)["fit_check"]
     assert check["reproduced"] == {"test_loss": row["test_loss"], "test_acc": row["test_acc"]}
     assert check["match"] is True
+
+
+def test_eval_data_and_predict_need_nothing_of_the_training_file(tmp_path):
+    """The loss's class weights are in the checkpoint: a CSV run whose training table is gone still
+    evaluates other data, and predicts."""
+    import shutil
+
+    patients = write_patients(tmp_path / "patients.csv")
+    config = {**tiny_config(name="weighted-table"), "train": {"epochs": 20, "pos_weight": "balanced"},
+              "dataset": {"name": "csv", "path": str(patients), "target": "sick", "categorical": ["colour"],
+                          "impute": "mean"}}
+    run = fit_run(tmp_path, config)
+    elsewhere = shutil.copy(patients, tmp_path / "copy.csv")
+    with_training_file = eval_json(run, "--data", elsewhere)
+    patients.rename(tmp_path / "moved.csv")
+    without = eval_json(run, "--data", elsewhere)
+    assert without["metrics"] == with_training_file["metrics"]  # the weighted loss included
+    predicted = invoke("predict", run, elsewhere)
+    assert predicted.exit_code == 0, predicted.output
+    result = invoke("eval", run)  # the test split itself is rebuilt from the training file: a clear error
+    assert result.exit_code == 2 and "patients.csv" in result.output
