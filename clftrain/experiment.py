@@ -249,6 +249,10 @@ def resume_experiment(run_dir: Path, overrides: list[str] | None = None,
 def _check_same_run(payload: dict, config: Config, path: Path) -> None:
     """A checkpoint copied from another run must not silently continue this one."""
     mine, theirs = config.to_dict(), dict(payload.get("config") or {})
+    try:  # keys added since the checkpoint was written take their defaults, as in config.yaml
+        theirs = validate_config(theirs, source=str(path), check_files=False).to_dict()
+    except UserError:
+        pass  # not a config at all: the comparison below names where it differs
     for section in ("train",):
         theirs[section] = {**theirs.get(section, {}), "epochs": mine[section]["epochs"]}
     if mine != theirs:

@@ -82,6 +82,21 @@ def test_resume_can_extend_epochs(write_config, tmp_path):
     assert [int(r["epoch"]) for r in csv.DictReader((run / "metrics.csv").open())] == list(range(1, 26))
 
 
+def test_a_run_from_before_a_config_key_existed_still_resumes(write_config, tmp_path):
+    import yaml
+
+    run = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
+    # As an older clftrain wrote them: no `threads` key in config.yaml nor in the checkpoint's config.
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    del config["threads"]
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    last = run / "checkpoints" / "last.pt"
+    payload = rundir.load_checkpoint(last)
+    del payload["config"]["threads"]
+    rundir.save_checkpoint(last, payload)
+    assert resume_experiment(run, ["train.epochs=12"]).summary["epochs_run"] == 12
+
+
 @pytest.mark.parametrize(
     ("prepare", "overrides", "expected"),
     [
