@@ -294,7 +294,8 @@ def training_threads_of(trainer, config: Config):
 
 @contextlib.contextmanager
 def _stop_on_signals(trainer: Trainer):
-    """Ctrl-C / SIGTERM: finish the current epoch, save, and stop; a second Ctrl-C aborts at once."""
+    """Ctrl-C / SIGTERM: finish the current step (train.Trainer.run_epoch), save, and stop; a second Ctrl-C
+    aborts at once."""
     received: list[str] = []
     if threading.current_thread() is not threading.main_thread():
         yield received  # signal handlers can only be installed from the main thread
@@ -328,6 +329,9 @@ def _summary(session: Session) -> dict:
         "task": dataset.task.name,
         "epochs_run": trainer.epoch,
         "epochs_planned": session.config.train.epochs,
+        # Interrupted between mini-batches: the epoch in progress and how many of its steps are done.
+        **({"epoch_in_progress": {"epoch": trainer.epoch + 1, "steps_done": trainer.partial["next_step"]}}
+           if trainer.partial is not None else {}),
         "stopped_early": trainer.stopped_early,
         "monitor": best.monitor,
         "final": metrics(trainer.history[-1] if trainer.history else None),

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from clftrain.config import TrainConfig
+from clftrain.errors import UserError
 from clftrain.model import forward_in_chunks
 from clftrain.tasks import Task
 
@@ -64,6 +65,8 @@ class EpochLoop:
             epoch = self.epoch + 1
             evaluated = self.cfg.evaluates(epoch)
             train_sums = self.run_epoch(track=evaluated)
+            if train_sums is None:  # stopped between two mini-batches: the epoch is not complete
+                break
             self.epoch = epoch
             self.seconds = time.perf_counter() - started
             if evaluated:
@@ -96,6 +99,7 @@ class Trainer(EpochLoop):
     scheduler: object | None = None  # a torch lr scheduler, stepped as `scheduler_interval` says
     scheduler_interval: str = "epoch"  # "epoch" | "step" | "metric" (see schedulers.py)
     scheduler_monitor: str = "test_loss"  # the metric a "metric" scheduler watches
+    partial: dict | None = None  # an epoch stopped between mini-batches (run_epoch), continued on resume
 
     def __post_init__(self) -> None:
         device = self.splits["train"].X.device
@@ -125,17 +129,30 @@ class Trainer(EpochLoop):
         for cb in self.callbacks:
             cb.on_epoch_end(self, row)
 
-    def run_epoch(self, track: bool) -> list[torch.Tensor]:
-        """One pass over the training data; returns [loss_sum, score_sum] device tensors when tracked."""
+    def run_epoch(self, track: bool) -> list[torch.Tensor] | None:
+        """One pass over the training data; returns [loss_sum, score_sum] device tensors when tracked.
+
+        A stop requested during a mini-batch epoch (Ctrl-C) takes effect after the current step: the
+        epoch's order, position and sums are kept in `partial` (saved with the state), and None is returned.
+        """
         if self._mode_matters:
             self.model.train()
         train = self.splits["train"]
         size = self.cfg.batch_size
         if size is None or size >= len(train):
             return self.train_step(train.X, train.y, track)
-        order = torch.randperm(len(train), device=train.X.device, generator=self.generator)
-        sums: list[torch.Tensor] = []
-        for start in range(0, len(train), size):
+        if self.partial is not None:  # resumed in the middle of this epoch
+            order, first, sums = self.partial["order"], self.partial["next_step"], list(self.partial["sums"])
+            self.partial = None
+        else:
+            order = torch.randperm(len(train), device=train.X.device, generator=self.generator)
+            first, sums = 0, []
+        for step, start in enumerate(range(0, len(train), size)):
+            if step < first:
+                continue
+            if self._stop and step > first:
+                self.partial = {"order": order, "next_step": step, "sums": sums, "track": track}
+                return None
             idx = order[start : start + size]
             if len(idx) == 1 and len(train) > 1 and _has_batch_norm(self.model):
                 break  # BatchNorm cannot normalise a batch of one sample: skip that last sample
@@ -202,6 +219,7 @@ class Trainer(EpochLoop):
             "history": self.history,
             "rng": capture_rng(self.generator),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "partial": _to_device(self.partial, "cpu"),  # an epoch stopped between mini-batches, or None
         }
 
     def restore(self, state: dict) -> None:
@@ -212,6 +230,11 @@ class Trainer(EpochLoop):
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"], self.generator)
+        self.partial = _to_device(state.get("partial"), self.splits["train"].X.device)
+        if self.partial is not None and self.cfg.evaluates(self.epoch + 1) and not self.partial["track"]:
+            raise UserError(
+                f"this run stopped in the middle of epoch {self.epoch + 1}, which was not going to be evaluated; "
+                f"with train.epochs = {self.cfg.epochs} it would be: resume with train.epochs > {self.epoch + 1}")
 
 
 def capture_rng(generator: torch.Generator) -> dict:
@@ -242,6 +265,12 @@ def restore_rng(state: dict, generator: torch.Generator) -> None:
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+
+
+def _to_device(partial: dict | None, device) -> dict | None:
+    if partial is None:
+        return None
+    return {**partial, "order": partial["order"].to(device), "sums": [s.to(device) for s in partial["sums"]]}
 
 
 def _has_batch_norm(model: nn.Module) -> bool:

@@ -106,8 +106,8 @@ class TrainedRun:
         load_weights(model, payload["model"], path)
         epoch = int(payload["epoch"])
         recorded = dict(payload.get("metrics") or {})
-        if recorded.get("epoch") != epoch:  # stopped between two evaluated epochs: no row for these weights
-            recorded = {}
+        if recorded.get("epoch") != epoch or payload.get("partial"):
+            recorded = {}  # stopped between two evaluated epochs, or inside one: no row for these weights
         return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs, epoch, recorded,
                    loss_weights=weights)
 

@@ -34,6 +34,24 @@ class InterruptAt(Callback):
             trainer.stop("interrupted")
 
 
+class InterruptAtStep(Callback):
+    """Acts like Ctrl-C arriving during training step `step` (counted over the whole fit, from 1)."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.seen = step, 0
+
+    def on_fit_start(self, trainer):
+        train_step = trainer.train_step
+
+        def counting(*args, **kwargs):
+            self.seen += 1
+            if self.seen == self.step:
+                trainer.stop("interrupted")
+            return train_step(*args, **kwargs)
+
+        trainer.train_step = counting
+
+
 def metrics_without_time(run: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader((run / "metrics.csv").open())]
 
@@ -72,6 +90,48 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, t
     for which in ("last", "best"):
         mine, theirs = weights(interrupted, which), weights(straight, which)
         assert all(torch.equal(mine[k], theirs[k]) for k in theirs), which
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        tiny_config(train={"epochs": 12, "log_every": 4, "batch_size": 32, "optimizer": "adam", "lr": 0.01},
+                    model={"dropout": 0.3}),
+        tiny_config(train={"epochs": 12, "log_every": 4, "batch_size": 50, "optimizer": "adam",
+                           "scheduler": {"name": "onecycle"}}, model={"batch_norm": True}),
+    ],
+    ids=["dropout-adam", "onecycle-batchnorm"],
+)
+def test_a_mini_batch_epoch_interrupted_between_steps_resumes_exactly(write_config, tmp_path, config):
+    path = write_config(config)
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    fit_experiment(load_config(path), out=straight)
+    # 160 training rows in batches of 32 (or 50): 5 (or 4) steps an epoch; stop asked during step 23
+    result = fit_experiment(load_config(path), out=interrupted, callbacks=[InterruptAtStep(23)])
+    steps = -(-160 // config["train"]["batch_size"])
+    epoch, done = divmod(23, steps)
+    assert result.summary["status"] == "interrupted" and result.summary["epochs_run"] == epoch
+    assert result.summary["epoch_in_progress"] == {"epoch": epoch + 1, "steps_done": done}
+    assert rundir.load_checkpoint(interrupted / "checkpoints" / "last.pt")["partial"]["next_step"] == done
+    from clftrain.evaluate import evaluate_run
+
+    assert evaluate_run(interrupted)["fit_check"] is None  # weights from inside an epoch: no recorded row to match
+
+    resumed = resume_experiment(interrupted)
+    assert resumed.summary["status"] == "completed" and "epoch_in_progress" not in resumed.summary
+    assert metrics_without_time(interrupted) == metrics_without_time(straight)
+    for which in ("last", "best"):
+        mine, theirs = weights(interrupted, which), weights(straight, which)
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), which
+
+
+def test_stopped_in_an_unevaluated_epoch_cannot_resume_with_that_epoch_last(write_config, tmp_path):
+    config = tiny_config(train={"epochs": 12, "log_every": 4, "eval_every": 4, "batch_size": 32})
+    run = tmp_path / "r"
+    fit_experiment(load_config(write_config(config)), out=run, callbacks=[InterruptAtStep(23)])  # in epoch 5
+    with pytest.raises(UserError, match=r"middle of epoch 5.*resume with train.epochs > 5"):
+        resume_experiment(run, ["train.epochs=5"])
+    assert resume_experiment(run, ["train.epochs=6"]).summary["epochs_run"] == 6
 
 
 def test_resume_can_extend_epochs(write_config, tmp_path):
