@@ -129,6 +129,7 @@ class ReplicaTrainer(EpochLoop):
     stopped_early: bool = False  # never: early stopping is refused with seeds
     history: list[dict[str, float]] = field(default_factory=list)  # mean rows, for the console
     replica_rows: list[dict[str, float]] = field(default_factory=list)  # the last evaluated epoch, one per replica
+    partial: dict | None = None  # an epoch stopped between mini-batches (EpochLoop._mini_batches)
 
     def __post_init__(self) -> None:
         self.generators = [g for member in self.members for g in member.generators]
@@ -147,15 +148,9 @@ class ReplicaTrainer(EpochLoop):
         if size is None or size >= len(train):
             return self.train_step(train.X, train.y, track)
         # Each replica draws the permutation its solo Trainer draws: [R, N].
-        order = torch.stack([torch.randperm(len(train), device=train.X.device, generator=g) for g in self.generators])
-        sums: list[torch.Tensor] = []
-        for start in range(0, len(train), size):
-            idx = order[:, start : start + size]
-            if idx.shape[1] == 1 and len(train) > 1 and self.model.has_batch_norm:
-                break  # as Trainer: BatchNorm cannot normalise a batch of one sample
-            step_sums = self.train_step(train.X[idx], train.y[idx], track)
-            sums = step_sums if not sums else [a + b for a, b in zip(sums, step_sums)]
-        return sums
+        return self._mini_batches(
+            lambda: torch.stack([torch.randperm(len(train), device=train.X.device, generator=g) for g in self.generators]),
+            size, self.model.has_batch_norm, track)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
         outputs = self.model(X)  # [R, B, O]
@@ -245,6 +240,7 @@ class ReplicaTrainer(EpochLoop):
             "rng": {"shuffle": [g.get_state() for g in member.generators],
                     "dropout": [generators[r].get_state() for r in member.span] if generators else None},
             "diverged_at": member.diverged_at,
+            "partial": self._saved_partial(slice(member.span.start, member.span.stop)),
         }
 
     def restore_member(self, member: Member, state: dict, best: dict | None) -> None:
@@ -259,6 +255,7 @@ class ReplicaTrainer(EpochLoop):
             for r, saved in zip(member.span, state["rng"]["dropout"]):
                 self.model.dropout_generators[r].set_state(saved)
         member.diverged_at = list(state["diverged_at"])
+        self._restore_partial(state.get("partial"))  # resume trains one member: its rows are all the replicas
         by_epoch: dict[int, list[dict]] = {}
         for row in member.history:
             by_epoch.setdefault(int(row["epoch"]), []).append(row)

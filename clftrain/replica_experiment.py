@@ -196,6 +196,8 @@ def summary(batch: Batch, member: Member) -> dict:
         "seeds": member.seeds,
         "epochs_run": trainer.epoch,
         "epochs_planned": config.train.epochs,
+        **({"epoch_in_progress": {"epoch": trainer.epoch + 1, "steps_done": trainer.partial["next_step"]}}
+           if trainer.partial is not None else {}),
         "stopped_early": False,
         "monitor": member.best.monitor,
         "final": average(finals),

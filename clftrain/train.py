@@ -79,6 +79,51 @@ class EpochLoop:
             cb.on_fit_end(self)
         return self
 
+    def _mini_batches(self, new_order, size: int, has_batch_norm: bool, track: bool) -> list[torch.Tensor] | None:
+        """train_step over the training split in slices of `size` of an order ([N], or [R, N] for replicas):
+        new_order() for a fresh epoch, or the one a stop left in `partial`. The step sums, added up; or None
+        when a stop (Ctrl-C) came during the epoch: it takes effect after the current step, and the epoch's
+        order, position and sums stay in `partial` (saved with the state, continued on resume)."""
+        train = self.splits["train"]
+        if self.partial is not None:  # resumed in the middle of this epoch
+            order, first, sums = self.partial["order"], self.partial["next_step"], list(self.partial["sums"])
+            self.partial = None
+        else:
+            order, first, sums = new_order(), 0, []
+        for step, start in enumerate(range(0, len(train), size)):
+            if step < first:
+                continue
+            if self._stop and step > first:
+                self.partial = {"order": order, "next_step": step, "sums": sums, "track": track}
+                return None
+            idx = order[..., start : start + size]
+            if idx.shape[-1] == 1 and len(train) > 1 and has_batch_norm:
+                break  # BatchNorm cannot normalise a batch of one sample: skip that last sample
+            step_sums = self.train_step(train.X[idx], train.y[idx], track)
+            sums = step_sums if not sums else [a + b for a, b in zip(sums, step_sums)]
+        return sums
+
+    def _restore_partial(self, partial: dict | None) -> None:
+        """A saved `partial` epoch back on the training device."""
+        self.partial = None
+        if partial is None:
+            return
+        if self.cfg.evaluates(self.epoch + 1) and not partial["track"]:
+            raise UserError(
+                f"this run stopped in the middle of epoch {self.epoch + 1}, which was not going to be evaluated; "
+                f"with train.epochs = {self.cfg.epochs} it would be: resume with train.epochs > {self.epoch + 1}")
+        device = self.splits["train"].X.device
+        self.partial = {**partial, "order": partial["order"].to(device), "sums": [s.to(device) for s in partial["sums"]]}
+
+    def _saved_partial(self, rows: slice = slice(None)) -> dict | None:
+        """`partial` as a checkpoint keeps it: on the CPU, for the replicas in `rows` ([R, ...] tensors)."""
+        if self.partial is None:
+            return None
+        p = self.partial
+        stacked = p["order"].dim() == 2
+        pick = (lambda t: t[rows]) if stacked else (lambda t: t)
+        return {**p, "order": pick(p["order"]).cpu(), "sums": [pick(s).cpu() for s in p["sums"]]}
+
 
 @dataclass
 class Trainer(EpochLoop):
@@ -111,6 +156,7 @@ class Trainer(EpochLoop):
         self._mode_matters = any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm))
                                  for m in self.model.modules())
         self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self._has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
 
     def _end_epoch(self, evaluated: bool) -> None:
         """Step an epoch or metric scheduler."""
@@ -130,35 +176,16 @@ class Trainer(EpochLoop):
             cb.on_epoch_end(self, row)
 
     def run_epoch(self, track: bool) -> list[torch.Tensor] | None:
-        """One pass over the training data; returns [loss_sum, score_sum] device tensors when tracked.
-
-        A stop requested during a mini-batch epoch (Ctrl-C) takes effect after the current step: the
-        epoch's order, position and sums are kept in `partial` (saved with the state), and None is returned.
-        """
+        """One pass over the training data; [loss_sum, score_sum] device tensors when tracked (None: stopped
+        between two mini-batches, see _mini_batches)."""
         if self._mode_matters:
             self.model.train()
         train = self.splits["train"]
         size = self.cfg.batch_size
         if size is None or size >= len(train):
             return self.train_step(train.X, train.y, track)
-        if self.partial is not None:  # resumed in the middle of this epoch
-            order, first, sums = self.partial["order"], self.partial["next_step"], list(self.partial["sums"])
-            self.partial = None
-        else:
-            order = torch.randperm(len(train), device=train.X.device, generator=self.generator)
-            first, sums = 0, []
-        for step, start in enumerate(range(0, len(train), size)):
-            if step < first:
-                continue
-            if self._stop and step > first:
-                self.partial = {"order": order, "next_step": step, "sums": sums, "track": track}
-                return None
-            idx = order[start : start + size]
-            if len(idx) == 1 and len(train) > 1 and _has_batch_norm(self.model):
-                break  # BatchNorm cannot normalise a batch of one sample: skip that last sample
-            step_sums = self.train_step(train.X[idx], train.y[idx], track)
-            sums = step_sums if not sums else [a + b for a, b in zip(sums, step_sums)]
-        return sums
+        return self._mini_batches(lambda: torch.randperm(len(train), device=train.X.device, generator=self.generator),
+                                  size, self._has_batch_norm, track)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
         outputs = self.model(X)
@@ -219,7 +246,7 @@ class Trainer(EpochLoop):
             "history": self.history,
             "rng": capture_rng(self.generator),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "partial": _to_device(self.partial, "cpu"),  # an epoch stopped between mini-batches, or None
+            "partial": self._saved_partial(),  # an epoch stopped between mini-batches, or None
         }
 
     def restore(self, state: dict) -> None:
@@ -230,11 +257,7 @@ class Trainer(EpochLoop):
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"], self.generator)
-        self.partial = _to_device(state.get("partial"), self.splits["train"].X.device)
-        if self.partial is not None and self.cfg.evaluates(self.epoch + 1) and not self.partial["track"]:
-            raise UserError(
-                f"this run stopped in the middle of epoch {self.epoch + 1}, which was not going to be evaluated; "
-                f"with train.epochs = {self.cfg.epochs} it would be: resume with train.epochs > {self.epoch + 1}")
+        self._restore_partial(state.get("partial"))
 
 
 def capture_rng(generator: torch.Generator) -> dict:
@@ -267,14 +290,6 @@ def restore_rng(state: dict, generator: torch.Generator) -> None:
     random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
 
 
-def _to_device(partial: dict | None, device) -> dict | None:
-    if partial is None:
-        return None
-    return {**partial, "order": partial["order"].to(device), "sums": [s.to(device) for s in partial["sums"]]}
-
-
-def _has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 # ---------------------------------------------------------------------- callbacks

@@ -20,7 +20,7 @@ from clftrain.experiment import Session, fit_experiment, resume_experiment
 from clftrain.multiseed import prepare_batch
 from clftrain.train import Callback
 from conftest import tiny_config
-from test_resume import InterruptAt
+from test_resume import InterruptAt, InterruptAtStep
 from trained_runs import invoke, metrics_rows, read_csv, write_csv
 
 @pytest.fixture(autouse=True, scope="module")
@@ -301,13 +301,17 @@ def test_seeds_cannot_change_on_resume(cli, tmp_path):
 
 
 # ---------------------------------------------------------------------- resume, divergence
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, tmp_path):
+@pytest.mark.parametrize("stop", [InterruptAt(9), InterruptAtStep(35)], ids=["epoch-end", "between-mini-batches"])
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, tmp_path, stop):
     config = validate_config(tiny_config(seeds=[3, 4], model={"dropout": 0.2},
                                          train={"epochs": 24, "log_every": 4, "batch_size": 40, "optimizer": "adam",
                                                 "lr": 0.01, "scheduler": {"name": "step", "step_size": 5}}))
     straight = fit_experiment(config, out=tmp_path / "straight")
-    interrupted = fit_experiment(config, out=tmp_path / "interrupted", callbacks=[InterruptAt(9)])
+    interrupted = fit_experiment(config, out=tmp_path / "interrupted", callbacks=[stop])
     assert interrupted.summary["status"] == "interrupted"
+    if isinstance(stop, InterruptAtStep):  # 160 rows in batches of 40: 4 steps an epoch, stopped after step 35
+        assert interrupted.summary["epochs_run"] == 8
+        assert interrupted.summary["epoch_in_progress"] == {"epoch": 9, "steps_done": 3}
     resumed = resume_experiment(tmp_path / "interrupted")
     assert resumed.summary["status"] == "completed" and resumed.summary["epochs_run"] == 24
     strip = lambda run: [{k: v for k, v in r.items() if k != "seconds"} for r in metrics_rows(run)]  # noqa: E731
