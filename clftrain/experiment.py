@@ -85,6 +85,30 @@ def attach_scheduler(trainer: Trainer, config: Config, monitor: str, mode: str) 
     trainer.scheduler_monitor = monitor
 
 
+def resolve_task(config: Config, dataset: Dataset) -> Config:
+    """`task: auto` on data only the file could tell (CSV): the config with task and loss resolved."""
+    if config.task != "auto":
+        return config
+    return validate_config({**config.to_dict(), "task": dataset.task.name}, source="config")
+
+
+def check_batch_size(config: Config, dataset: Dataset) -> None:
+    size = config.train.batch_size
+    if size is not None and size > len(dataset.X_train):
+        raise UserError(
+            f"train.batch_size = {size} is larger than the {len(dataset.X_train)} training rows; "
+            "use batch_size: null for full-batch training, or a smaller size"
+        )
+
+
+def checkpoint_facts(config: Config, dataset: Dataset, loss_fn: torch.nn.Module) -> dict[str, Any]:
+    """What every checkpoint carries besides the loop's state: enough for eval and predict to rebuild
+    the model's inputs, outputs and loss without the training data."""
+    return {"config": config.to_dict(), "task": dataset.task.name, "feature_names": dataset.feature_names,
+            "class_names": dataset.class_names, "preprocessor": dataset.preprocessor.to_dict(),
+            "loss_weights": loss_weights(loss_fn)}
+
+
 def metric_columns(task_metric: str, has_val: bool) -> list[str]:
     splits = ["train", "val", "test"] if has_val else ["train", "test"]
     return [f"{split}_{quantity}" for split in splits for quantity in ("loss", task_metric)]
@@ -105,8 +129,7 @@ class Session:
     def prepare(cls, config: Config) -> Session:
         device = resolve_device(config.device)
         dataset = build_dataset(config)
-        if config.task == "auto":  # only the data could tell (CSV): resolve task and loss now
-            config = validate_config({**config.to_dict(), "task": dataset.task.name}, source="config")
+        config = resolve_task(config, dataset)
         trainer = build_trainer(config, dataset, device)
         has_val = dataset.X_val is not None
         columns = metric_columns(dataset.task.metric, has_val)
@@ -118,12 +141,7 @@ class Session:
                 f"train.early_stopping.monitor = '{monitor}' is not a recorded metric"
                 f"{did_you_mean(monitor, columns)}; choose one of: {', '.join(columns)}"
             )
-        size = config.train.batch_size
-        if size is not None and size > len(dataset.X_train):
-            raise UserError(
-                f"train.batch_size = {size} is larger than the {len(dataset.X_train)} training rows; "
-                "use batch_size: null for full-batch training, or a smaller size"
-            )
+        check_batch_size(config, dataset)
         stopper = EarlyStopping(monitor, es.patience, es.min_delta, es.mode) if es else None
         best = BestTracker(monitor, es.mode if es else "auto")
         attach_scheduler(trainer, config, monitor, best.mode)
@@ -131,15 +149,12 @@ class Session:
 
     def checkpoint(self, state: dict | None = None, row: dict | None = None) -> dict[str, Any]:
         """A checkpoint: the loop's state plus what eval, predict and resume need to rebuild the run."""
-        data = self.dataset
         payload = self.trainer.state()
         payload["metrics"] = self.trainer.history[-1] if self.trainer.history else {}
-        if state is not None:  # best.pt: the best epoch's weights and metrics
-            payload.update(model=state, epoch=int(row["epoch"]), metrics=row)
+        if state is not None:  # best.pt: the best epoch's weights and metrics (no epoch in progress)
+            payload.update(model=state, epoch=int(row["epoch"]), metrics=row, partial=None)
         payload.update(
-            config=self.config.to_dict(), task=data.task.name, feature_names=data.feature_names,
-            class_names=data.class_names, preprocessor=data.preprocessor.to_dict(),
-            loss_weights=loss_weights(self.trainer.loss_fn),
+            **checkpoint_facts(self.config, self.dataset, self.trainer.loss_fn),
             callbacks={"best": self.best.state(), "early_stopping": self.stopper.state() if self.stopper else None},
             status=self.trainer.status,
         )
@@ -329,9 +344,7 @@ def _summary(session: Session) -> dict:
         "task": dataset.task.name,
         "epochs_run": trainer.epoch,
         "epochs_planned": session.config.train.epochs,
-        # Interrupted between mini-batches: the epoch in progress and how many of its steps are done.
-        **({"epoch_in_progress": {"epoch": trainer.epoch + 1, "steps_done": trainer.partial["next_step"]}}
-           if trainer.partial is not None else {}),
+        **trainer.epoch_in_progress(),  # interrupted between mini-batches
         "stopped_early": trainer.stopped_early,
         "monitor": best.monitor,
         "final": metrics(trainer.history[-1] if trainer.history else None),

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from clftrain.config import Config, validate_config
+from clftrain.config import Config
 from clftrain.data import Dataset, build_dataset
 from clftrain.device import resolve_device
-from clftrain.errors import UserError
-from clftrain.experiment import seed_everything
+from clftrain.experiment import check_batch_size, resolve_task, seed_everything
 from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
 from clftrain.model import build_model, forward_in_chunks
 from clftrain.optimizers import build_optimizer
@@ -206,23 +205,13 @@ class ReplicaTrainer(EpochLoop):
         member.best.update(kept, lambda: self.model.part_state(member.part, copy=False))
 
     def make_rows(self, train_sums: list[torch.Tensor]) -> list[dict[str, float]]:
-        """One metrics.csv row per replica; every device value is read in a single transfer."""
-        n_train = len(self.splits["train"])
-        metric = self.task.metric
-        names = ["train_loss", f"train_{metric}"]
-        values, divisors = list(train_sums), [n_train, n_train]
-        for split_name in ("val", "test"):
-            if split_name in self.splits:
-                names += [f"{split_name}_loss", f"{split_name}_{metric}"]
-                values += self.evaluate(self.splits[split_name])
-                divisors += [1, len(self.splits[split_name])]
-        numbers = torch.stack([v.float() for v in values]).tolist()  # [quantity][replica]
+        """One metrics.csv row per replica."""
+        metrics = self._read_metrics(train_sums)  # column -> [value per replica]
         rows = []
         for member in self.members:
             lr = member.optimizer.param_groups[0]["lr"]
             for r, seed in zip(member.span, member.seeds):
-                row = {"epoch": self.epoch, "seed": seed}
-                row.update({n: v[r] / d for n, v, d in zip(names, numbers, divisors)})
+                row = {"epoch": self.epoch, "seed": seed, **{n: values[r] for n, values in metrics.items()}}
                 rows.append({**row, "lr": lr, "seconds": round(self.seconds, 4)})
         return rows
 
@@ -293,9 +282,8 @@ def prepare_batch(configs: list[Config], dataset: Dataset | None = None) -> Batc
     first = configs[0]
     device = resolve_device(first.device)
     dataset = dataset or build_dataset(first)
-    if first.task == "auto":  # only the data could tell (CSV): resolve task and loss now
-        configs = [validate_config({**c.to_dict(), "task": dataset.task.name}, source="config") for c in configs]
-    _check_batch_size(first, dataset)
+    configs = [resolve_task(c, dataset) for c in configs]
+    check_batch_size(first, dataset)
     model = _stack_replicas(configs, dataset, device)
     monitor = "val_loss" if dataset.X_val is not None else "test_loss"
     members, first_replica = [], 0
@@ -313,16 +301,7 @@ def prepare_batch(configs: list[Config], dataset: Dataset | None = None) -> Batc
 def check_batch(configs: list[Config], dataset: Dataset) -> None:
     """The user errors prepare_batch would raise for these configs, without building anything."""
     resolve_device(configs[0].device)
-    _check_batch_size(configs[0], dataset)
-
-
-def _check_batch_size(config: Config, dataset: Dataset) -> None:
-    size = config.train.batch_size
-    if size is not None and size > len(dataset.X_train):
-        raise UserError(
-            f"train.batch_size = {size} is larger than the {len(dataset.X_train)} training rows; "
-            "use batch_size: null for full-batch training, or a smaller size"
-        )
+    check_batch_size(configs[0], dataset)
 
 
 def _stack_replicas(configs: list[Config], dataset: Dataset, device: torch.device) -> StackedMLP:

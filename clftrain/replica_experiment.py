@@ -23,8 +23,9 @@ import torch
 from clftrain import rundir
 from clftrain.config import Config, config_to_yaml
 from clftrain.errors import UserError
-from clftrain.losses import loss_weights
-from clftrain.experiment import FitResult, _check_same_run, _stop_on_signals, run_facts, training_threads_of
+from clftrain.experiment import (
+    FitResult, _check_same_run, _stop_on_signals, checkpoint_facts, run_facts, training_threads_of,
+)
 from clftrain.model import build_model, count_parameters, describe_model
 from clftrain.multiseed import NOT_IN_ROWS, Batch, Member, prepare_batch
 from clftrain.replicas import ReplicaSelect
@@ -159,13 +160,9 @@ class ReplicaRunWriter(Callback):
         payload = trainer.member_state(member)
         payload["metrics"] = member.last_rows()  # one row per replica
         if best:  # each replica's weights and row at its own best epoch
-            payload.update(model=member.best.state, metrics=member.best.rows)
-        payload.update(
-            seeds=member.seeds, config=member.config.to_dict(), task=data.task.name,
-            feature_names=data.feature_names, class_names=data.class_names,
-            preprocessor=data.preprocessor.to_dict(), status=member.status(trainer.status),
-            loss_weights=loss_weights(trainer.loss.module),
-        )
+            payload.update(model=member.best.state, metrics=member.best.rows, partial=None)
+        payload.update(seeds=member.seeds, status=member.status(trainer.status),
+                       **checkpoint_facts(member.config, data, trainer.loss.module))
         return payload
 
 
@@ -196,8 +193,7 @@ def summary(batch: Batch, member: Member) -> dict:
         "seeds": member.seeds,
         "epochs_run": trainer.epoch,
         "epochs_planned": config.train.epochs,
-        **({"epoch_in_progress": {"epoch": trainer.epoch + 1, "steps_done": trainer.partial["next_step"]}}
-           if trainer.partial is not None else {}),
+        **trainer.epoch_in_progress(),  # interrupted between mini-batches
         "stopped_early": False,
         "monitor": member.best.monitor,
         "final": average(finals),

@@ -45,14 +45,17 @@ class Callback:
 
 
 class EpochLoop:
-    """The epoch loop Trainer and multiseed.ReplicaTrainer share: when to evaluate, when to stop, the
-    callbacks' order and the wall-clock count. Subclasses provide run_epoch, _end_evaluated_epoch and
-    _end_epoch, and the fields `cfg`, `callbacks`, `epoch`, `seconds` and `status`."""
+    """What Trainer and multiseed.ReplicaTrainer share: the epoch loop (when to evaluate, when to stop,
+    the callbacks' order, the wall-clock count), mini-batches with their stop/resume state, and the one
+    device-to-host read of an evaluated epoch's metrics. Subclasses provide run_epoch, train_step,
+    evaluate, _end_evaluated_epoch and _end_epoch, and the fields `cfg`, `splits`, `task`, `callbacks`,
+    `epoch`, `seconds`, `status` and `partial`."""
 
     _stop: bool = False
 
     def stop(self, status: str = "completed") -> None:
-        """Ask the loop to stop after the current epoch (early stopping, divergence, a signal)."""
+        """Ask the loop to stop: after the current mini-batch, or epoch when full batch (early stopping and
+        divergence ask at an epoch's end; a signal can arrive during one)."""
         self._stop = True
         self.status = status
 
@@ -103,6 +106,28 @@ class EpochLoop:
             sums = step_sums if not sums else [a + b for a, b in zip(sums, step_sums)]
         return sums
 
+    def _read_metrics(self, train_sums: list[torch.Tensor]) -> dict[str, float | list[float]]:
+        """This epoch's metrics by column name (a list per replica for stacked models): train sums and
+        an evaluation of each held-out split, every device value read in a single transfer."""
+        n_train = len(self.splits["train"])
+        names = ["train_loss", f"train_{self.task.metric}"]
+        values, divisors = list(train_sums), [n_train, n_train]
+        for split_name in ("val", "test"):
+            if split_name in self.splits:
+                names += [f"{split_name}_loss", f"{split_name}_{self.task.metric}"]
+                values += self.evaluate(self.splits[split_name])
+                divisors += [1, len(self.splits[split_name])]
+        # Counts are exact in float32 (below 2**24); dividing in Python keeps accuracies exact fractions.
+        numbers = torch.stack([v.float() for v in values]).tolist()
+        divide = lambda v, d: [x / d for x in v] if isinstance(v, list) else v / d  # noqa: E731
+        return {n: divide(v, d) for n, v, d in zip(names, numbers, divisors)}
+
+    def epoch_in_progress(self) -> dict:
+        """summary.json's note of an epoch stopped between mini-batches ({} when none)."""
+        if self.partial is None:
+            return {}
+        return {"epoch_in_progress": {"epoch": self.epoch + 1, "steps_done": self.partial["next_step"]}}
+
     def _restore_partial(self, partial: dict | None) -> None:
         """A saved `partial` epoch back on the training device."""
         self.partial = None
@@ -115,14 +140,12 @@ class EpochLoop:
         device = self.splits["train"].X.device
         self.partial = {**partial, "order": partial["order"].to(device), "sums": [s.to(device) for s in partial["sums"]]}
 
-    def _saved_partial(self, rows: slice = slice(None)) -> dict | None:
-        """`partial` as a checkpoint keeps it: on the CPU, for the replicas in `rows` ([R, ...] tensors)."""
+    def _saved_partial(self, rows: slice | None = None) -> dict | None:
+        """`partial` as a checkpoint keeps it: on the CPU; `rows`: the replicas of a stacked model to keep."""
         if self.partial is None:
             return None
-        p = self.partial
-        stacked = p["order"].dim() == 2
-        pick = (lambda t: t[rows]) if stacked else (lambda t: t)
-        return {**p, "order": pick(p["order"]).cpu(), "sums": [pick(s).cpu() for s in p["sums"]]}
+        pick = (lambda t: t.cpu()) if rows is None else (lambda t: t[rows].cpu())  # noqa: E731
+        return {**self.partial, "order": pick(self.partial["order"]), "sums": [pick(s) for s in self.partial["sums"]]}
 
 
 @dataclass
@@ -218,18 +241,8 @@ class Trainer(EpochLoop):
         return [loss, self.task.score_sum(outputs, split.y, self.outputs_are_probabilities)]
 
     def make_row(self, train_sums: list[torch.Tensor]) -> dict[str, float]:
-        """One metrics.csv row; every device value is read in a single transfer."""
-        n_train = len(self.splits["train"])
-        names = ["train_loss", f"train_{self.task.metric}"]
-        values, divisors = list(train_sums), [n_train, n_train]
-        for split_name in ("val", "test"):
-            if split_name in self.splits:
-                names += [f"{split_name}_loss", f"{split_name}_{self.task.metric}"]
-                values += self.evaluate(self.splits[split_name])
-                divisors += [1, len(self.splits[split_name])]
-        # Counts are exact in float32 (below 2**24); dividing in Python keeps accuracies exact fractions.
-        numbers = torch.stack([v.float() for v in values]).tolist()
-        row = {"epoch": self.epoch, **{n: v / d for n, v, d in zip(names, numbers, divisors)}}
+        """One metrics.csv row."""
+        row = {"epoch": self.epoch, **self._read_metrics(train_sums)}
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         row["seconds"] = round(self.seconds, 4)
         return row

@@ -106,7 +106,7 @@ class TrainedRun:
         load_weights(model, payload["model"], path)
         epoch = int(payload["epoch"])
         recorded = dict(payload.get("metrics") or {})
-        if recorded.get("epoch") != epoch or (checkpoint == rundir.LAST and payload.get("partial")):
+        if recorded.get("epoch") != epoch or payload.get("partial"):
             recorded = {}  # stopped between two evaluated epochs, or inside one: no row for these weights
         return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs, epoch, recorded,
                    loss_weights=weights)
@@ -131,7 +131,7 @@ class TrainedRun:
         index = seeds.index(choice.seed)
         recorded = recorded_rows[index]
         epoch = int(recorded["epoch"]) if checkpoint == rundir.BEST and recorded else int(payload["epoch"])
-        if recorded.get("epoch") != epoch or (checkpoint == rundir.LAST and payload.get("partial")):
+        if recorded.get("epoch") != epoch or payload.get("partial"):
             recorded = {}
         return cls(config, dataset, ReplicaSelect(stacked, index), device, rows, checkpoint, inputs, epoch, recorded,
                    choice)

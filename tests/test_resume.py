@@ -116,6 +116,7 @@ def test_a_mini_batch_epoch_interrupted_between_steps_resumes_exactly(write_conf
     from clftrain.evaluate import evaluate_run
 
     assert evaluate_run(interrupted)["fit_check"] is None  # weights from inside an epoch: no recorded row to match
+    assert evaluate_run(interrupted, "best")["fit_check"]["match"] is True  # best.pt holds a whole, recorded epoch
 
     resumed = resume_experiment(interrupted)
     assert resumed.summary["status"] == "completed" and "epoch_in_progress" not in resumed.summary
