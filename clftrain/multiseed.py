@@ -14,8 +14,8 @@ the run its seed would make alone, to float rounding (tests/test_multiseed.py):
 What would make a replica act on its own metric (early stopping, a plateau schedule) is refused
 by config.py.
 
-The loop mirrors train.Trainer (fit -> run_epoch -> train_step, callbacks), with every
-per-replica number kept on the device until an evaluated epoch reads them all at once.
+The loop is train.EpochLoop's, as train.Trainer's (fit -> run_epoch -> train_step, callbacks), with
+every per-replica number kept on the device until an evaluated epoch reads them all at once.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from clftrain.model import build_model, forward_in_chunks
 from clftrain.optimizers import build_optimizer
 from clftrain.replicas import ReplicaLoss, StackedMLP, clip_grad_norms_, replica_scores
 from clftrain.tasks import Task
-from clftrain.train import Callback, EpochLoop, Split, monitor_mode
+from clftrain.train import Callback, EpochLoop, Split, improves, monitor_mode
 
 NOT_IN_ROWS = ("epoch", "seed", "lr", "seconds")  # row keys that are not metrics to average
 
@@ -52,12 +52,7 @@ class ReplicaBest:
         self.version = 0  # moves on every improvement: the writer saves best.pt when it did
 
     def improved(self, index: int, row: dict | None) -> bool:
-        if row is None or not math.isfinite(row[self.monitor]):
-            return False
-        best = self.rows[index]
-        if best is None:
-            return True
-        return row[self.monitor] < best[self.monitor] if self.mode == "min" else row[self.monitor] > best[self.monitor]
+        return row is not None and improves(row[self.monitor], self.rows[index], self.monitor, self.mode)
 
     def update(self, rows: list[dict | None], current: Callable[[], dict[str, torch.Tensor]]) -> None:
         improved = [self.improved(i, row) for i, row in enumerate(rows)]

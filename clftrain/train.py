@@ -313,6 +313,16 @@ def monitor_mode(monitor: str, mode: str = "auto") -> str:
     return "max" if monitor.endswith("_acc") else "min"
 
 
+def improves(value: float, best_row: dict | None, monitor: str, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether `value` of `monitor` beats the best row so far (any finite value beats none)."""
+    if not math.isfinite(value):
+        return False
+    if best_row is None:
+        return True
+    best = best_row[monitor]
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
 class BestTracker(Callback):
     """Keeps a copy of the weights at the best value of `monitor` (in memory: disk writes are the caller's)."""
 
@@ -324,12 +334,7 @@ class BestTracker(Callback):
         self._live: dict[str, torch.Tensor] | None = None  # the model's own tensors, updated in place
 
     def improved(self, value: float, min_delta: float = 0.0) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best_row is None:
-            return True
-        best = self.best_row[self.monitor]
-        return value < best - min_delta if self.mode == "min" else value > best + min_delta
+        return improves(value, self.best_row, self.monitor, self.mode, min_delta)
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
         if self.improved(row[self.monitor]):
