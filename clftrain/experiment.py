@@ -58,30 +58,38 @@ def build_trainer(config: Config, dataset: Dataset, device: torch.device) -> Tra
     model.to(device)
     loss_fn = build_loss(config.train, dataset, device)
     optimizer = build_optimizer(model.parameters(), config.train)
+    return Trainer(
+        model=model, optimizer=optimizer, loss_fn=loss_fn, task=task, cfg=config.train,
+        splits=device_splits(dataset, device),
+        outputs_are_probabilities=config.train.loss in EXPECTS_PROBABILITIES, seed=config.seed,
+    )
 
-    def split(X, y):  # moved to the device once, here
+
+def device_splits(dataset: Dataset, device: torch.device) -> dict[str, Split]:
+    """The dataset's splits as tensors, moved to the device once, here: train, test and val if any."""
+    def split(X, y):
         return Split(torch.as_tensor(X, device=device), torch.as_tensor(y, device=device))
 
     splits = {"train": split(dataset.X_train, dataset.y_train), "test": split(dataset.X_test, dataset.y_test)}
     if dataset.X_val is not None:
         splits["val"] = split(dataset.X_val, dataset.y_val)
-    return Trainer(
-        model=model, optimizer=optimizer, loss_fn=loss_fn, task=task, cfg=config.train, splits=splits,
-        outputs_are_probabilities=config.train.loss in EXPECTS_PROBABILITIES, seed=config.seed,
-    )
+    return splits
 
 
-def attach_scheduler(trainer: Trainer, config: Config, monitor: str, mode: str) -> None:
+def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, n_train: int, mode: str):
+    """(scheduler, when it steps) for config.train.scheduler, or (None, "epoch") without one."""
     from clftrain.schedulers import SCHEDULERS
 
     cfg = config.train.scheduler
     if cfg is None:
-        return
-    n_train = len(trainer.splits["train"])
-    size = config.train.batch_size or n_train
-    steps = -(-n_train // size)  # ceil
-    trainer.scheduler, trainer.scheduler_interval = SCHEDULERS.get(cfg.name)(
-        trainer.optimizer, cfg, config.train.epochs, steps, mode)
+        return None, "epoch"
+    steps = -(-n_train // (config.train.batch_size or n_train))  # steps per epoch: ceil
+    return SCHEDULERS.get(cfg.name)(optimizer, cfg, config.train.epochs, steps, mode)
+
+
+def attach_scheduler(trainer: Trainer, config: Config, monitor: str, mode: str) -> None:
+    trainer.scheduler, trainer.scheduler_interval = build_scheduler(
+        trainer.optimizer, config, len(trainer.splits["train"]), mode)
     trainer.scheduler_monitor = monitor
 
 

@@ -30,7 +30,7 @@ import torch
 from clftrain.config import Config
 from clftrain.data import Dataset, build_dataset
 from clftrain.device import resolve_device
-from clftrain.experiment import check_batch_size, resolve_task, seed_everything
+from clftrain.experiment import build_scheduler, check_batch_size, device_splits, resolve_task, seed_everything
 from clftrain.losses import EXPECTS_PROBABILITIES, build_loss
 from clftrain.model import build_model, forward_in_chunks
 from clftrain.optimizers import build_optimizer
@@ -286,7 +286,7 @@ def prepare_batch(configs: list[Config], dataset: Dataset | None = None) -> Batc
         members.append(_member(config, part, first_replica, model, monitor, len(dataset.X_train), device))
         first_replica += len(config.seeds)
     trainer = ReplicaTrainer(
-        model=model, members=members, task=dataset.task, cfg=configs[0].train, splits=_splits(dataset, device),
+        model=model, members=members, task=dataset.task, cfg=configs[0].train, splits=device_splits(dataset, device),
         loss=ReplicaLoss(configs[0].train.loss, build_loss(configs[0].train, dataset, device)),
         outputs_are_probabilities=configs[0].train.loss in EXPECTS_PROBABILITIES,
     )
@@ -331,21 +331,5 @@ def _member(config: Config, part: int, first: int, model: StackedMLP, monitor: s
         generators=[torch.Generator(device=device).manual_seed(seed) for seed in config.seeds],
         best=ReplicaBest(monitor, len(config.seeds)), diverged_at=[None] * len(config.seeds),
     )
-    schedule = config.train.scheduler
-    if schedule is not None:  # as experiment.attach_scheduler, per member
-        from clftrain.schedulers import SCHEDULERS
-
-        steps = -(-n_train // (config.train.batch_size or n_train))  # ceil
-        member.scheduler, member.scheduler_interval = SCHEDULERS.get(schedule.name)(
-            optimizer, schedule, config.train.epochs, steps, member.best.mode)
+    member.scheduler, member.scheduler_interval = build_scheduler(optimizer, config, n_train, member.best.mode)
     return member
-
-
-def _splits(dataset: Dataset, device: torch.device) -> dict[str, Split]:
-    def split(X, y):  # moved to the device once, here
-        return Split(torch.as_tensor(X, device=device), torch.as_tensor(y, device=device))
-
-    splits = {"train": split(dataset.X_train, dataset.y_train), "test": split(dataset.X_test, dataset.y_test)}
-    if dataset.X_val is not None:
-        splits["val"] = split(dataset.X_val, dataset.y_val)
-    return splits
