@@ -101,8 +101,7 @@ class TrainedRun:
             run.loss_weights = weights
             return run
         _check_one_seed(run_dir, config, seed, ensemble)
-        model = build_model(config.model, len(inputs.feature_names),
-                            inputs.task.out_features(len(inputs.class_names)), config.train.loss)
+        model = _model_for(config, inputs)
         load_weights(model, payload["model"], path)
         epoch = int(payload["epoch"])
         recorded = dict(payload.get("metrics") or {})
@@ -117,8 +116,7 @@ class TrainedRun:
         from clftrain.replicas import ReplicaEnsemble, ReplicaSelect, StackedMLP
 
         seeds = list(payload["seeds"])
-        solo = [build_model(config.model, len(inputs.feature_names), inputs.task.out_features(len(inputs.class_names)),
-                            config.train.loss) for _ in seeds]
+        solo = [_model_for(config, inputs) for _ in seeds]
         stacked = StackedMLP(solo)
         stacked.load_part_state(0, payload["model"], path)
         stacked.to(device)
@@ -182,6 +180,12 @@ class TrainedRun:
     def _weights_label(self) -> str:
         epoch = f", epoch {self.epoch}" if self.epoch is not None else ""
         return f"{self.checkpoint} checkpoint{epoch}"
+
+
+def _model_for(config: Config, inputs: ModelInputs) -> nn.Module:
+    """An untrained model of the run's architecture, sized by the checkpoint's inputs and classes."""
+    return build_model(config.model, len(inputs.feature_names), inputs.task.out_features(len(inputs.class_names)),
+                       config.train.loss)
 
 
 @dataclass
