@@ -229,11 +229,7 @@ def fit_experiment(config: Config, out: Path | None = None, runs_root: Path = Pa
 def resume_experiment(run_dir: Path, overrides: list[str] | None = None,
                       callbacks: list[Callback] = (), on_model=None) -> FitResult:
     """Continue a run from its directory alone: config.yaml and checkpoints/last.pt."""
-    config_file = run_dir / rundir.CONFIG
-    if not run_dir.is_dir():
-        raise UserError(f"run directory not found: {run_dir}")
-    if not config_file.is_file():
-        raise UserError(f"{run_dir} is not a clftrain run directory (no {rundir.CONFIG}); nothing to resume")
+    config_file = rundir.config_of(run_dir)
     overrides = overrides or []
     changed = {item.partition("=")[0].strip() for item in overrides} - RESUMABLE_KEYS
     if changed:

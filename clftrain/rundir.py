@@ -110,6 +110,16 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def config_of(run_dir: Path) -> Path:
+    """A run directory's config.yaml; a clear error when the directory is missing or not a run."""
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    config_file = run_dir / CONFIG
+    if not config_file.is_file():
+        raise UserError(f"{run_dir} is not a clftrain run directory (no {CONFIG})")
+    return config_file
+
+
 def checkpoint_path(run_dir: Path, which: str) -> Path:
     return run_dir / CHECKPOINTS / f"{which}.pt"
 

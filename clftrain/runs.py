@@ -29,11 +29,7 @@ class RunRecord:
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:
-        if not path.is_dir():
-            raise UserError(f"run directory not found: {path}")
-        config_file = path / rundir.CONFIG
-        if not config_file.is_file():
-            raise UserError(f"{path} is not a clftrain run directory (no {rundir.CONFIG})")
+        config_file = rundir.config_of(path)
         try:
             config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
             summary_file, metrics_file = path / rundir.SUMMARY, path / rundir.METRICS

@@ -78,11 +78,7 @@ class TrainedRun:
         `device` says otherwise; torch.load never runs code from the directory. A run trained
         with seeds gives replica `seed`, the `ensemble` of all, or by default the median replica.
         """
-        config_file = run_dir / rundir.CONFIG
-        if not run_dir.is_dir():
-            raise UserError(f"run directory not found: {run_dir}")
-        if not config_file.is_file():
-            raise UserError(f"{run_dir} is not a clftrain run directory (no {rundir.CONFIG})")
+        config_file = rundir.config_of(run_dir)
         config = load_config(config_file, check_files=False)  # the data file is read only if the data is built
         path = rundir.checkpoint_path(run_dir, checkpoint)
         payload = rundir.load_checkpoint(path)

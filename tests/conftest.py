@@ -26,6 +26,19 @@ def write_config(tmp_path):
     return write
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny models trained outside `clftrain fit` (whose threads: auto does this itself):
+    a second intra-op thread only adds synchronisation, and on a busy 2-core machine it made each run
+    5-10x slower (blobs: 0.15 s of training with one thread, 7 s with two). Restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_config(**overrides) -> dict:
     """A config that trains in well under a second."""
     config = {

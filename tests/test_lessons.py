@@ -48,17 +48,7 @@ LESSONS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These models are tiny: a second intra-op thread only adds synchronisation, and on a
-    busy 2-core machine it made each run 5-10x slower (blobs: 0.15 s of training with one
-    thread, 7 s with two). Restored afterwards for the rest of the suite."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def train(stem: str, tmp_path, overrides: list[str] = ()) -> dict:

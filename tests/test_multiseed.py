@@ -23,14 +23,7 @@ from conftest import tiny_config
 from test_resume import InterruptAt, InterruptAtStep
 from trained_runs import invoke, metrics_rows, read_csv, write_csv
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and lose a lot when another process holds the other core
-    (OpenMP waits for it): these tests run single-threaded, then put the setting back."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SEEDS = [0, 1, 2]

@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-import torch
 import yaml
 
 from clftrain.config import validate_config
@@ -16,13 +15,7 @@ from conftest import tiny_config
 from trained_runs import invoke, metrics_rows
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """As in test_multiseed.py: tiny models run single-threaded, then the setting is put back."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
