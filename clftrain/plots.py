@@ -135,9 +135,7 @@ def learning_curves(path: Path, rows: list[dict[str, float]], metric: str, title
             key = f"{split}_{quantity}"
             if rows and key in rows[0]:
                 ax.plot(epochs, [row[key] for row in rows], style, label=split)
-        if mark_epoch is not None:
-            ax.axvline(mark_epoch, color="grey", linestyle=":", linewidth=1, label=f"epoch {mark_epoch}")
-        _label_axes(ax, quantity)
+        _finish_curve_axes(ax, quantity, mark_epoch)
     fig.suptitle(title, fontsize=11)
     _save(fig, path)
 
@@ -160,11 +158,16 @@ def replica_curves(path: Path, rows: list[dict[str, float]], metric: str, title:
                 mean, low, high = np.nanmean(values, 1), np.nanmin(values, 1), np.nanmax(values, 1)
             ax.fill_between(epochs, low, high, color=colour, alpha=0.2, linewidth=0)
             ax.plot(epochs, mean, style, color=colour, label=f"{split}: mean of {n_seeds} seeds, band min-max")
-        if mark_epoch is not None:
-            ax.axvline(mark_epoch, color="grey", linestyle=":", linewidth=1, label=f"epoch {mark_epoch}")
-        _label_axes(ax, quantity)
+        _finish_curve_axes(ax, quantity, mark_epoch)
     fig.suptitle(title, fontsize=11)
     _save(fig, path)
+
+
+def _finish_curve_axes(ax, quantity: str, mark_epoch: int | None) -> None:
+    """A dotted line at the drawn weights' epoch, then labels and legend."""
+    if mark_epoch is not None:
+        ax.axvline(mark_epoch, color="grey", linestyle=":", linewidth=1, label=f"epoch {mark_epoch}")
+    _label_axes(ax, quantity)
 
 
 def _by_epoch(rows: list[dict[str, float]], key: str, epochs: list[float]) -> np.ndarray:
