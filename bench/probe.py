@@ -6,7 +6,7 @@
       runs `clftrain fit` and, when its first epoch ends, writes the wall-clock time
       (time.time()) and exits at once: run.py subtracts the time it started the process
 
-Neither imports anything heavy itself: the first-epoch hook patches clftrain.train.Trainer
+Neither imports anything heavy itself: the first-epoch hook patches clftrain.training.trainer.Trainer
 when (and only when) the CLI imports that module.
 """
 
@@ -39,13 +39,13 @@ def _run_cli(args: list[str]) -> int:
 
 
 class _FirstEpochHook(importlib.abc.MetaPathFinder):
-    """Wraps Trainer.run_epoch as clftrain.train is imported; records the end of the first epoch."""
+    """Wraps Trainer.run_epoch as clftrain.training.trainer is imported; records the end of the first epoch."""
 
     def __init__(self, out: str) -> None:
         self.out = out
 
     def find_spec(self, name, path, target=None):
-        if name != "clftrain.train":
+        if name != "clftrain.training.trainer":
             return None
         sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)

@@ -3,7 +3,7 @@
 The workload is bench/workloads.py's `circles` (1,000 samples, 2-10-10-1 ReLU, SGD lr 0.1, 1,000
 epochs, full batch, the test split evaluated every epoch as `clftrain fit` does). For each replica
 count R it times:
-  batched     clftrain.multiseed: R replicas (seeds 0..R-1) as one StackedMLP, one loop
+  batched     clftrain.training.setup_group: R replicas (seeds 0..R-1) as one StackedMLP, one loop
   sequential  R solo runs, seeds 0..R-1, each experiment.Session's Trainer with its BestTracker,
               one after another (--sequential-sample K times K of them and scales to R)
 Only the training loop is timed (trainer.fit()), after data and model are built, in this process
@@ -55,25 +55,25 @@ def workload_config(args: argparse.Namespace) -> dict:
 def time_batched(config: dict, replicas: int) -> tuple[float, list[float]]:
     """Seconds of trainer.fit() for `replicas` seeds as one batch, and each replica's final test loss."""
     from clftrain.config import validate_config
-    from clftrain.multiseed import prepare_batch
+    from clftrain.training import setup_group
 
-    batch = prepare_batch([validate_config({**config, "seeds": list(range(replicas))})])
+    group = setup_group([validate_config({**config, "seeds": list(range(replicas))})])
     started = time.perf_counter()
-    batch.trainer.fit()
+    group.trainer.fit()
     seconds = time.perf_counter() - started
-    return seconds, [row["test_loss"] for row in batch.members[0].last_rows()]
+    return seconds, [row["test_loss"] for row in group.members[0].last_rows()]
 
 
 def time_solo(config: dict, seed: int) -> tuple[float, float]:
     """Seconds of one solo run's trainer.fit() (with its BestTracker, as `clftrain fit`), and its final test loss."""
     from clftrain.config import validate_config
-    from clftrain.experiment import Session
+    from clftrain.training import setup_single
 
-    session = Session.prepare(validate_config({**config, "seed": seed}))
-    session.trainer.callbacks = [session.best]
+    run = setup_single(validate_config({**config, "seed": seed}))
+    run.trainer.callbacks = [run.best]
     started = time.perf_counter()
-    session.trainer.fit()
-    return time.perf_counter() - started, session.trainer.history[-1]["test_loss"]
+    run.trainer.fit()
+    return time.perf_counter() - started, run.trainer.history[-1]["test_loss"]
 
 
 def measure(args: argparse.Namespace) -> list[dict]:

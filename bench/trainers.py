@@ -3,7 +3,7 @@
 Every trainer gets the same numpy arrays (clftrain's trainers load them through clftrain's
 own dataset code, CSV included) and, where it can take them, the same initial
 weights: `torch.manual_seed(seed)` and then the Linear layers in clftrain's order (what
-clftrain.experiment.build_trainer does), so the hand-written loop and Lightning start
+clftrain.training.build_trainer does), so the hand-written loop and Lightning start
 from clftrain's exact weights, and scikit-learn gets them copied into its coefs_.
 
 What each one times is only the training call (`fit`), after data and model are built:
@@ -12,10 +12,10 @@ What each one times is only the training call (`fit`), after data and model are 
                   loss and accuracy summed on the device, test loss and accuracy under
                   inference_mode every epoch, one host read of the four numbers per epoch,
                   a print every log_every epochs (to /dev/null)
-  clftrain        clftrain.experiment.build_trainer + Trainer.fit(), with the callbacks
+  clftrain        clftrain.training.build_trainer + Trainer.fit(), with the callbacks
                   `clftrain fit` attaches that work every epoch in memory: BestTracker
-                  (best weights) and report.ConsoleProgress on a quiet rich Console, under the
-                  CPU threads `clftrain fit` picks (threads: auto, device.py).
+                  (best weights) and views.ConsoleProgress on a quiet rich Console, under the
+                  CPU threads `clftrain fit` picks (threads: auto, training/device.py).
                   eval_every=1: the same work as `bare` (test evaluation every epoch)
   clftrain-default the same with clftrain's default cadence (eval_every: auto, about 100
                   evaluations per run; every epoch for the short workloads)
@@ -23,7 +23,7 @@ What each one times is only the training call (`fit`), after data and model are 
                   epochs): the work scikit-learn's MLPClassifier does (full-batch workloads)
   clftrain-arrays CSV workloads: `clftrain` on the arrays the benchmark's reader made, so the
                   loop's time and memory show apart from clftrain's CSV loading
-  clftrain-fit    clftrain.experiment.fit_experiment into a temporary run directory
+  clftrain-fit    clftrain.runs.fit_run into a temporary run directory
                   (adds metrics.csv and checkpoints every log_every epochs); its time is the
                   `seconds` the run's summary reports (optional)
   sklearn         sklearn.neural_network.MLPClassifier, same layers, solver, lr, epochs and
@@ -79,8 +79,8 @@ def preload(name: str, workload: Workload) -> None:
     if name.startswith("clftrain"):
         import rich._emoji_codes  # noqa: F401 - `clftrain fit` loads it printing the model table, before training
 
-        import clftrain.experiment  # noqa: F401
-        import clftrain.report  # noqa: F401
+        import clftrain.runs.single  # noqa: F401
+        import clftrain.views.progress  # noqa: F401
     elif name == "sklearn":
         import sklearn.neural_network  # noqa: F401
     elif name.startswith("lightning"):
@@ -216,8 +216,8 @@ def _clftrain_trainer(workload: Workload, data: Data, eval_every: int | str, log
 
     from clftrain.config import validate_config
     from clftrain.data import Dataset
-    from clftrain.experiment import build_trainer
-    from clftrain.tasks import get_task
+    from clftrain.training import build_trainer
+    from clftrain.components import get_task
 
     config = validate_config(workload.clftrain_config(eval_every=eval_every, log_every=log_every))
     dataset = data.clftrain_dataset
@@ -243,15 +243,15 @@ def _required(cls, name: str) -> bool:
 def _clftrain(workload: Workload, data: Data, eval_every: int | str, log_every: int | None = None) -> dict[str, Any]:
     from rich.console import Console
 
-    from clftrain.experiment import training_threads_of
-    from clftrain.report import ConsoleProgress
-    from clftrain.train import BestTracker
+    from clftrain.runs import training_threads_of
+    from clftrain.training import BestTracker
+    from clftrain.views import ConsoleProgress
 
     config, trainer = _clftrain_trainer(workload, data, eval_every, log_every)
     # What `clftrain fit` attaches that works in memory on every evaluated epoch.
     trainer.callbacks = [BestTracker("test_loss"), ConsoleProgress(Console(quiet=True, highlight=False))]
     started = time.perf_counter()
-    with training_threads_of(trainer, config) as threads:
+    with training_threads_of(trainer, config.threads) as threads:
         trainer.fit()
     seconds = time.perf_counter() - started
     last = trainer.history[-1]
@@ -287,12 +287,12 @@ def clftrain_fit(workload: Workload, data: Data) -> dict[str, Any]:
     from pathlib import Path
 
     from clftrain.config import validate_config
-    from clftrain.experiment import fit_experiment
+    from clftrain.runs import fit_run
 
     config = validate_config(workload.clftrain_config(eval_every=1))
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        result = fit_experiment(config, out=Path(tmp) / "run")
+        result = fit_run(config, out=Path(tmp) / "run")
         total = time.perf_counter() - started
     final = result.summary["final"]
     return {"seconds": result.summary["seconds"], "total_seconds": total, "epochs": result.summary["epochs_run"],

@@ -80,19 +80,19 @@ def fit(
     from clftrain.config import load_config
 
     cfg = load_config(config, _with_seeds(overrides, seeds)) if config is not None else None
-    from clftrain import report
-    from clftrain.experiment import SIGNAL_EXIT_CODES, fit_experiment, resume_experiment
+    from clftrain.runs import SIGNAL_EXIT_CODES, fit_run, resume_run
+    from clftrain.views import ConsoleProgress, show_model, show_result
 
     shown = Console(quiet=quiet, highlight=False, soft_wrap=True)
     hooks = dict(
-        callbacks=[report.ConsoleProgress(shown)],
-        on_model=lambda layers, params, device: report.show_model(shown, layers, params, device),
+        callbacks=[ConsoleProgress(shown)],
+        on_model=lambda layers, params, device: show_model(shown, layers, params, device),
     )
     if resume is not None:
-        result = resume_experiment(resume, overrides, **hooks)
+        result = resume_run(resume, overrides, **hooks)
     else:
-        result = fit_experiment(cfg, out=out, runs_root=runs_root, **hooks)
-    report.show_result(console, result.run_dir, result.summary)
+        result = fit_run(cfg, out=out, runs_root=runs_root, **hooks)
+    show_result(console, result.run_dir, result.summary)
     if result.summary["status"] == "interrupted":
         console.print(f"interrupted by {result.signal}; continue with: clftrain fit --resume {result.run_dir}")
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
@@ -149,16 +149,16 @@ def evaluate(
     ensemble: EnsembleOption = False,
 ) -> None:
     """Re-evaluate a checkpoint on the run's rebuilt test split (or a CSV); print the metrics, write eval.json."""
-    from clftrain.evaluate import evaluate_run, write_eval
+    from clftrain.inference import evaluate_run, write_eval
 
     report = evaluate_run(run_dir, checkpoint.value, data, device, seed, ensemble)
     path = write_eval(run_dir, report)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
-    from clftrain import render
+    from clftrain.views import show_eval
 
-    render.show_eval(console, report, path)
+    show_eval(console, report, path)
 
 
 @app.command()
@@ -166,7 +166,7 @@ def evaluate(
 def plot(run_dir: RunDirArgument, checkpoint: CheckpointOption = Checkpoint.last, device: DeviceOption = None,
          seed: SeedOption = None, ensemble: EnsembleOption = False) -> None:
     """(Re)draw the run's plots from its files: decision boundary, curves, confusion matrix."""
-    from clftrain.trained import TrainedRun
+    from clftrain.inference import TrainedRun
 
     run = TrainedRun.load(run_dir, checkpoint.value, device, seed=seed, ensemble=ensemble)
     for path in run.draw_plots(run_dir):
@@ -185,7 +185,7 @@ def predict(
     ensemble: EnsembleOption = False,
 ) -> None:
     """Class probabilities and predicted labels for each row of INPUT_CSV, as CSV."""
-    from clftrain.predict import predict_csv, write_output
+    from clftrain.inference import predict_csv, write_output
 
     text, notes = predict_csv(run_dir, input_csv, checkpoint.value, device, seed, ensemble)
     for note in notes:
@@ -212,19 +212,18 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train every combination of the --grid values; configs of one shape train together as one batched model."""
-    from clftrain import report
-    from clftrain.experiment import SIGNAL_EXIT_CODES
-    from clftrain.sweep import SWEEP_CSV, plan_sweep, run_sweep
+    from clftrain.runs import SIGNAL_EXIT_CODES, SWEEP_CSV, plan_sweep, run_sweep
+    from clftrain.views import SweepProgress, show_sweep
 
     plan = plan_sweep(config, grid or [], overrides, seeds)
     shown = Console(quiet=quiet, highlight=False, soft_wrap=True)
 
-    def progress(number, batch):
+    def progress(number, group):
         runs = [c.dir_name for c in plan.batches[number - 1]]
-        return [report.SweepProgress(shown, number, len(plan.batches), runs, batch.trainer.model.replicas)]
+        return [SweepProgress(shown, number, len(plan.batches), runs, group.trainer.model.replicas)]
 
     result = run_sweep(plan, out, runs_root, on_batch=progress)
-    report.show_sweep(console, result.sweep_dir, result.rows, result.ranked_by, result.grid_keys)
+    show_sweep(console, result.sweep_dir, result.rows, result.ranked_by, result.grid_keys)
     console.print(f"wrote {result.sweep_dir / SWEEP_CSV}")
     if result.signal:
         console.print(f"interrupted by {result.signal}: the runs above are complete or resumable "
@@ -235,7 +234,7 @@ def sweep(
 @app.command()
 def schema() -> None:
     """Print the config's JSON Schema (point an editor's YAML language server at it)."""
-    from clftrain.schema import schema_json
+    from clftrain.config import schema_json
 
     typer.echo(schema_json(), nl=False)
 
@@ -246,10 +245,10 @@ def runs(
     root: Annotated[Path, typer.Argument(help="Where the run directories are.")] = Path("runs"),
 ) -> None:
     """List the runs under ROOT: date, dataset, model, epochs, best and final test metric, status."""
-    from clftrain import render
-    from clftrain.runs import find_runs
+    from clftrain.store import find_runs
+    from clftrain.views import show_runs
 
-    render.show_runs(console, root, find_runs(root))
+    show_runs(console, root, find_runs(root))
 
 
 @app.command()
@@ -259,13 +258,16 @@ def compare(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the figure.")] = Path("compare.png"),
 ) -> None:
     """Print runs' metrics side by side; draw their test loss and accuracy curves in one figure."""
-    from clftrain import render
-    from clftrain.runs import RunRecord, check_comparable, draw_comparison
+    from clftrain.store import RunRecord, check_comparable, labels
+    from clftrain.views import show_compare
 
     records = [RunRecord.read(path) for path in run_dirs]
     metric = check_comparable(records)
-    render.show_compare(console, records, metric)
-    draw_comparison(records, metric, out)
+    show_compare(console, records, metric)
+    from clftrain.views import plots  # matplotlib: after the table, which needs none
+
+    names = labels(records)
+    plots.compare_curves(out, list(zip(names, (run.rows for run in records))), metric, " vs ".join(names))
     console.print(f"wrote {out}")
 
 
@@ -276,8 +278,8 @@ def activations(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the figure.")] = Path("activations.png"),
 ) -> None:
     """Draw each activation function the models can use over [-10, 10], in one figure."""
-    from clftrain import plots
-    from clftrain.activations import ACTIVATIONS, activation_curves
+    from clftrain.components import ACTIVATIONS, activation_curves
+    from clftrain.views import plots
 
     plots.activation_functions(out, activation_curves(names or ACTIVATIONS.names()))
     console.print(f"wrote {out}")

@@ -53,9 +53,9 @@ def pickled_object_last(tmp: Path) -> None:
 def foreign_checkpoint(tmp: Path) -> None:
     """A checkpoint from a run with another architecture, copied into this run."""
     from clftrain.config import validate_config
-    from clftrain.experiment import fit_experiment
+    from clftrain.runs import fit_run
 
-    other = fit_experiment(validate_config(tiny_config(model={"layers": [3]})), out=tmp / "other")
+    other = fit_run(validate_config(tiny_config(model={"layers": [3]})), out=tmp / "other")
     shutil.copy(other.run_dir / "checkpoints" / "last.pt", tmp / "run" / "checkpoints" / "last.pt")
 
 
@@ -65,7 +65,7 @@ def other_tool_run(tmp: Path) -> None:
 
 
 def disk_full(monkeypatch) -> None:
-    from clftrain import rundir
+    from clftrain.store import rundir
 
     real = rundir.atomic_write_bytes
 
@@ -144,9 +144,9 @@ CASES = [
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     from clftrain.config import validate_config
-    from clftrain.experiment import fit_experiment
+    from clftrain.runs import fit_run
 
-    return fit_experiment(validate_config(tiny_config(train={"epochs": 3})),
+    return fit_run(validate_config(tiny_config(train={"epochs": 3})),
                           out=tmp_path_factory.mktemp("template") / "run").run_dir
 
 
@@ -195,7 +195,7 @@ def test_disk_full_midway_keeps_the_previous_checkpoint_and_reports_it(tmp_path,
     """The 3rd checkpoint write hits a full disk inside the file write: the 2nd save stays loadable."""
     from typer.testing import CliRunner
 
-    from clftrain import rundir
+    from clftrain.store import rundir
     from clftrain.cli import app
 
     real_fdopen = os.fdopen

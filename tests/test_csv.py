@@ -146,7 +146,7 @@ def test_predict_names_column_and_row_of_bad_values(cli, write_config, tmp_path)
 
 
 def test_numeric_tables_take_the_fast_parser_and_agree_with_the_careful_one(write_config, tmp_path, monkeypatch):
-    from clftrain import tabular
+    from clftrain.data import tabular
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 4)).round(4)
@@ -155,7 +155,7 @@ def test_numeric_tables_take_the_fast_parser_and_agree_with_the_careful_one(writ
     path = write_config(csv_config(tmp_path, text, target="label"))
     fast = build_dataset(load_config(path))
 
-    monkeypatch.setattr(tabular, "_read_numeric", lambda cfg: None)  # force the careful path
+    monkeypatch.setattr(tabular, "read_numeric", lambda cfg: None)  # force the careful path
     careful = build_dataset(load_config(path))
     assert fast.task.name == careful.task.name == "multiclass"
     assert fast.class_names == careful.class_names == ["0", "1", "2"]

@@ -121,7 +121,7 @@ def test_eval_console_shows_tables_and_the_reproduction(runs):
 
 def export_test_split(run, path, target="target", extra=True):
     """The run's test split as a CSV a user could have written: features, class names, an id column."""
-    from clftrain.trained import TrainedRun
+    from clftrain.inference import TrainedRun
 
     trained = TrainedRun.load(run)
     X, y = trained.test_split()
@@ -215,7 +215,7 @@ def test_data_that_no_longer_matches_the_checkpoint_is_refused(tmp_path):
 
 
 def test_multilabel_metrics_and_external_label_columns(runs, tmp_path):
-    from clftrain.trained import TrainedRun
+    from clftrain.inference import TrainedRun
 
     report = eval_json(runs["multilabel"])
     metrics = report["metrics"]
@@ -251,7 +251,7 @@ def test_a_csv_dataset_run_evaluates_its_own_table_with_gaps_and_text_columns(ru
 
 @pytest.mark.parametrize("name", ["multiclass", "weighted"])
 def test_splits_evaluated_in_chunks_are_still_reproduced_exactly(tmp_path, monkeypatch, name):
-    from clftrain import model
+    from clftrain.training import model
 
     monkeypatch.setattr(model, "EVAL_ROWS", 16)  # the test split (40 rows) in three chunks, in fit and in eval
     run = fit_run(tmp_path, CONFIGS[name])

@@ -9,12 +9,13 @@ import torch
 from clftrain.config import validate_config
 from clftrain.data import build_dataset
 from clftrain.errors import UserError
-from clftrain.experiment import Session, fit_experiment
+from clftrain.runs import fit_run
+from clftrain.training import setup_single
 from conftest import tiny_config
 
 
 def session_for(**overrides) -> Session:
-    return Session.prepare(validate_config(tiny_config(**overrides)))
+    return setup_single(validate_config(tiny_config(**overrides)))
 
 
 def lrs(session: Session) -> list[float]:
@@ -83,7 +84,7 @@ def test_training_options_that_do_not_fit(train, expected):
 
 def test_pos_weight_list_must_match_the_labels():
     with pytest.raises(UserError, match=r"one per label \(5 here\)"):
-        Session.prepare(validate_config({"dataset": {"name": "multilabel"}, "train": {"pos_weight": [1.0, 2.0]}}))
+        setup_single(validate_config({"dataset": {"name": "multilabel"}, "train": {"pos_weight": [1.0, 2.0]}}))
 
 
 @pytest.mark.parametrize("init", ["xavier_uniform", "kaiming_normal", "orthogonal"])
@@ -96,7 +97,7 @@ def test_init_choice_changes_weights_and_zeroes_biases(init):
 
 def test_validation_split_is_monitored_and_recorded(tmp_path):
     config = validate_config(tiny_config(dataset={"val_size": 0.2}, train={"epochs": 15}))
-    result = fit_experiment(config, out=tmp_path / "run")
+    result = fit_run(config, out=tmp_path / "run")
     assert result.summary["monitor"] == "val_loss"
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
     assert header == "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,lr,seconds"
@@ -106,7 +107,7 @@ def test_validation_split_is_monitored_and_recorded(tmp_path):
 def test_early_stopping_on_validation_touches_test_only_for_reporting(tmp_path):
     config = validate_config(tiny_config(dataset={"val_size": 0.2}, train={
         "epochs": 400, "lr": 1e-6, "early_stopping": {"monitor": "val_loss", "patience": 5, "min_delta": 0.01}}))
-    result = fit_experiment(config, out=tmp_path / "run")
+    result = fit_run(config, out=tmp_path / "run")
     assert result.summary["stopped_early"] and result.summary["epochs_run"] == 6
 
 
@@ -114,7 +115,7 @@ def test_multilabel_task_trains_with_one_sigmoid_per_label(tmp_path):
     config = validate_config({"dataset": {"name": "multilabel", "n_samples": 300}, "model": {"layers": [32]},
                               "train": {"optimizer": "adam", "lr": 0.01, "epochs": 60, "log_every": 20}})
     assert (config.task, config.train.loss) == ("multilabel", "bce_with_logits")
-    result = fit_experiment(config, out=tmp_path / "run")
+    result = fit_run(config, out=tmp_path / "run")
     assert result.summary["task"] == "multilabel"
     assert result.summary["model"]["layers"][-1] == "Linear(32 -> 5)"
     # subset accuracy: far above chance (2**-5) after a short training

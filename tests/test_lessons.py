@@ -1,6 +1,6 @@
 """Each lesson config in configs/ reaches the test-split result its top comment promises.
 
-Every test trains a real config end to end (load_config + fit_experiment), with the
+Every test trains a real config end to end (load_config + fit_run), with the
 config's own seeds, and checks summary["final"]. The bounds were set from sweeps over
 init seeds (`seed`: 0-19 or more, plus 42) and dataset seeds (42, 0, 1), so that
 they hold for every initialisation measured, not just for the pinned seed:
@@ -33,7 +33,7 @@ import math
 import pytest
 
 from clftrain.config import load_config
-from clftrain.experiment import fit_experiment
+from clftrain.runs import fit_run
 from conftest import CONFIGS
 
 # (config stem, metric, low, high): low <= value <= high; None leaves that side open.
@@ -53,7 +53,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def train(stem: str, tmp_path, overrides: list[str] = ()) -> dict:
     config = load_config(CONFIGS / f"{stem}.yaml", list(overrides))
-    summary = fit_experiment(config, runs_root=tmp_path).summary
+    summary = fit_run(config, runs_root=tmp_path).summary
     assert summary["status"] == "completed", summary
     assert summary["epochs_run"] == config.train.epochs  # no early stop, no divergence
     return summary

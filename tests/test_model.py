@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from clftrain.activations import ACTIVATIONS
+from clftrain.components import ACTIVATIONS
 from clftrain.config import ModelConfig
-from clftrain.losses import LOSSES
-from clftrain.model import build_model, count_parameters, describe_model, forward_in_chunks
-from clftrain.optimizers import OPTIMIZERS
+from clftrain.components import LOSSES
+from clftrain.training import build_model, count_parameters, describe_model, forward_in_chunks
+from clftrain.components import OPTIMIZERS
 from clftrain.registry import Registry
-from clftrain.tasks import TASKS
+from clftrain.components import TASKS
 from clftrain.errors import UserError
 
 
@@ -53,7 +53,7 @@ def test_every_optimizer_takes_a_step(name):
 
     layer = nn.Linear(2, 1)
     before = layer.weight.detach().clone()
-    optimizer = OPTIMIZERS.get(name)(layer.parameters(), TrainConfig(optimizer=name, lr=0.1))
+    optimizer = OPTIMIZERS.get(name).build(layer.parameters(), TrainConfig(optimizer=name, lr=0.1))
     layer(torch.ones(4, 2)).sum().backward()
     optimizer.step()
     assert not torch.equal(before, layer.weight)
@@ -75,8 +75,8 @@ def test_registry_unknown_name_suggests_and_lists():
 
 
 def test_evaluation_in_chunks_gives_the_outputs_of_one_pass(monkeypatch):
-    from clftrain import model as model_module
-    from clftrain.replicas import StackedMLP
+    from clftrain.training import model as model_module
+    from clftrain.training import StackedMLP
 
     torch.manual_seed(0)
     X = torch.randn(103, 3)

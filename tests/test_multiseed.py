@@ -1,7 +1,7 @@
 """Many seeds as one batched model: each replica is the run its seed makes alone (to float rounding).
 
 The equality tests train in memory (no run directory, no plots) to stay fast; the run-directory,
-console, eval/predict/plot and resume tests go through the real CLI or fit_experiment.
+console, eval/predict/plot and resume tests go through the real CLI or fit_run.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import re
 import pytest
 import torch
 
-from clftrain import rundir
+from clftrain.store import rundir
 from clftrain.config import validate_config
 from clftrain.errors import UserError
-from clftrain.experiment import Session, fit_experiment, resume_experiment
-from clftrain.multiseed import prepare_batch
-from clftrain.train import Callback
+from clftrain.runs import fit_run, resume_run
+from clftrain.training import setup_single
+from clftrain.training import setup_group
+from clftrain.training import Callback
 from conftest import tiny_config
 from test_resume import InterruptAt, InterruptAtStep
 from trained_runs import invoke, metrics_rows, read_csv, write_csv
@@ -33,13 +34,13 @@ TOLERANCE = 1e-5
 
 
 def solo_history(config: dict, seed: int):
-    session = Session.prepare(validate_config({**config, "seed": seed}))
+    session = setup_single(validate_config({**config, "seed": seed}))
     session.trainer.fit()
     return session.trainer.history, session.trainer.model.state_dict()
 
 
 def batched(config: dict, seeds=SEEDS):
-    batch = prepare_batch([validate_config({**config, "seeds": seeds})])
+    batch = setup_group([validate_config({**config, "seeds": seeds})])
     batch.trainer.fit()
     return batch
 
@@ -180,7 +181,7 @@ def test_eval_default_is_the_median_replica_and_ensemble_averages(seeds_run):
 
 
 def test_predict_with_a_replica_and_with_the_ensemble(seeds_run, tmp_path):
-    from clftrain.trained import TrainedRun
+    from clftrain.inference import TrainedRun
 
     run, _ = seeds_run
     rows = [[0.0, 0.1], [0.9, 0.2], [-0.5, -0.6]]
@@ -198,7 +199,7 @@ def test_predict_with_a_replica_and_with_the_ensemble(seeds_run, tmp_path):
 
 
 def test_plot_draws_the_median_replica_and_a_band(seeds_run, monkeypatch):
-    from clftrain import plots
+    from clftrain.views import plots
 
     run, _ = seeds_run
     drawn = {}
@@ -299,13 +300,13 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, t
     config = validate_config(tiny_config(seeds=[3, 4], model={"dropout": 0.2},
                                          train={"epochs": 24, "log_every": 4, "batch_size": 40, "optimizer": "adam",
                                                 "lr": 0.01, "scheduler": {"name": "step", "step_size": 5}}))
-    straight = fit_experiment(config, out=tmp_path / "straight")
-    interrupted = fit_experiment(config, out=tmp_path / "interrupted", callbacks=[stop])
+    straight = fit_run(config, out=tmp_path / "straight")
+    interrupted = fit_run(config, out=tmp_path / "interrupted", callbacks=[stop])
     assert interrupted.summary["status"] == "interrupted"
     if isinstance(stop, InterruptAtStep):  # 160 rows in batches of 40: 4 steps an epoch, stopped after step 35
         assert interrupted.summary["epochs_run"] == 8
         assert interrupted.summary["epoch_in_progress"] == {"epoch": 9, "steps_done": 3}
-    resumed = resume_experiment(tmp_path / "interrupted")
+    resumed = resume_run(tmp_path / "interrupted")
     assert resumed.summary["status"] == "completed" and resumed.summary["epochs_run"] == 24
     strip = lambda run: [{k: v for k, v in r.items() if k != "seconds"} for r in metrics_rows(run)]  # noqa: E731
     assert strip(tmp_path / "interrupted") == strip(straight.run_dir)
@@ -316,10 +317,10 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, t
 
 
 def test_resume_refuses_a_completed_run(write_config, tmp_path):
-    run = fit_experiment(validate_config(tiny_config(seeds=[0, 1], train={"epochs": 4})), out=tmp_path / "r").run_dir
+    run = fit_run(validate_config(tiny_config(seeds=[0, 1], train={"epochs": 4})), out=tmp_path / "r").run_dir
     with pytest.raises(UserError, match="already ran 4 of 4 epochs"):
-        resume_experiment(run)
-    assert resume_experiment(run, ["train.epochs=6"]).summary["epochs_run"] == 6
+        resume_run(run)
+    assert resume_run(run, ["train.epochs=6"]).summary["epochs_run"] == 6
 
 
 class PoisonReplica(Callback):
@@ -336,7 +337,7 @@ class PoisonReplica(Callback):
 
 def test_a_diverging_replica_stops_alone(tmp_path):
     config = validate_config(tiny_config(seeds=[0, 1, 2], train={"epochs": 10}))
-    result = fit_experiment(config, out=tmp_path / "run", callbacks=[PoisonReplica(1, 4)])
+    result = fit_run(config, out=tmp_path / "run", callbacks=[PoisonReplica(1, 4)])
     summary = result.summary
     assert summary["status"] == "completed"
     assert [r["status"] for r in summary["replicas"]] == ["completed", "diverged", "completed"]
@@ -361,7 +362,7 @@ def test_every_replica_diverging_is_a_diverged_run(write_config, cli):
 def test_gradient_clipping_is_per_replica():
     from torch import nn
 
-    from clftrain.replicas import StackedMLP, clip_grad_norms_
+    from clftrain.training import StackedMLP, clip_grad_norms_
 
     models = [nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)) for _ in range(3)]
     stacked = StackedMLP(models)
@@ -379,8 +380,8 @@ def test_gradient_clipping_is_per_replica():
 def test_ensemble_outputs_give_back_the_mean_probability():
     from torch import nn
 
-    from clftrain.replicas import ReplicaEnsemble, StackedMLP
-    from clftrain.tasks import get_task
+    from clftrain.training import ReplicaEnsemble, StackedMLP
+    from clftrain.components import get_task
 
     X = torch.randn(7, 2)
     for task, outputs in (("multiclass", 4), ("binary", 1), ("multilabel", 3), ("regression", 1)):
@@ -392,16 +393,18 @@ def test_ensemble_outputs_give_back_the_mean_probability():
 
 
 def test_median_replica():
-    from clftrain.trained import median_replica
+    from clftrain.components import get_task
+    from clftrain.inference import median_replica
 
+    binary, regression = get_task("binary"), get_task("regression")
     rows = [{"test_acc": a} for a in (0.9, 0.5, float("nan"), 0.7)]
-    assert median_replica(rows, "test_acc", True) == 1  # nan, 0.5, 0.7, 0.9: the lower middle
-    assert median_replica(rows[:2] + rows[3:], "test_acc", True) == 2  # 0.9, 0.5, 0.7: the 0.7
-    assert median_replica([{"test_mae": 2.0}, {"test_mae": float("inf")}, {"test_mae": 1.0}], "test_mae", False) == 0
+    assert median_replica(rows, binary) == 1  # nan, 0.5, 0.7, 0.9: the lower middle
+    assert median_replica(rows[:2] + rows[3:], binary) == 2  # 0.9, 0.5, 0.7: the 0.7
+    assert median_replica([{"test_mae": 2.0}, {"test_mae": float("inf")}, {"test_mae": 1.0}], regression) == 0
 
 
 def test_runs_and_compare_use_the_mean_over_seeds(seeds_run):
-    from clftrain.runs import RunRecord
+    from clftrain.store import RunRecord
 
     run, _ = seeds_run
     record = RunRecord.read(run)

@@ -7,7 +7,7 @@ import shutil
 import matplotlib.image
 import pytest
 
-from clftrain import plots
+from clftrain.views import plots
 from conftest import tiny_config
 from trained_runs import fit_run, invoke
 
@@ -30,10 +30,10 @@ def runs(tmp_path_factory):
 def figures(monkeypatch):
     """path name -> the texts of each figure saved: suptitle, axes titles, axis labels, tick labels, legends."""
     drawn = {}
-    save = plots._save
+    save = plots.save_figure
 
     def capture(fig, path):
-        texts = [fig._suptitle.get_text() if fig._suptitle else ""]
+        texts = [fig.get_suptitle()]
         for ax in fig.axes:
             texts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
             texts += [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
@@ -42,7 +42,7 @@ def figures(monkeypatch):
         drawn[path.name] = {"text": "\n".join(texts), "axes": fig.axes}
         save(fig, path)
 
-    monkeypatch.setattr(plots, "_save", capture)
+    monkeypatch.setattr(plots, "save_figure", capture)
     return drawn
 
 
@@ -125,7 +125,7 @@ def test_plot_user_errors(tmp_path):
 
 
 def test_activations_draws_every_registered_function_in_one_figure(tmp_path, figures):
-    from clftrain.activations import ACTIVATIONS
+    from clftrain.components import ACTIVATIONS
 
     out = tmp_path / "act.png"
     result = invoke("activations", "-o", out)

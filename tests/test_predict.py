@@ -50,7 +50,7 @@ def predict(*args):
 
 
 def test_predict_writes_a_probability_per_class_and_the_class_name(runs, tmp_path):
-    from clftrain.trained import TrainedRun
+    from clftrain.inference import TrainedRun
 
     X, _ = raw_test_split(runs["blobs"])
     path = write_csv(tmp_path / "in.csv", ["id", "x2", "x1", "note"],  # other order, extra columns
@@ -164,7 +164,7 @@ def test_checkpoints_from_before_the_preprocessor_still_predict(runs, tmp_path):
     """Early checkpoints kept only `scaler` (mean, std) and the feature names."""
     import shutil
 
-    from clftrain import rundir
+    from clftrain.store import rundir
 
     run = tmp_path / "old"
     shutil.copytree(runs["blobs"], run)

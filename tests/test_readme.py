@@ -21,7 +21,7 @@ def all_keys(model: type[BaseModel]) -> set[str]:
 def test_every_config_key_is_in_the_reference():
     readme = (ROOT / "README.md").read_text()
     keys = all_keys(config_module.Config)
-    for dataset_class in config_module._DATASET_CLASSES:
+    for dataset_class in config_module.DATASET_CLASSES:
         keys |= all_keys(dataset_class)
     missing = sorted(k for k in keys if not any(form in readme for form in (f"`{k}`", f"`{k}:`", f"`early_stopping.{k}`")))
     assert missing == []

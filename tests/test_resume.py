@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from clftrain import rundir
+from clftrain.store import rundir
 from clftrain.config import load_config
 from clftrain.errors import UserError
-from clftrain.experiment import fit_experiment, resume_experiment
-from clftrain.train import Callback
+from clftrain.runs import fit_run, resume_run
+from clftrain.training import Callback
 from conftest import tiny_config
 
 
@@ -79,11 +79,11 @@ def weights(run: Path, which: str = "last") -> dict:
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, tmp_path, config):
     path = write_config(config)
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    fit_experiment(load_config(path), out=straight)
-    result = fit_experiment(load_config(path), out=interrupted, callbacks=[InterruptAt(13)])
+    fit_run(load_config(path), out=straight)
+    result = fit_run(load_config(path), out=interrupted, callbacks=[InterruptAt(13)])
     assert result.summary["status"] == "interrupted" and result.summary["epochs_run"] == 13
 
-    resumed = resume_experiment(interrupted)
+    resumed = resume_run(interrupted)
     assert resumed.summary["status"] == "completed"
     assert resumed.summary["epochs_run"] == json.loads((straight / "summary.json").read_text())["epochs_run"]
     assert metrics_without_time(interrupted) == metrics_without_time(straight)
@@ -105,20 +105,20 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, t
 def test_a_mini_batch_epoch_interrupted_between_steps_resumes_exactly(write_config, tmp_path, config):
     path = write_config(config)
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    fit_experiment(load_config(path), out=straight)
+    fit_run(load_config(path), out=straight)
     # 160 training rows in batches of 32 (or 50): 5 (or 4) steps an epoch; stop asked during step 23
-    result = fit_experiment(load_config(path), out=interrupted, callbacks=[InterruptAtStep(23)])
+    result = fit_run(load_config(path), out=interrupted, callbacks=[InterruptAtStep(23)])
     steps = -(-160 // config["train"]["batch_size"])
     epoch, done = divmod(23, steps)
     assert result.summary["status"] == "interrupted" and result.summary["epochs_run"] == epoch
     assert result.summary["epoch_in_progress"] == {"epoch": epoch + 1, "steps_done": done}
     assert rundir.load_checkpoint(interrupted / "checkpoints" / "last.pt")["partial"]["next_step"] == done
-    from clftrain.evaluate import evaluate_run
+    from clftrain.inference import evaluate_run
 
     assert evaluate_run(interrupted)["fit_check"] is None  # weights from inside an epoch: no recorded row to match
     assert evaluate_run(interrupted, "best")["fit_check"]["match"] is True  # best.pt holds a whole, recorded epoch
 
-    resumed = resume_experiment(interrupted)
+    resumed = resume_run(interrupted)
     assert resumed.summary["status"] == "completed" and "epoch_in_progress" not in resumed.summary
     assert metrics_without_time(interrupted) == metrics_without_time(straight)
     for which in ("last", "best"):
@@ -129,15 +129,15 @@ def test_a_mini_batch_epoch_interrupted_between_steps_resumes_exactly(write_conf
 def test_stopped_in_an_unevaluated_epoch_cannot_resume_with_that_epoch_last(write_config, tmp_path):
     config = tiny_config(train={"epochs": 12, "log_every": 4, "eval_every": 4, "batch_size": 32})
     run = tmp_path / "r"
-    fit_experiment(load_config(write_config(config)), out=run, callbacks=[InterruptAtStep(23)])  # in epoch 5
+    fit_run(load_config(write_config(config)), out=run, callbacks=[InterruptAtStep(23)])  # in epoch 5
     with pytest.raises(UserError, match=r"middle of epoch 5.*resume with train.epochs > 5"):
-        resume_experiment(run, ["train.epochs=5"])
-    assert resume_experiment(run, ["train.epochs=6"]).summary["epochs_run"] == 6
+        resume_run(run, ["train.epochs=5"])
+    assert resume_run(run, ["train.epochs=6"]).summary["epochs_run"] == 6
 
 
 def test_resume_can_extend_epochs(write_config, tmp_path):
-    run = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
-    result = resume_experiment(run, ["train.epochs=25"])
+    run = fit_run(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
+    result = resume_run(run, ["train.epochs=25"])
     assert result.summary["epochs_run"] == 25
     assert "epochs: 25" in (run / "config.yaml").read_text()
     assert [int(r["epoch"]) for r in csv.DictReader((run / "metrics.csv").open())] == list(range(1, 26))
@@ -146,7 +146,7 @@ def test_resume_can_extend_epochs(write_config, tmp_path):
 def test_a_run_from_before_a_config_key_existed_still_resumes(write_config, tmp_path):
     import yaml
 
-    run = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
+    run = fit_run(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
     # As an older clftrain wrote them: no `threads` key in config.yaml nor in the checkpoint's config.
     config = yaml.safe_load((run / "config.yaml").read_text())
     del config["threads"]
@@ -155,7 +155,7 @@ def test_a_run_from_before_a_config_key_existed_still_resumes(write_config, tmp_
     payload = rundir.load_checkpoint(last)
     del payload["config"]["threads"]
     rundir.save_checkpoint(last, payload)
-    assert resume_experiment(run, ["train.epochs=12"]).summary["epochs_run"] == 12
+    assert resume_run(run, ["train.epochs=12"]).summary["epochs_run"] == 12
 
 
 @pytest.mark.parametrize(
@@ -170,19 +170,19 @@ def test_a_run_from_before_a_config_key_existed_still_resumes(write_config, tmp_
     ids=["completed", "other-key", "no-checkpoint", "no-config", "corrupt"],
 )
 def test_resume_refusals(write_config, tmp_path, prepare, overrides, expected):
-    run = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
+    run = fit_run(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
     prepare(run)
     with pytest.raises(UserError, match=expected):
-        resume_experiment(run, overrides)
+        resume_run(run, overrides)
 
 
 def test_checkpoint_of_another_run_is_refused(write_config, tmp_path):
-    a = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 5}))), out=tmp_path / "a").run_dir
-    b = fit_experiment(load_config(write_config(tiny_config(train={"epochs": 5}, model={"layers": [4, 4]}), "b.yaml")),
+    a = fit_run(load_config(write_config(tiny_config(train={"epochs": 5}))), out=tmp_path / "a").run_dir
+    b = fit_run(load_config(write_config(tiny_config(train={"epochs": 5}, model={"layers": [4, 4]}), "b.yaml")),
                        out=tmp_path / "b").run_dir
     (b / "checkpoints" / "last.pt").write_bytes((a / "checkpoints" / "last.pt").read_bytes())
     with pytest.raises(UserError, match=r"belongs to another run: its config differs from config.yaml at model.layers"):
-        resume_experiment(b, ["train.epochs=10"])
+        resume_run(b, ["train.epochs=10"])
 
 
 # ---------------------------------------------------------------- real processes and signals
@@ -259,7 +259,7 @@ class BlowUpAt(Callback):
 
 def test_divergence_stops_at_once_and_keeps_best_from_before(write_config, tmp_path):
     config = load_config(write_config(tiny_config(train={"epochs": 200, "log_every": 5})))
-    result = fit_experiment(config, out=tmp_path / "run", callbacks=[BlowUpAt(30)])
+    result = fit_run(config, out=tmp_path / "run", callbacks=[BlowUpAt(30)])
     summary = result.summary
     assert summary["status"] == "diverged"
     assert summary["epochs_run"] <= 35  # stopped within a few epochs of the blow-up, not at 200
@@ -269,7 +269,7 @@ def test_divergence_stops_at_once_and_keeps_best_from_before(write_config, tmp_p
 
 def test_weights_of_another_architecture_name_the_first_mismatching_layer():
     from clftrain.config import ModelConfig
-    from clftrain.model import build_model, load_weights
+    from clftrain.training import build_model, load_weights
 
     small = build_model(ModelConfig(layers=[10, 10]), 2, 1, "bce_with_logits")
     wide = build_model(ModelConfig(layers=[16, 10]), 2, 1, "bce_with_logits")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clftrain import rundir
+from clftrain.store import rundir
 from clftrain.errors import UserError
 
 

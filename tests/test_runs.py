@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from clftrain import plots
+from clftrain.views import plots
 from conftest import tiny_config
 from trained_runs import fit_run, invoke
 
@@ -92,8 +92,8 @@ def test_runs_does_not_import_torch(root):
 
 def test_compare_prints_metrics_side_by_side_and_overlays_the_curves(root, tmp_path, wide, monkeypatch):
     drawn = {}
-    save = plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, path: (drawn.update(fig=fig), save(fig, path)))
+    save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: (drawn.update(fig=fig), save(fig, path)))
     out = tmp_path / "cmp.png"
     result = invoke("compare", root / "20260101-090000-circles-linear", root / "20260102-100000-circles-relu",
                     "-o", out)

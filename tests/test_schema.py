@@ -6,10 +6,10 @@ import json
 import subprocess
 import sys
 
-from clftrain.activations import ACTIVATIONS
+from clftrain.components import ACTIVATIONS
 from clftrain.config import DATASET_NAMES
-from clftrain.losses import LOSSES
-from clftrain.optimizers import OPTIMIZERS
+from clftrain.components import LOSSES
+from clftrain.components import OPTIMIZERS
 from conftest import CONFIGS, ROOT
 from trained_runs import invoke
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from clftrain.config import validate_config
-from clftrain.multiseed import prepare_batch
-from clftrain.sweep import parse_grid, plan_sweep, shape_key
+from clftrain.training import setup_group
+from clftrain.runs import parse_grid, plan_sweep, shape_key
 from conftest import tiny_config
 from trained_runs import invoke, metrics_rows
 
@@ -105,7 +105,7 @@ def test_shape_ignores_what_each_run_holds_alone():
 def test_runs_of_one_batch_have_their_own_optimizers():
     configs = [validate_config(tiny_config(seeds=[0], train={"optimizer": "adam", "lr": 0.01})),
                validate_config(tiny_config(seeds=[0, 1], train={"momentum": 0.9}))]
-    batch = prepare_batch(configs)
+    batch = setup_group(configs)
     assert batch.trainer.model.replicas == 3
     assert [type(m.optimizer).__name__ for m in batch.members] == ["Adam", "SGD"]
     assert batch.members[1].optimizer.param_groups[0]["momentum"] == 0.9

@@ -9,8 +9,8 @@ import torch
 
 from clftrain.config import validate_config
 from clftrain.data import build_dataset
-from clftrain.experiment import build_trainer
-from clftrain.train import BestTracker, EarlyStopping
+from clftrain.training import build_trainer
+from clftrain.training import BestTracker, EarlyStopping
 from conftest import tiny_config
 
 
@@ -103,7 +103,7 @@ def test_best_tracker_keeps_weights_of_the_best_epoch():
 
 
 def test_small_cpu_models_train_with_one_thread_and_give_torch_its_setting_back(monkeypatch):
-    from clftrain.device import threads_for, training_threads
+    from clftrain.training import threads_for, training_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     small = torch.nn.Sequential(torch.nn.Linear(2, 10), torch.nn.Linear(10, 1))  # 30 weights

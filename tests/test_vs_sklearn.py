@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from clftrain.config import load_config
-from clftrain.experiment import Session
+from clftrain.training import setup_single
 from conftest import CONFIGS
 
 SEEDS = (0, 1, 2)
@@ -23,7 +23,7 @@ def both_accuracies(path, seed: int) -> tuple[float, float]:
     from sklearn.neural_network import MLPClassifier
 
     config = load_config(path, [f"seed={seed}"])
-    session = Session.prepare(config)
+    session = setup_single(config)
     session.trainer.callbacks = [session.best, *([session.stopper] if session.stopper else [])]
     session.trainer.fit()
     data, train = session.dataset, config.train

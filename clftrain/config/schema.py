@@ -1,0 +1,455 @@
+"""The experiment config as pydantic models: every key, its default, its range and the checks between keys.
+
+Validation happens once, at the edge (load.py reads and validates); the rest of the code receives
+typed sub-configs. Importing this module must not import torch (see tests/test_imports.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, WrapValidator, field_validator, model_validator
+
+from clftrain.components.activations import ACTIVATIONS
+from clftrain.components.inits import INITS
+from clftrain.components.losses import LOSS_OPTIONS, LOSSES, losses_taking
+from clftrain.components.optimizers import OPTIMIZERS
+from clftrain.components.tasks import TASKS, classes_task
+
+TaskName = Literal["auto", "binary", "multiclass", "multilabel", "regression"]
+
+
+def _auto_or_count(value: Any, handler) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError("expected auto or a whole number >= 1")  # one message instead of one per union member
+
+
+AutoOrCount = Annotated[Union[Literal["auto"], Annotated[int, Field(ge=1)]], WrapValidator(_auto_or_count)]
+
+
+class StrictModel(BaseModel):
+    # Unknown keys are errors: a typo must never silently fall back to a default.
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- dataset
+class _DatasetBase(StrictModel):
+    test_size: float = Field(0.2, gt=0, lt=1, description="Fraction held out for testing.")
+    val_size: float = Field(0.0, ge=0, lt=1, description="Fraction held out for validation.")
+    seed: int = Field(42, description="Seeds the data generator and the train/test split.")
+    standardize: bool = Field(False, description="Scale features to zero mean, unit variance (fitted on train).")
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self):
+        if self.test_size + self.val_size >= 1:
+            raise ValueError(
+                f"dataset.test_size + dataset.val_size = {self.test_size + self.val_size:g} "
+                "leaves no training data; make their sum less than 1"
+            )
+        return self
+
+    def task_hint(self) -> str | None:
+        """The task the generated targets imply (None: only known once the data is read)."""
+        return None
+
+
+class _GeneratedBase(_DatasetBase):
+    n_samples: int = Field(1000, ge=2, description="Number of samples in total (train + val + test).")
+
+    def class_count(self) -> int | None:
+        """How many classes the generator draws (None: fixed by the generator, or not classes)."""
+        return None
+
+    @model_validator(mode="after")
+    def _enough_samples(self):
+        classes = self.class_count()
+        if classes and self.n_samples < 2 * classes:
+            raise ValueError(
+                f"dataset.n_samples = {self.n_samples} is too few for {classes} classes; use at least {2 * classes}"
+            )
+        return self
+
+    def task_hint(self):
+        classes = self.class_count()
+        return classes_task(classes) if classes else None
+
+
+class CirclesConfig(_GeneratedBase):
+    """sklearn.datasets.make_circles: a small circle inside a large one."""
+
+    name: Literal["circles"]
+    noise: float = Field(0.03, ge=0, description="Std of Gaussian noise added to the points.")
+    factor: float = Field(0.8, gt=0, lt=1, description="Inner circle radius / outer circle radius.")
+
+    def task_hint(self):
+        return "binary"
+
+
+class MoonsConfig(_GeneratedBase):
+    """sklearn.datasets.make_moons: two interleaving half circles."""
+
+    name: Literal["moons"]
+    noise: float = Field(0.03, ge=0, description="Std of Gaussian noise added to the points.")
+
+    def task_hint(self):
+        return "binary"
+
+
+class BlobsConfig(_GeneratedBase):
+    """sklearn.datasets.make_blobs: Gaussian clusters, one class per cluster."""
+
+    name: Literal["blobs"]
+    centers: int = Field(4, ge=2, description="Number of clusters (= classes).")
+    cluster_std: float = Field(1.0, gt=0, description="Std of each cluster.")
+    n_features: int = Field(2, ge=1, description="Dimensions of each point.")
+
+    def class_count(self):
+        return self.centers
+
+
+class SpiralsConfig(_GeneratedBase):
+    """The CS231n spiral generator: `n_classes` interleaved spiral arms, n_samples in total."""
+
+    name: Literal["spirals"]
+    n_classes: int = Field(3, ge=2, description="Number of spiral arms (= classes).")
+    noise: float = Field(0.2, ge=0, description="Std of the Gaussian noise on each point's angle.")
+
+    def class_count(self):
+        return self.n_classes
+
+
+class ClassificationConfig(_GeneratedBase):
+    """sklearn.datasets.make_classification: informative features around hypercube vertices."""
+
+    name: Literal["classification"]
+    n_features: int = Field(2, ge=1, description="Number of features.")
+    n_informative: int = Field(2, ge=1, description="Features that carry the signal.")
+    n_redundant: int = Field(0, ge=0, description="Linear combinations of the informative features.")
+    n_classes: int = Field(2, ge=2, description="Number of classes.")
+    n_clusters_per_class: int = Field(1, ge=1, description="Gaussian clusters per class.")
+    class_sep: float = Field(1.0, gt=0, description="How far apart the classes are.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.n_informative + self.n_redundant > self.n_features:
+            raise ValueError(
+                f"dataset.n_informative + dataset.n_redundant = {self.n_informative + self.n_redundant} "
+                f"exceeds dataset.n_features = {self.n_features}; raise n_features"
+            )
+        if self.n_classes * self.n_clusters_per_class > 2**self.n_informative:
+            raise ValueError(
+                f"dataset.n_classes * n_clusters_per_class = {self.n_classes * self.n_clusters_per_class} "
+                f"needs at least that many hypercube vertices (2**n_informative = {2**self.n_informative}); "
+                "raise n_informative"
+            )
+        return self
+
+    def class_count(self):
+        return self.n_classes
+
+
+class LinearConfig(_GeneratedBase):
+    """The straight-line sanity check: y = weight * x + bias, x evenly spaced in [0, 1)."""
+
+    name: Literal["linear"]
+    n_samples: int = Field(50, ge=5, description="Points on the line (the tutorial: 0 to 1 in steps of 0.02).")
+    weight: float = Field(0.7, description="Slope of the line.")
+    bias: float = Field(0.3, description="Intercept of the line.")
+    noise: float = Field(0.0, ge=0, description="Std of Gaussian noise added to y.")
+
+    def task_hint(self):
+        return "regression"
+
+
+class MultilabelConfig(_GeneratedBase):
+    """sklearn.datasets.make_multilabel_classification: each sample carries several labels."""
+
+    name: Literal["multilabel"]
+    n_features: int = Field(10, ge=1, description="Number of features.")
+    n_classes: int = Field(5, ge=2, description="Number of labels (one sigmoid output each).")
+    n_labels: int = Field(2, ge=1, description="Average number of labels per sample.")
+
+    def task_hint(self):
+        return "multilabel"
+
+
+class _BundledConfig(_DatasetBase):
+    """A real dataset that ships with scikit-learn (no download)."""
+
+    standardize: bool = Field(True, description="Scale features to zero mean, unit variance (fitted on train).")
+
+    def task_hint(self):
+        return {"breast_cancer": "binary"}.get(self.name, "multiclass")
+
+
+class IrisConfig(_BundledConfig):
+    """Fisher's iris: 150 flowers, 4 measurements, 3 species."""
+
+    name: Literal["iris"]
+
+
+class WineConfig(_BundledConfig):
+    """UCI wine: 178 wines, 13 chemical measurements, 3 cultivars."""
+
+    name: Literal["wine"]
+
+
+class BreastCancerConfig(_BundledConfig):
+    """Wisconsin breast cancer: 569 tumours, 30 features, malignant or benign."""
+
+    name: Literal["breast_cancer"]
+
+
+class DigitsConfig(_BundledConfig):
+    """8x8 handwritten digits: 1,797 images, 64 pixel features, 10 classes."""
+
+    name: Literal["digits"]
+
+
+class CsvConfig(_DatasetBase):
+    """Your own table: a header row naming the columns, then one row per sample."""
+
+    name: Literal["csv"]
+    path: str = Field(description="The CSV file; a relative path is relative to the config file.")
+    target: Union[str, Annotated[list[str], Field(min_length=1)]] = Field(
+        description="The label column; a list of 0/1 columns makes a multi-label task.")
+    features: list[str] | None = Field(None, description="Input columns (default: every other column).")
+    categorical: Union[Literal["auto"], list[str]] = Field(
+        default_factory=list, description="Columns to one-hot encode; auto: every non-numeric input column.")
+    impute: Literal["mean", "median", "most_frequent"] | None = Field(
+        None, description="Fill missing values (fitted on training rows; categories take the most frequent); "
+        "null: missing values are an error.")
+    standardize: bool = Field(True, description="Scale numeric features to zero mean, unit variance (fitted on train).")
+
+    @field_validator("path")
+    @classmethod
+    def _relative_to_config(cls, path: str, info: ValidationInfo) -> str:
+        context = info.context or {}
+        base = context.get("base_dir")
+        resolved = Path(path).expanduser()
+        if not resolved.is_absolute() and base is not None:
+            resolved = Path(base) / resolved
+        if context.get("check_files", True) and not resolved.is_file():
+            where = f" (looked for {resolved})" if str(resolved) != path else ""
+            raise ValueError(f"CSV file not found{where}; the path is relative to the config file")
+        return str(resolved.resolve())
+
+
+DATASET_CLASSES = (
+    CirclesConfig, MoonsConfig, BlobsConfig, SpiralsConfig, ClassificationConfig, LinearConfig,
+    MultilabelConfig, IrisConfig, WineConfig, BreastCancerConfig, DigitsConfig, CsvConfig,
+)
+DATASET_NAMES = [cls.model_fields["name"].annotation.__args__[0] for cls in DATASET_CLASSES]
+DatasetConfig = Annotated[Union[DATASET_CLASSES], Field(discriminator="name")]
+
+
+# --------------------------------------------------------------------------- model
+class ModelConfig(StrictModel):
+    layers: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [10, 10],
+        description="Hidden layer widths; [] is logistic/softmax regression.",
+    )
+    activation: str = Field("relu", description=f"One of: {', '.join(ACTIVATIONS)}.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
+    batch_norm: bool = Field(False, description="BatchNorm1d after each hidden Linear layer.")
+    init: str = Field("default", description=f"Weight initialisation: {', '.join(INITS)}.")
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, name: str) -> str:
+        return _registered(ACTIVATIONS, name)
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, name: str) -> str:
+        return _registered(INITS, name)
+
+
+def _registered(registry, name: str) -> str:
+    if name not in registry:
+        raise ValueError(registry.unknown_message(name))
+    return name
+
+
+# --------------------------------------------------------------------------- training
+class EarlyStoppingConfig(StrictModel):
+    monitor: str = Field("test_loss", description="A metrics.csv column, e.g. test_loss or test_acc.")
+    patience: int = Field(50, ge=1, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as an improvement.")
+    mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for *_acc, min otherwise.")
+
+
+class SchedulerConfig(StrictModel):
+    """Learning-rate schedule; each name uses the keys listed in its description."""
+
+    name: Literal["step", "cosine", "plateau", "onecycle"] = Field(
+        description="step: x gamma every step_size epochs; cosine: anneal to min_lr over the epochs; "
+        "plateau: x factor after patience evaluations without improvement of the monitored metric; "
+        "onecycle: warm up to max_lr, then anneal, per batch."
+    )
+    step_size: int = Field(100, ge=1, description="step: epochs between decays.")
+    gamma: float = Field(0.5, gt=0, le=1, description="step: decay factor.")
+    min_lr: float = Field(0.0, ge=0, description="cosine, plateau: lowest learning rate.")
+    factor: float = Field(0.5, gt=0, lt=1, description="plateau: decay factor.")
+    patience: int = Field(10, ge=0, description="plateau: evaluations without improvement before decaying.")
+    max_lr: FiniteFloat | None = Field(None, gt=0, description="onecycle: peak learning rate (default 10 x lr).")
+
+
+class TrainConfig(StrictModel):
+    loss: str = Field("auto", description=f"auto (the task's default) or one of: {', '.join(LOSSES)}.")
+    optimizer: str = Field("sgd", description=f"One of: {', '.join(OPTIMIZERS)}.")
+    lr: FiniteFloat = Field(0.1, gt=0, description="Learning rate.")
+    momentum: float = Field(0.0, ge=0, lt=1, description="Momentum (sgd, rmsprop).")
+    nesterov: bool = Field(False, description="Nesterov momentum (sgd, needs momentum > 0).")
+    weight_decay: FiniteFloat = Field(0.0, ge=0, description="L2 penalty.")
+    grad_clip: FiniteFloat | None = Field(None, gt=0, description="Clip the gradients' total norm to this value.")
+    epochs: int = Field(1000, ge=1, description="Passes over the training data.")
+    batch_size: int | None = Field(None, ge=1, description="null: full batch (one step per epoch).")
+    log_every: int = Field(100, ge=1, description="Print a progress row every this many epochs.")
+    eval_every: AutoOrCount = Field(
+        "auto", description="Evaluate and record a metrics.csv row every this many epochs (and on every logged "
+        "epoch and the last). auto: about 100 rows per run (every epoch with early_stopping or a plateau "
+        "scheduler, which act on each evaluation); the resolved number is written to the run's config.yaml.")
+    early_stopping: EarlyStoppingConfig | None = Field(None, description="null: train all epochs.")
+    scheduler: SchedulerConfig | None = Field(None, description="null: constant learning rate.")
+    class_weight: Literal["balanced"] | None = Field(
+        None, description="cross_entropy: weight classes inversely to their frequency in training.")
+    pos_weight: Union[Literal["balanced"], FiniteFloat, list[FiniteFloat], None] = Field(
+        None, description="bce_with_logits: weight of positive examples (per label for multilabel); "
+        "balanced: negatives / positives in training.")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross_entropy: label smoothing.")
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        return name if name == "auto" else _registered(LOSSES, name)
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, name: str) -> str:
+        return _registered(OPTIMIZERS, name)
+
+    @model_validator(mode="after")
+    def _momentum_fits_optimizer(self):
+        optimizer = OPTIMIZERS.get(self.optimizer)
+        if self.momentum > 0 and not optimizer.uses_momentum:
+            users = sorted(name for name in OPTIMIZERS if OPTIMIZERS.get(name).uses_momentum)
+            raise ValueError(
+                f"train.momentum = {self.momentum:g} is not used by optimizer '{self.optimizer}'; "
+                f"remove it or use one of: {', '.join(users)}"
+            )
+        if self.nesterov and (not optimizer.takes_nesterov or self.momentum == 0):
+            takers = sorted(name for name in OPTIMIZERS if OPTIMIZERS.get(name).takes_nesterov)
+            raise ValueError(f"train.nesterov needs optimizer {' or '.join(map(repr, takers))} and train.momentum > 0")
+        return self
+
+    @model_validator(mode="after")
+    def _resolve_eval_every(self):
+        if self.eval_every == "auto":
+            self.eval_every = auto_eval_every(self)
+        return self
+
+    def evaluates(self, epoch: int) -> bool:
+        """Whether `epoch` is evaluated: every eval_every epochs, every logged epoch and the last."""
+        return epoch % self.eval_every == 0 or epoch % self.log_every == 0 or epoch == self.epochs
+
+    @model_validator(mode="after")
+    def _loss_options_fit_loss(self):
+        if self.loss == "auto":
+            return self  # checked again once the task resolves the loss (Config._resolve_task_and_loss)
+        for key in LOSS_OPTIONS:
+            value = getattr(self, key)
+            if value and key not in LOSSES.get(self.loss).options:
+                allowed = " or ".join(map(repr, losses_taking(key)))
+                raise ValueError(f"train.{key} = {value!r} needs train.loss {allowed}, not '{self.loss}'")
+        if isinstance(self.pos_weight, (int, float)) and self.pos_weight <= 0:
+            raise ValueError(f"train.pos_weight = {self.pos_weight:g} must be greater than 0")
+        return self
+
+
+# About this many evaluated epochs per run by default: smooth curves and a well-chosen best.pt,
+# without paying a test pass (and a host sync) on every one of 1,000 tiny epochs.
+EVALUATIONS_PER_RUN = 100
+
+
+def auto_eval_every(train: TrainConfig) -> int:
+    """The largest divisor of log_every that leaves at least EVALUATIONS_PER_RUN evaluated epochs
+    (a divisor, so that every logged epoch is also a regular evaluation)."""
+    if train.early_stopping is not None or (train.scheduler is not None and train.scheduler.name == "plateau"):
+        return 1  # both act on every evaluation: judge every epoch, as Keras and Lightning do
+    most = max(1, train.epochs // EVALUATIONS_PER_RUN)
+    return max(d for d in range(1, min(most, train.log_every) + 1) if train.log_every % d == 0)
+
+
+# --------------------------------------------------------------------------- experiment
+class Config(StrictModel):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Used in the run directory's name.")
+    seed: int = Field(42, description="Seeds weight initialisation and mini-batch shuffling.")
+    seeds: Annotated[list[int], Field(min_length=1)] | None = Field(
+        None, description="Train one replica per seed (instead of `seed`), all together as one batched model; "
+        "null: one run seeded by `seed`.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N | mps.")
+    threads: AutoOrCount = Field(
+        "auto", description="CPU threads torch trains with. auto: 1 for small models on the CPU (faster, and "
+        "far faster on a busy machine), torch's default otherwise or when OMP_NUM_THREADS is set.")
+    task: TaskName = Field("auto", description="auto infers it from the dataset.")
+    dataset: DatasetConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _resolve_task_and_loss(self):
+        hint = self.dataset.task_hint()
+        if self.task == "auto":
+            self.task = hint or "auto"
+        elif hint and self.task != hint and {self.task, hint} != {"binary", "multiclass"}:
+            raise ValueError(
+                f"task = '{self.task}' does not fit dataset '{self.dataset.name}' "
+                f"(its targets make a {hint} task); use task: auto or {hint}"
+            )
+        if self.task != "auto":
+            task = TASKS.get(self.task)
+            if self.train.loss == "auto":
+                self.train.loss = task.losses[0]
+            elif self.train.loss not in task.losses:
+                raise ValueError(
+                    f"train.loss = '{self.train.loss}' does not fit the {self.task} task; "
+                    f"use one of: {', '.join(task.losses)}"
+                )
+            self.train._loss_options_fit_loss()  # now that `auto` is resolved
+        return self
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_once_each(cls, seeds: list[int] | None) -> list[int] | None:
+        repeated = sorted({seed for seed in seeds or [] if seeds.count(seed) > 1})
+        if repeated:
+            raise ValueError(f"seed(s) {', '.join(map(str, repeated))} listed more than once; "
+                             "each seed trains one replica: list it once")
+        return seeds
+
+    @model_validator(mode="after")
+    def _seeds_train_together(self):
+        # Replicas share one loop and one learning rate per run: what needs a replica to stop or
+        # slow down on its own metric cannot be batched (see training/replica_trainer.py).
+        if self.seeds is None:
+            return self
+        if not OPTIMIZERS.get(self.train.optimizer).elementwise:
+            exact = sorted(name for name in OPTIMIZERS if OPTIMIZERS.get(name).elementwise)
+            raise ValueError(
+                f"train.optimizer '{self.train.optimizer}' cannot be used with seeds: its update is not elementwise, "
+                "so stacked replicas would not each train as alone; use one of: " + ", ".join(exact))
+        if self.train.early_stopping is not None:
+            raise ValueError(
+                "train.early_stopping cannot be used with seeds: the replicas train as one batched model and "
+                "cannot stop one by one; remove early_stopping, or remove seeds and train one seed per run")
+        if self.train.scheduler is not None and self.train.scheduler.name == "plateau":
+            raise ValueError(
+                "train.scheduler 'plateau' cannot be used with seeds: it lowers the learning rate on one run's "
+                "metric, and the replicas share theirs; use step, cosine or onecycle, or remove seeds")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

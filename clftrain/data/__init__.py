@@ -1,0 +1,15 @@
+"""Data: where rows come from (sources.py: generators, bundled tables, CSV via tabular.py and csvtable.py),
+the split and preprocessing of a config's dataset (build.py, features.py), and what a trained model
+expects of new rows (inputs.py). numpy only: tensors are made by training/setup.py."""
+
+from clftrain.faces import lazy_face
+
+__getattr__, __dir__ = lazy_face(__name__, {
+    "RawData": "types", "Dataset": "types",
+    "DATASETS": "sources",
+    "build_dataset": "build",
+    "Preprocessor": "features", "Columns": "features",
+    "CsvTable": "csvtable", "is_missing": "csvtable", "MISSING_MARKERS": "csvtable",
+    "load_csv": "tabular",
+    "ModelInputs": "inputs", "target_columns": "inputs", "DEFAULT_TARGET": "inputs",
+})

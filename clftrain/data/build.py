@@ -1,0 +1,84 @@
+"""A config's dataset built: rows from its source, the task they make, the split, and the preprocessing
+fitted on the training rows.
+
+Everything here is numpy; tensors are made once, by training/setup.py, on the target device.
+`dataset.seed` seeds the split too, so the same config always yields the same train/test rows
+(eval and plot rely on it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clftrain.components.tasks import get_task
+from clftrain.config import Config
+from clftrain.data.features import Columns, Preprocessor
+from clftrain.data.sources import DATASETS
+from clftrain.data.types import Dataset, RawData
+from clftrain.errors import UserError
+
+
+def build_dataset(config: Config) -> Dataset:
+    """Generate or load the data, split it (stratified for classes) and preprocess it."""
+    cfg = config.dataset
+    raw = DATASETS.get(cfg.name)(cfg)
+    task = get_task(_task_name(config, raw))
+    parts = _split(raw, config, stratify=task.stratify)
+    # Numeric arrays are split as one matrix (no per-column copies); tables as columns.
+    source = raw.X
+    numeric = [name for name in raw.feature_names if name not in raw.categorical]
+    pre = Preprocessor.fit(_rows(source, parts["train"]), numeric, raw.categorical,
+                           getattr(cfg, "impute", None), cfg.standardize)
+
+    def split(name):
+        if name not in parts:
+            return None, None
+        rows = parts[name]
+        return pre.transform(_rows(source, rows)), task.prepare_targets(raw.y[rows])
+
+    (X_train, y_train), (X_test, y_test), (X_val, y_val) = split("train"), split("test"), split("val")
+    return Dataset(task=task, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
+                   feature_names=pre.feature_names, class_names=raw.class_names, preprocessor=pre,
+                   X_val=X_val, y_val=y_val)
+
+
+def _task_name(config: Config, raw: RawData) -> str:
+    """The config's task, or the one the targets imply; an explicit task must fit the targets."""
+    if raw.task is None or config.task == raw.task:
+        return config.task
+    if config.task == "auto":
+        return raw.task
+    if {config.task, raw.task} == {"binary", "multiclass"}:
+        return config.task  # two classes can be trained as a 2-way softmax, and vice versa
+    raise UserError(f"task = '{config.task}' does not fit the targets of {getattr(config.dataset, 'path', config.dataset.name)} "
+                    f"(they make a {raw.task} task); use task: auto or {raw.task}")
+
+
+def _rows(source: np.ndarray | Columns, rows: np.ndarray) -> np.ndarray | Columns:
+    if isinstance(source, np.ndarray):
+        return source[rows]
+    return {name: values[rows] for name, values in source.items()}
+
+
+def _split(raw: RawData, config: Config, stratify: bool) -> dict[str, np.ndarray]:
+    """Row indices of train / test (/ val), drawn with dataset.seed."""
+    from sklearn.model_selection import train_test_split
+
+    cfg = config.dataset
+    rows = np.arange(len(raw.y))
+    try:
+        rest, test = train_test_split(rows, test_size=cfg.test_size, random_state=cfg.seed,
+                                      stratify=raw.y if stratify else None)
+        parts = {"test": test}
+        if cfg.val_size > 0:
+            # val_size is a fraction of all rows; rescale it to a fraction of what is left.
+            rest, val = train_test_split(rest, test_size=cfg.val_size / (1 - cfg.test_size), random_state=cfg.seed,
+                                         stratify=raw.y[rest] if stratify else None)
+            parts["val"] = val
+    except ValueError as exc:
+        raise UserError(
+            f"cannot split dataset '{cfg.name}' ({len(raw.y)} rows) with test_size={cfg.test_size:g}, "
+            f"val_size={cfg.val_size:g}: {exc}; use more samples or larger fractions"
+        ) from None
+    parts["train"] = rest
+    return parts

@@ -1,0 +1,46 @@
+"""The data types every stage passes on: raw rows from a source, and the split, preprocessed dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clftrain.components.tasks import Task
+from clftrain.data.features import Columns, Preprocessor
+
+
+@dataclass
+class RawData:
+    """What a dataset builder returns: all rows, before splitting."""
+
+    X: np.ndarray | Columns  # [N, F] numbers, or raw columns by name (CSV: may hold text and gaps)
+    y: np.ndarray  # [N] class indices, [N, L] 0/1 labels, or [N] regression targets
+    feature_names: list[str]
+    class_names: list[str] = field(default_factory=list)  # index -> name; [] for regression
+    categorical: list[str] = field(default_factory=list)  # columns to one-hot encode
+    task: str | None = None  # what the targets imply, when only the data can tell (CSV)
+
+
+@dataclass
+class Dataset:
+    """Split, preprocessed data ready for training: float32 features, targets as the task wants them."""
+
+    task: Task
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: list[str]  # model inputs (after one-hot encoding)
+    class_names: list[str]
+    preprocessor: Preprocessor
+    X_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)

@@ -1,0 +1,12 @@
+"""Inference from a run directory alone: a trained run loaded back (trained.py), its model run over rows
+(scoring.py), `clftrain eval` (evaluate.py, with scikit-learn's metrics in metrics.py) and
+`clftrain predict` (predict.py). Nothing is retrained."""
+
+from clftrain.faces import lazy_face
+
+__getattr__, __dir__ = lazy_face(__name__, {
+    **dict.fromkeys(["TrainedRun", "ReplicaChoice", "median_replica"], "trained"),
+    "Scored": "scoring",
+    **dict.fromkeys(["evaluate_run", "write_eval", "fit_check", "EVAL"], "evaluate"),
+    **dict.fromkeys(["predict_csv", "write_output", "output_columns", "PREDICTED"], "predict"),
+})

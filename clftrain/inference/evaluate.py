@@ -1,0 +1,97 @@
+"""`clftrain eval`: score a run's checkpoint on its rebuilt test split or on a CSV, and write eval.json.
+
+On the test split, the loss and accuracy (or MAE) are computed exactly as the
+training loop computed them, and compared with the row saved alongside the
+checkpoint: "fit_check" says whether eval reproduced what fit recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from clftrain.data import CsvTable, target_columns
+from clftrain.errors import UserError
+from clftrain.inference import metrics
+from clftrain.inference.trained import TrainedRun
+from clftrain.store import rundir
+
+EVAL = "eval.json"
+
+
+def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = None,
+                 device: str | None = None, seed: int | None = None, ensemble: bool = False) -> dict:
+    """The content of eval.json: what was evaluated, on what, and every metric."""
+    # With --data the training data is not rebuilt: the loss's class weights are in the checkpoint.
+    run = TrainedRun.load(run_dir, checkpoint, device, with_data=data is None, seed=seed, ensemble=ensemble)
+    notes = []
+    if data is None:
+        X, y = run.test_split()
+        source = {"source": "test split", "rows": len(y),
+                  "rebuilt_from": f"{rundir.CONFIG} (dataset.seed {run.config.dataset.seed}, "
+                                  f"test_size {run.config.dataset.test_size:g})"}
+    else:
+        X, y, source, notes = _read_external(run, data)
+    scored = run.score(X, y)
+    task = run.inputs.task
+    result = _metrics(task, y, scored, run.inputs.class_names)
+    result["metrics"]["loss"] = scored.loss
+    result["notes"] = notes + result["notes"]
+    report = {
+        "run": run.config.name,
+        "run_dir": str(run_dir),
+        "checkpoint": checkpoint,
+        "epoch": run.epoch,
+        "task": task.name,
+        "loss_function": run.config.train.loss,
+        "data": source,
+        "device": str(run.device),
+        **({"replica": run.replicas.to_dict()} if run.replicas is not None else {}),
+        **result,
+    }
+    if data is None:
+        report["fit_check"] = fit_check(run, scored.loss, scored.score)
+    report["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return report
+
+
+def _metrics(task, y, scored, class_names: list[str]) -> dict:
+    if task.target == "value":
+        return metrics.regression(y, scored.probabilities[:, 0])
+    if task.target == "labels":
+        return metrics.multilabel(y, scored.labels, scored.probabilities, class_names)
+    return metrics.classification(y, scored.labels, scored.probabilities, class_names)
+
+
+def write_eval(run_dir: Path, report: dict) -> Path:
+    path = run_dir / EVAL
+    try:
+        rundir.write_json(path, report)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def fit_check(run: TrainedRun, loss: float, score: float) -> dict | None:
+    """Recorded vs reproduced test metrics for the checkpoint's epoch (None: fit recorded none)."""
+    metric = f"test_{run.inputs.task.metric}"
+    recorded = run.recorded
+    if "test_loss" not in recorded or metric not in recorded:
+        return None
+    reproduced = {"test_loss": loss, metric: score}
+    return {
+        "epoch": run.epoch,
+        "recorded": {"test_loss": recorded["test_loss"], metric: recorded[metric]},
+        "reproduced": reproduced,
+        "match": all(reproduced[k] == recorded[k] for k in reproduced),  # exact: same computation, same device
+    }
+
+
+def _read_external(run: TrainedRun, path: Path):
+    table = CsvTable.read(path)
+    inputs = run.inputs
+    targets = target_columns(run.config, inputs.class_names, inputs.task)
+    features = inputs.input_columns
+    table.require(features + targets, f"features {', '.join(features)} and target {', '.join(map(repr, targets))}")
+    source = {"source": "csv", "path": str(path), "rows": len(table.rows), "target": ", ".join(targets)}
+    return inputs.features(table), inputs.targets(table, targets), source, inputs.unseen_categories(table)

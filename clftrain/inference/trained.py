@@ -1,0 +1,267 @@
+"""A trained run: its config, data, model and metrics, in memory or loaded back from its directory.
+
+`fit` builds one from what it just trained; `eval`, `plot` and `predict` load one
+from the run directory alone (config.yaml, metrics.csv, a checkpoint): the test
+split is rebuilt from the saved config, which fixes its seed, and the feature
+order, scaling and class names come from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from clftrain.components.losses import expects_probabilities
+from clftrain.components.tasks import Task
+from clftrain.config import Config, load_config
+from clftrain.data import Dataset, ModelInputs, build_dataset
+from clftrain.errors import UserError
+from clftrain.inference.scoring import Scored, predict, score
+from clftrain.store import rundir
+from clftrain.training import build_loss, build_model, load_weights, needs_training_data
+
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
+
+
+@dataclass
+class TrainedRun:
+    config: Config
+    dataset: Dataset | None  # None when loaded without data (predict needs only `inputs`)
+    model: nn.Module
+    device: torch.device
+    rows: list[dict[str, float]]  # metrics.csv
+    checkpoint: str = "last"  # which weights `model` holds
+    inputs: ModelInputs | None = None  # feature order, scaling, class names; from `dataset` when not given
+    epoch: int | None = None  # the epoch these weights finished
+    recorded: dict[str, float] = field(default_factory=dict)  # the metrics.csv row of that epoch, if evaluated
+    replicas: ReplicaChoice | None = None  # a run trained with seeds: which replica `model` is, or their ensemble
+    loss_weights: dict[str, torch.Tensor] | None = None  # the loss's weights as the checkpoint saved them
+
+    def __post_init__(self) -> None:
+        if self.inputs is None:
+            self.inputs = ModelInputs.from_dataset(self.dataset)
+        if self.epoch is None and self.rows:  # fit: the weights it just trained are the last row's
+            self.epoch, self.recorded = int(self.rows[-1]["epoch"]), dict(self.rows[-1])
+
+    @property
+    def outputs_are_probabilities(self) -> bool:
+        return expects_probabilities(self.config.train.loss)
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, labels) for already-scaled features."""
+        return predict(self.model, self.inputs.task, X, self.outputs_are_probabilities, self.device)
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> Scored:
+        """Predictions plus loss and score over a whole split, exactly as the training loop computes them."""
+        # Class weights come from the training split: saved in the checkpoint, or rebuilt from the dataset.
+        loss_fn = build_loss(self.config.train, self.dataset, self.device, self.loss_weights)
+        return score(self.model, self.inputs.task, loss_fn, X, y, self.outputs_are_probabilities, self.device)
+
+    def test_split(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.dataset.X_test, self.dataset.y_test
+
+    @classmethod
+    def load(cls, run_dir: Path, checkpoint: str = "last", device: str | None = None,
+             with_data: bool = True, seed: int | None = None, ensemble: bool = False) -> TrainedRun:
+        """Rebuild config, model (and, with_data, the dataset) from a run directory.
+
+        Without data, the loss is rebuilt from the weights the checkpoint saved; a checkpoint
+        from before they were saved, of a run whose loss is weighted, still needs the dataset.
+
+        The model runs where `fit` ran it (the config's device, resolved the same way) unless
+        `device` says otherwise; torch.load never runs code from the directory. A run trained
+        with seeds gives replica `seed`, the `ensemble` of all, or by default the median replica.
+        """
+        config_file = rundir.config_of(run_dir)
+        config = load_config(config_file, check_files=False)  # the data file is read only if the data is built
+        path = rundir.checkpoint_path(run_dir, checkpoint)
+        payload = rundir.load_checkpoint(path)
+        inputs = ModelInputs.from_checkpoint(payload)
+        weights = payload.get("loss_weights")
+        if weights is None and needs_training_data(config.train):
+            with_data = True
+        dataset = build_dataset(config) if with_data else None
+        if dataset is not None:
+            _check_same_data(inputs, ModelInputs.from_dataset(dataset), config_file)
+        resolved = _resolve_device(device, config.device, config_file)
+        metrics_file = run_dir / rundir.METRICS
+        rows = rundir.read_metrics(metrics_file) if metrics_file.is_file() else []
+        if "seeds" in payload:
+            run = cls._load_replicas(config, dataset, inputs, payload, path, resolved, rows, checkpoint, seed, ensemble)
+            run.loss_weights = weights
+            return run
+        _check_one_seed(run_dir, config, seed, ensemble)
+        model = _model_for(config, inputs)
+        load_weights(model, payload["model"], path)
+        epoch = int(payload["epoch"])
+        recorded = dict(payload.get("metrics") or {})
+        if recorded.get("epoch") != epoch or payload.get("partial"):
+            recorded = {}  # stopped between two evaluated epochs, or inside one: no row for these weights
+        return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs, epoch, recorded,
+                   loss_weights=weights)
+
+    @classmethod
+    def _load_replicas(cls, config, dataset, inputs, payload, path, device, rows, checkpoint, seed, ensemble):
+        """A multi-seed checkpoint: every replica's tensors stacked; pick one, or average them."""
+        from clftrain.training import ReplicaEnsemble, ReplicaSelect, StackedMLP
+
+        seeds = list(payload["seeds"])
+        solo = [_model_for(config, inputs) for _ in seeds]
+        stacked = StackedMLP(solo)
+        stacked.load_part_state(0, payload["model"], path)
+        stacked.to(device)
+        recorded_rows = [dict(row) if row else {} for row in payload["metrics"]]
+        choice = ReplicaChoice.make(seeds, seed, ensemble, recorded_rows, inputs.task, path)
+        if choice.seed is None:
+            model = ReplicaEnsemble(stacked, inputs.task, expects_probabilities(config.train.loss))
+            epoch = int(payload["epoch"]) if checkpoint == rundir.LAST else None  # best: each replica its own epoch
+            return cls(config, dataset, model, device, rows, checkpoint, inputs, epoch, {}, choice)
+        index = seeds.index(choice.seed)
+        recorded = recorded_rows[index]
+        epoch = int(recorded["epoch"]) if checkpoint == rundir.BEST and recorded else int(payload["epoch"])
+        if recorded.get("epoch") != epoch or payload.get("partial"):
+            recorded = {}
+        return cls(config, dataset, ReplicaSelect(stacked, index), device, rows, checkpoint, inputs, epoch, recorded,
+                   choice)
+
+    def draw_plots(self, run_dir: Path) -> list[Path]:
+        """Every plot of the run into run_dir/plots, from these weights; returns the files written."""
+        from clftrain.views import plots  # matplotlib: only when drawing, not before training starts
+
+        plot_dir = run_dir / rundir.PLOTS
+        data, task = self.dataset, self.inputs.task
+        train, test = (data.X_train, data.y_train), (data.X_test, data.y_test)
+        scored = self.score(*self.test_split())
+        title = f"{self.config.name} ({self._weights_label()}): test {task.metric_label} {task.format_metric(scored.score)}"
+        if self.replicas is not None:
+            title += f"\n{self.replicas.describe()}"
+        written = []
+        if task.target == "value":
+            written.append(plot_dir / "predictions.png")
+            plots.regression_fit(written[-1], lambda X: self.predict(X)[0][:, 0], train, test, title)
+        else:
+            multilabel = task.target == "labels"
+            written.append(plot_dir / "decision_boundary.png")
+            plots.decision_boundary(written[-1], lambda X: self.predict(X)[1], train, test, data.class_names, title,
+                                    multilabel)
+            written.append(self._draw_confusion(plot_dir, test[1], scored.labels, f"{title}\ntest split, "
+                                                f"{len(test[1])} rows"))
+        if self.rows:
+            written.append(plot_dir / "curves.png")
+            if self.replicas is not None:  # one line per split: the mean over the seeds, in their min-max band
+                plots.replica_curves(written[-1], self.rows, task.metric,
+                                     f"{self.config.name}: learning curves of {len(self.replicas.seeds)} seeds",
+                                     self.epoch)
+            else:
+                plots.learning_curves(written[-1], self.rows, task.metric, f"{title}\nlearning curves", self.epoch)
+        return written
+
+    def _draw_confusion(self, plot_dir: Path, y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Path:
+        from clftrain.inference import metrics
+        from clftrain.views import plots
+
+        path = plot_dir / "confusion_matrix.png"
+        names = self.inputs.class_names
+        if self.inputs.task.target == "labels":
+            plots.label_confusions(path, metrics.label_confusions(y_true, y_pred), names, f"{title}, per label")
+        else:
+            plots.confusion_matrix(path, metrics.confusion(y_true, y_pred, len(names)), names, title)
+        return path
+
+    def _weights_label(self) -> str:
+        epoch = f", epoch {self.epoch}" if self.epoch is not None else ""
+        return f"{self.checkpoint} checkpoint{epoch}"
+
+
+def _model_for(config: Config, inputs: ModelInputs) -> nn.Module:
+    """An untrained model of the run's architecture, sized by the checkpoint's inputs and classes."""
+    return build_model(config.model, len(inputs.feature_names), inputs.task.out_features(len(inputs.class_names)),
+                       config.train.loss)
+
+
+@dataclass
+class ReplicaChoice:
+    """Which weights of a run trained with seeds a TrainedRun holds: one replica (`seed`), or the ensemble (None)."""
+
+    seeds: list[int]
+    seed: int | None
+    why: str  # "--seed", "median" or "ensemble"
+    task: Task  # the median is taken by the test split's value of the task's metric
+
+    @classmethod
+    def make(cls, seeds: list[int], seed: int | None, ensemble: bool, rows: list[dict], task: Task,
+             source: Path) -> ReplicaChoice:
+        if seed is not None and ensemble:
+            raise UserError("--seed and --ensemble exclude each other: pick one replica, or average them all")
+        if ensemble:
+            return cls(seeds, None, "ensemble", task)
+        if seed is not None:
+            if seed not in seeds:
+                raise UserError(f"--seed {seed}: {source} has no replica of that seed; its seeds are "
+                                f"{', '.join(map(str, seeds))}")
+            return cls(seeds, seed, "--seed", task)
+        return cls(seeds, seeds[median_replica(rows, task)], "median", task)
+
+    def describe(self) -> str:
+        count = f"{len(self.seeds)} replicas"
+        if self.seed is None:
+            return f"the ensemble of {count} (their mean {'prediction' if self.task.target == 'value' else 'probability'})"
+        if self.why == "median":
+            return f"seed {self.seed}, the median of {count} by test {self.task.metric_label}"
+        return f"seed {self.seed} of {count}"
+
+    def to_dict(self) -> dict:
+        return {"seeds": self.seeds, "seed": self.seed, "ensemble": self.seed is None, "why": self.why,
+                "chosen": self.describe()}
+
+
+def median_replica(rows: list[dict], task: Task) -> int:
+    """Index of the replica whose test metric is the median of the replicas' (the lower one of two middles; a
+    replica without a finite value counts as the worst)."""
+    column = f"test_{task.metric}"
+    worst = -math.inf if task.higher_is_better else math.inf
+
+    def value(i: int) -> float:
+        v = rows[i].get(column) if rows[i] else None
+        return v if v is not None and math.isfinite(v) else worst
+
+    ranked = sorted(range(len(rows)), key=value)
+    return ranked[(len(rows) - 1) // 2]
+
+
+def _check_one_seed(run_dir: Path, config: Config, seed: int | None, ensemble: bool) -> None:
+    if ensemble:
+        raise UserError(f"--ensemble needs a run trained with seeds; {run_dir} trained one model (seed {config.seed})")
+    if seed is not None and seed != config.seed:
+        raise UserError(f"--seed {seed}: {run_dir} trained one model, with seed {config.seed}; --seed picks a "
+                        "replica of a run trained with seeds")
+
+
+def _check_same_data(saved: ModelInputs, rebuilt: ModelInputs, config_file: Path) -> None:
+    """The test split rebuilt from config.yaml must describe the same columns the model was trained on."""
+    for what in ("feature_names", "class_names"):
+        if getattr(saved, what) != getattr(rebuilt, what):
+            raise UserError(
+                f"the data rebuilt from {config_file} no longer matches the checkpoint: {what.replace('_', ' ')} "
+                f"{getattr(rebuilt, what)} now, {getattr(saved, what)} when trained; the dataset (or the code "
+                "that builds it) changed since training, so the run cannot be re-evaluated on it"
+            )
+
+
+def _resolve_device(requested: str | None, configured: str, config_file: Path) -> torch.device:
+    from clftrain.training import resolve_device
+
+    if requested is None:
+        try:
+            return resolve_device(configured)
+        except UserError as exc:
+            raise UserError(f"{config_file}: {exc}; or pass --device cpu to run this model here") from None
+    if not re.fullmatch(DEVICE_PATTERN, requested):
+        raise UserError(f"--device '{requested}': use auto, cpu, cuda, cuda:N or mps")
+    return resolve_device(requested)

@@ -1,0 +1,14 @@
+"""Run orchestration: `fit` and `resume` (fit.py) dispatch to the one-seed and the many-seed runner
+(single.py, seeds.py), siblings over the shared lifecycle (lifecycle.py) and set-up
+(training/setup.py); `sweep` (sweep.py) trains grids of configs as groups of replica runs."""
+
+from clftrain.faces import lazy_face
+
+__getattr__, __dir__ = lazy_face(__name__, {
+    "fit_run": "fit", "resume_run": "fit",
+    **dict.fromkeys(["FitResult", "SIGNAL_EXIT_CODES", "RESUMABLE_KEYS", "RunRecorder", "assemble_callbacks",
+                     "training_threads_of"],
+                    "lifecycle"),
+    **dict.fromkeys(["plan_sweep", "run_sweep", "parse_grid", "shape_key", "SweepPlan", "SweepResult",
+                     "SWEEP_CSV", "SWEEP_JSON", "PER_RUN_KEYS"], "sweep"),
+})

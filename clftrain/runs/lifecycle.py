@@ -1,0 +1,271 @@
+"""The lifecycle every kind of run shares, one seed or a group of replica runs alike.
+
+  create the run directory and write its config -> "running" summary -> train under signal
+  handling and the chosen CPU threads, with the callbacks in their one order -> the guarded
+  best-then-last save -> the final summary -> plots (outside the failure guard: a picture that
+  cannot be drawn never relabels a finished run) ; any failure before the summary marks the run
+  failed (or interrupted), naming why.
+
+A kind of run (runs/single.py, runs/seeds.py) describes each of its run directories with a
+`RunRecorder`: its checkpoints, rows, summary fields and the trained model its plots show.
+Everything else - when to save, what a summary always holds, what resume checks - lives here,
+so a writer or logger added later is added once and runs for single runs, seeds and sweeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from clftrain import __version__
+from clftrain.config import Config, config_to_yaml, validate_config
+from clftrain.data import Dataset
+from clftrain.errors import UserError
+from clftrain.store import rundir
+from clftrain.training import Callback, EpochLoop, loss_weights, training_threads
+
+# Exit codes of a run stopped by a signal, as shells report them (128 + signal number).
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+# The only keys `--set` may change on resume: the rest would make it a different run.
+RESUMABLE_KEYS = {"train.epochs"}
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    signal: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped training
+
+
+class RunRecorder(ABC):
+    """One run directory's view of a training loop: what its files hold. Written by RunWriter and train()."""
+
+    run_dir: Path
+    config: Config
+
+    @abstractmethod
+    def checkpoint(self) -> dict[str, Any]:
+        """last.pt: the loop's state plus what eval, predict and resume need to rebuild the run."""
+
+    @abstractmethod
+    def best_version(self) -> int:
+        """Moves whenever the best weights change (0: none yet): best.pt is rewritten when it moved."""
+
+    @abstractmethod
+    def best_checkpoint(self) -> dict[str, Any]:
+        """best.pt: the best epoch's weights and metrics (no epoch in progress)."""
+
+    @abstractmethod
+    def rows(self) -> list[dict[str, float]]:
+        """metrics.csv."""
+
+    @abstractmethod
+    def summary(self) -> dict[str, Any]:
+        """summary.json, from run_summary() and the kind's own fields (final, best, ...)."""
+
+    @abstractmethod
+    def trained_run(self):
+        """The inference.TrainedRun the end-of-run plots draw."""
+
+
+def assemble_callbacks(deciders: Sequence[Callback], user: Sequence[Callback],
+                       writers: Sequence[Callback]) -> list[Callback]:
+    """The one order every run's callbacks run in: the deciders (best weights, then early stopping), so that
+    what they decide at an epoch is what every later callback sees; the user's (console, loggers); the
+    writers last, so that a checkpoint holds every decision of its epoch."""
+    return [*deciders, *user, *writers]
+
+
+class RunWriter(Callback):
+    """Saves metrics.csv, last.pt and best.pt every `every` evaluated epochs and when training stops."""
+
+    def __init__(self, recorder: RunRecorder, every: int) -> None:
+        self.recorder, self.every = recorder, every
+        self._best_written = recorder.best_version()
+
+    def on_epoch_end(self, trainer: EpochLoop, row: dict[str, float]) -> None:
+        if trainer.epoch % self.every == 0:
+            self.save(trainer.epoch)
+
+    def on_fit_end(self, trainer: EpochLoop) -> None:
+        self.save(trainer.epoch)
+
+    def save(self, epoch: int) -> None:
+        recorder, run_dir = self.recorder, self.recorder.run_dir
+        try:
+            # best.pt first: a crash between the two leaves last.pt one save behind, never ahead.
+            version = recorder.best_version()
+            if version != self._best_written:
+                rundir.save_checkpoint(rundir.checkpoint_path(run_dir, rundir.BEST), recorder.best_checkpoint())
+                self._best_written = version
+            rundir.save_checkpoint(rundir.checkpoint_path(run_dir, rundir.LAST), recorder.checkpoint())
+            rundir.write_metrics(run_dir / rundir.METRICS, recorder.rows())
+        except OSError as exc:
+            raise UserError(
+                f"cannot save to {run_dir} at epoch {epoch}: {exc.strerror or exc}; "
+                "the previous checkpoint is intact: free space (or fix permissions) and resume with "
+                f"clftrain fit --resume {run_dir}"
+            ) from None
+
+
+# ---------------------------------------------------------------------- start, train, finish
+def create_run(config: Config, out: Path | None, runs_root: Path) -> Path:
+    """A new run directory holding the resolved config."""
+    run_dir = rundir.create_run_dir(config.name, out, runs_root)
+    write_config(run_dir, config)
+    return run_dir
+
+
+def write_config(run_dir: Path, config: Config) -> None:
+    try:
+        rundir.atomic_write_text(run_dir / rundir.CONFIG, config_to_yaml(config))
+    except OSError as exc:
+        raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}") from None
+
+
+def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[Callback],
+          callbacks: Sequence[Callback], threads: int | str) -> tuple[list[dict], str | None]:
+    """Train `loop` into the recorders' run directories; their summaries, and the signal that stopped it."""
+    writers = [RunWriter(recorder, every=recorder.config.train.log_every) for recorder in recorders]
+    loop.callbacks = assemble_callbacks(deciders, callbacks, writers)
+    try:
+        for recorder in recorders:
+            rundir.write_json(recorder.run_dir / rundir.SUMMARY,
+                              {"name": recorder.config.name, "status": "running", "epochs_run": loop.epoch})
+        with stop_on_signals(loop) as received, training_threads_of(loop, threads) as used:
+            loop.fit()
+        summaries = [{**recorder.summary(), "threads": used} for recorder in recorders]
+        for recorder, summary in zip(recorders, summaries):
+            rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
+    except BaseException as exc:
+        for recorder in recorders:
+            mark_failed(recorder, loop.epoch, exc)
+        raise
+    for recorder, summary in zip(recorders, summaries):
+        draw_plots(recorder, summary)
+    return summaries, received[0] if received else None
+
+
+def draw_plots(recorder: RunRecorder, summary: dict) -> None:
+    """The run's plots; one that cannot be drawn leaves the run as it is, with a note in summary.json
+    (`notes`, shown by the console) instead of a failure."""
+    try:
+        recorder.trained_run().draw_plots(recorder.run_dir)
+    except Exception as exc:  # noqa: BLE001 - whatever broke a picture, the trained run stays valid
+        reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        summary.setdefault("notes", []).append(f"plots not drawn: {reason}; redraw with clftrain plot "
+                                               f"{recorder.run_dir}")
+        with contextlib.suppress(OSError):
+            rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
+
+
+def mark_failed(recorder: RunRecorder, epoch: int, exc: BaseException) -> None:
+    """Leave a failed run recognisable: summary.json says so and why."""
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    note = {"name": recorder.config.name, "status": status, "epochs_run": epoch,
+            **({"seeds": recorder.config.seeds} if recorder.config.seeds is not None else {}),
+            "error": str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"}
+    with contextlib.suppress(OSError):  # the original error matters more than this note
+        rundir.write_json(recorder.run_dir / rundir.SUMMARY, note)
+
+
+@contextlib.contextmanager
+def stop_on_signals(loop: EpochLoop) -> Iterator[list[str]]:
+    """Ctrl-C / SIGTERM: finish the current step, save, and stop; a second Ctrl-C aborts at once."""
+    received: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the user insists
+        received.append(name)
+        loop.stop("interrupted")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def training_threads_of(loop: EpochLoop, setting: int | str):
+    """training.training_threads for a loop: its model and the rows of one step."""
+    n_train = len(loop.splits["train"])
+    return training_threads(setting, loop.model, min(loop.cfg.batch_size or n_train, n_train))
+
+
+# ---------------------------------------------------------------------- what every summary and checkpoint holds
+def run_summary(config: Config, dataset: Dataset, loop: EpochLoop, device, model_description: dict) -> dict:
+    """The summary.json fields every kind of run shares; the kind adds final, best and its own."""
+    return {
+        "name": config.name,
+        "status": loop.status,
+        "task": dataset.task.name,
+        "epochs_run": loop.epoch,
+        "epochs_planned": config.train.epochs,
+        **loop.epoch_in_progress(),  # interrupted between mini-batches
+        "seconds": round(loop.seconds, 3),
+        "device": str(device),
+        "model": model_description,
+        "data": {"train": len(dataset.X_train), "test": len(dataset.X_test),
+                 "val": 0 if dataset.X_val is None else len(dataset.X_val),
+                 "features": dataset.feature_names, "classes": dataset.class_names},
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": versions(),
+    }
+
+
+def versions() -> dict[str, str]:
+    """The versions a run was made with (read from the installed metadata: importing scikit-learn only to ask
+    would cost a second)."""
+    return {"clftrain": __version__, "python": platform.python_version(),
+            **{name: metadata.version(name) for name in ("torch", "numpy", "scikit-learn")}}
+
+
+def checkpoint_facts(config: Config, dataset: Dataset, loss_fn) -> dict[str, Any]:
+    """What every checkpoint carries besides the loop's state: enough for eval and predict to rebuild
+    the model's inputs, outputs and loss without the training data."""
+    return {"config": config.to_dict(), "task": dataset.task.name, "feature_names": dataset.feature_names,
+            "class_names": dataset.class_names, "preprocessor": dataset.preprocessor.to_dict(),
+            "loss_weights": loss_weights(loss_fn)}
+
+
+# ---------------------------------------------------------------------- resume
+def check_same_run(payload: dict, config: Config, path: Path) -> None:
+    """A checkpoint copied from another run must not silently continue this one."""
+    mine, theirs = config.to_dict(), dict(payload.get("config") or {})
+    try:  # keys added since the checkpoint was written take their defaults, as in config.yaml
+        theirs = validate_config(theirs, source=str(path), check_files=False).to_dict()
+    except UserError:
+        pass  # not a config at all: the comparison below names where it differs
+    theirs["train"] = {**theirs.get("train", {}), "epochs": mine["train"]["epochs"]}
+    if mine != theirs:
+        raise UserError(f"{path} belongs to another run: its config differs from config.yaml at "
+                        f"{_first_difference(mine, theirs)}")
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+    return f"{prefix.rstrip('.')} ({b!r} in the checkpoint, {a!r} in config.yaml)"
+
+
+def check_epochs_left(run_dir: Path, epoch: int, config: Config) -> None:
+    if epoch >= config.train.epochs:
+        raise UserError(f"{run_dir} already ran {epoch} of {config.train.epochs} epochs; "
+                        f"to train longer: clftrain fit --resume {run_dir} --set train.epochs=N")

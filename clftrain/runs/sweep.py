@@ -1,0 +1,328 @@
+"""`clftrain sweep`: every combination of a grid of config values; combinations of one shape train as one batch.
+
+`clftrain sweep CONFIG --grid train.lr=0.1,0.03 --grid model.layers=[8,8],[16,16]` makes one
+config per combination of the grid's values (over CONFIG and its --set overrides). Every
+combination trains as a run with seeds (`seeds: [seed]` when it names none: see runs/seeds.py).
+Combinations that differ only in what each run of a batch holds on its own (PER_RUN_KEYS: the
+seeds and initialisation, the optimizer, its settings and schedule, gradient clipping, how
+often to save) have one shape and train together as one batched model, each with its own
+optimizer; the shapes train one after another. The sweep directory holds one run directory
+per combination, sweep.csv (one row per combination, best first) and sweep.json (the grid,
+the batches and how the runs are ranked).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clftrain.config import (
+    DOTTED_KEY, Config, InvalidConfig, apply_overrides, parse_overrides, parse_seeds, parse_value, read_config_mapping,
+    validate_config,
+)
+from clftrain.errors import UserError
+from clftrain.store import rundir
+
+# Keys in which the runs of one batch may differ: each run has its own replicas, optimizer and writer.
+PER_RUN_KEYS = (
+    "name", "seed", "seeds", "model.init", "train.optimizer", "train.lr", "train.momentum", "train.nesterov",
+    "train.weight_decay", "train.grad_clip", "train.scheduler", "train.log_every",
+)
+SWEEP_CSV = "sweep.csv"
+SWEEP_JSON = "sweep.json"
+
+
+@dataclass
+class Combination:
+    index: int  # 1-based, in grid order
+    values: dict[str, Any]  # grid key -> its value in this combination
+    config: Config
+    dir_name: str  # its run directory, under the sweep directory
+
+
+@dataclass
+class SweepPlan:
+    source: Path
+    grid: dict[str, list[Any]]
+    combinations: list[Combination]
+    batches: list[list[Combination]] = field(default_factory=list)  # one shape each, in order of first appearance
+
+    @property
+    def name(self) -> str:
+        return self.combinations[0].config.name
+
+
+# ---------------------------------------------------------------------- the grid
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """`["train.lr=0.1,0.01", "model.layers=[8,8],[16]"]` -> {"train.lr": [0.1, 0.01], "model.layers": [[8, 8], [16]]}."""
+    if not items:
+        raise UserError("sweep needs at least one --grid KEY=V1,V2,..., e.g. --grid train.lr=0.1,0.03,0.01")
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not DOTTED_KEY.fullmatch(key):
+            raise UserError(f"--grid '{item}': expected KEY=V1,V2,... with a dotted key, e.g. --grid train.lr=0.1,0.01")
+        if key in grid:
+            raise UserError(f"--grid {key} is given twice; list all its values in one --grid {key}=V1,V2,...")
+        grid[key] = _grid_values(key, raw)
+    return grid
+
+
+def _grid_values(key: str, raw: str) -> list[Any]:
+    texts = _split_top_level(raw)
+    if not raw.strip() or any(not text.strip() for text in texts):
+        raise UserError(f"--grid {key}={raw}: an empty value; give one or more values separated by commas, "
+                        f"e.g. --grid {key}=A,B (lists in brackets: [8,8],[16])")
+    values = []
+    for text in texts:
+        try:
+            value = parse_value(text)
+        except yaml.YAMLError as exc:
+            raise UserError(f"--grid {key}: the value '{text.strip()}' is not valid YAML: {exc}") from None
+        if value in values:
+            raise UserError(f"--grid {key}: the value {text.strip()} is listed twice; list each value once")
+        values.append(value)
+    return values
+
+
+def _split_top_level(raw: str) -> list[str]:
+    """Split at commas outside brackets, braces and quotes: `[8,8],[16]` -> `[8,8]`, `[16]`."""
+    parts, depth, quote, current = [], 0, None, ""
+    for char in raw:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    return [*parts, current]
+
+
+# ---------------------------------------------------------------------- planning: validate every combination
+def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | None = None,
+               seeds: str | None = None) -> SweepPlan:
+    """Every combination validated (all problems reported at once, each naming its --grid key) and grouped."""
+    config_path = Path(config_path)
+    raw = read_config_mapping(config_path)
+    grid = parse_grid(grid_items)
+    overrides = parse_overrides(set_items or [])
+    both = sorted(set(grid) & set(overrides))
+    if both:
+        raise UserError(f"{', '.join(both)}: given both with --set and --grid; keep one")
+    if seeds is not None:
+        if "seeds" in grid or "seeds" in overrides:
+            raise UserError("seeds: given both with --seeds and with --grid or --set; keep one")
+        overrides["seeds"] = parse_seeds(seeds)
+    combos = _value_combinations(grid)
+    configs, problems = [], []
+    for values in combos:
+        config = _validate(raw, overrides, values, config_path, problems)
+        configs.append(config)
+    if problems:
+        raise UserError(f"invalid sweep of {config_path} ({len(combos)} combinations):\n"
+                        + "\n".join(f"  - {line}" for line in dict.fromkeys(problems)))
+    combinations = [Combination(i, values, config, _dir_name(i, values, grid))
+                    for i, (values, config) in enumerate(zip(combos, configs), start=1)]
+    return SweepPlan(config_path, grid, combinations, group_by_shape(combinations))
+
+
+def _value_combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination, the last key varying fastest (as nested loops in --grid order)."""
+    import itertools
+
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
+
+
+def _validate(raw: dict, overrides: dict[str, Any], values: dict[str, Any], source: Path,
+              problems: list[str]) -> Config | None:
+    origins = {key: f"--set {key}" for key in overrides}
+    origins.update({key: f"--grid {key}" for key in values})  # the message shows the value
+    try:
+        data = apply_overrides(raw, {**overrides, **values})
+    except UserError as exc:  # a key that goes through a value, `train.lr.x`: apply_overrides names it
+        head, _, rest = str(exc).partition(": ")
+        key = head.removeprefix("--set ").strip()
+        problems.append(f"{'--grid' if key in values else '--set'} {key}: {rest}")
+        return None
+    implicit_seeds = data.get("seeds") is None
+    if implicit_seeds:  # every run of a sweep trains as replicas
+        data["seeds"] = [data.get("seed", Config.model_fields["seed"].default)]
+    if "seed" in values and (raw.get("seeds") is not None or "seeds" in overrides):
+        problems.append(f"--grid seed: the config trains seeds {data['seeds']}, so `seed` is not used; "
+                        "grid over seeds instead, e.g. --grid seeds=[0,1],[2,3]")
+    try:
+        return validate_config(data, source=str(source), set_keys=origins, base_dir=source.parent)
+    except InvalidConfig as exc:
+        where = ", ".join(f"{key}={_text(value)}" for key, value in values.items())
+        for line in exc.lines:
+            if implicit_seeds and "used with seeds" in line:
+                line += "; a sweep trains every run as replicas (seeds: [seed] when none are given)"
+            problems.append(line if "--grid" in line else f"{line} (with {where})")
+        return None
+
+
+def _text(value: Any) -> str:
+    """A grid value as the user would type it: 0.1, [8, 8], relu."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def _dir_name(index: int, values: dict[str, Any], grid: dict[str, list[Any]]) -> str:
+    """`03-lr=0.01-layers=16-16`: index first (order, uniqueness), then short key=value pairs safe in a path."""
+    shorts = [key.rsplit(".", 1)[-1] for key in grid]
+    parts = []
+    for key, short in zip(values, shorts):
+        label = short if shorts.count(short) == 1 else key
+        text = re.sub(r"[\[\]{}'\" ]", "", _text(values[key])).replace(",", "-").replace(":", "-")
+        parts.append(f"{label}={re.sub(r'[^A-Za-z0-9._=+-]', '_', text)}")
+    return f"{index:02d}-" + "-".join(parts)[:80]
+
+
+def shape_key(config: Config) -> str:
+    """What configs must share to train in one batch: everything but PER_RUN_KEYS."""
+    data = config.to_dict()
+    for dotted in PER_RUN_KEYS:
+        node, *path = dotted.split(".")
+        if path:
+            data[node] = {k: v for k, v in data[node].items() if k != path[0]}
+        else:
+            data.pop(node, None)
+    return json.dumps(data, sort_keys=True)
+
+
+def group_by_shape(combinations: list[Combination]) -> list[list[Combination]]:
+    batches: dict[str, list[Combination]] = {}
+    for combo in combinations:
+        batches.setdefault(shape_key(combo.config), []).append(combo)
+    return list(batches.values())
+
+
+# ---------------------------------------------------------------------- running
+@dataclass
+class SweepResult:
+    sweep_dir: Path
+    rows: list[dict[str, Any]]  # sweep.csv, best first
+    ranked_by: str  # the sweep.csv column that orders the rows
+    grid_keys: list[str]
+    signal: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the sweep
+
+
+def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("runs"),
+              on_batch: Callable[[int, Any], list] | None = None) -> SweepResult:
+    """Train the plan's batches one after another into a new sweep directory; sweep.csv is rewritten after each."""
+    from clftrain.runs.lifecycle import write_config
+    from clftrain.runs.seeds import train_group
+    from clftrain.training import check_group, setup_group
+
+    datasets = _datasets(plan)  # every data problem surfaces before anything is written
+    for batch in plan.batches:
+        check_group([c.config for c in batch], datasets[_data_key(batch[0].config)])
+    sweep_dir = rundir.create_run_dir(f"{plan.name}-sweep", out, runs_root)
+    _write(sweep_dir / SWEEP_JSON, lambda path: rundir.write_json(path, _plan_record(plan)))
+    result = SweepResult(sweep_dir, [], _ranking_column(plan, datasets), list(plan.grid))
+    for number, combos in enumerate(plan.batches, start=1):
+        group = setup_group([c.config for c in combos], datasets[_data_key(combos[0].config)])
+        run_dirs = [rundir.create_run_dir(c.config.name, sweep_dir / c.dir_name) for c in combos]
+        for member, run_dir in zip(group.members, run_dirs):
+            write_config(run_dir, member.config)
+        summaries, result.signal = train_group(group, run_dirs, on_batch(number, group) if on_batch else [])
+        result.rows.extend(_row(c, s, number) for c, s in zip(combos, summaries))
+        result.rows = _ranked(result.rows, result.ranked_by)
+        _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, _csv(result.rows)))
+        if result.signal:
+            break
+    return result
+
+
+def _data_key(config: Config) -> str:
+    return json.dumps({"dataset": config.to_dict()["dataset"], "task": config.task}, sort_keys=True)
+
+
+def _datasets(plan: SweepPlan) -> dict:
+    """Each distinct dataset built once: batches that differ only in their model share it."""
+    from clftrain.data import build_dataset
+
+    datasets = {}
+    for combo in plan.combinations:
+        key = _data_key(combo.config)
+        if key not in datasets:
+            datasets[key] = build_dataset(combo.config)
+    return datasets
+
+
+def _ranking_column(plan: SweepPlan, datasets: dict) -> str:
+    """Runs are ranked by their mean final validation score when they have a validation split, else test."""
+    dataset = next(iter(datasets.values()))
+    split = "val" if dataset.X_val is not None else "test"
+    return f"{split}_{dataset.task.metric}_mean"
+
+
+def _row(combo: Combination, summary: dict, batch: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"rank": None, "run": combo.dir_name}
+    row.update({key: _text(value) for key, value in combo.values.items()})
+    row.update(seeds=" ".join(map(str, summary["seeds"])), status=summary["status"])
+    for column, stats in summary["spread"]["final"].items():
+        if column.startswith(("val_", "test_")):
+            row.update({f"{column}_{k}": stats[k] for k in ("mean", "std", "min", "max")})
+    for column, stats in summary["spread"]["best"].items():
+        if column.startswith(("val_", "test_")) and not column.endswith("_loss"):
+            row[f"best_{column}_mean"] = stats["mean"]
+    row.update(epochs_run=summary["epochs_run"], seconds=summary["seconds"], batch=batch)
+    return row
+
+
+def _ranked(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+    higher_is_better = not column.startswith(("val_mae", "test_mae"))
+
+    def key(row):
+        value = row.get(column)
+        if value is None or not math.isfinite(value):
+            return (1, 0.0)  # runs without a score go last
+        return (0, -value if higher_is_better else value)
+
+    ranked = sorted(rows, key=key)
+    for rank, row in enumerate(ranked, start=1):
+        row["rank"] = rank
+    return ranked
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's keys, first-seen order
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _plan_record(plan: SweepPlan) -> dict:
+    return {
+        "config": str(plan.source),
+        "grid": {key: [_text(v) for v in values] for key, values in plan.grid.items()},
+        "runs": {c.dir_name: {key: _text(v) for key, v in c.values.items()} for c in plan.combinations},
+        "batches": [[c.dir_name for c in batch] for batch in plan.batches],  # each trained as one batched model
+    }
+
+
+def _write(path: Path, write: Callable[[Path], None]) -> None:
+    try:
+        write(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose a writable location") from None

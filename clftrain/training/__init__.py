@@ -1,0 +1,21 @@
+"""Training: the model an MLP config describes (model.py) and its stacked replicas (replicas.py), the epoch
+loop both trainers share (loop.py) with the deciding callbacks (callbacks.py), the one-model and the
+replica trainer (trainer.py, replica_trainer.py), and everything a run needs built from a Config
+(setup.py). Nothing here touches files or the console."""
+
+from clftrain.faces import lazy_face
+
+__getattr__, __dir__ = lazy_face(__name__, {
+    **dict.fromkeys(["build_model", "describe_model", "count_parameters", "load_weights", "forward_in_chunks",
+                     "first_mismatch", "LayerInfo", "EVAL_ROWS"], "model"),
+    **dict.fromkeys(["StackedMLP", "ReplicaSelect", "ReplicaEnsemble", "ReplicaLoss", "clip_grad_norms_"],
+                    "replicas"),
+    **dict.fromkeys(["Split", "Callback", "EpochLoop"], "loop"),
+    **dict.fromkeys(["BestTracker", "EarlyStopping", "monitor_mode", "improves"], "callbacks"),
+    "Trainer": "trainer",
+    **dict.fromkeys(["ReplicaTrainer", "Member", "ReplicaBest", "mean_row", "NOT_IN_ROWS"], "replica_trainer"),
+    **dict.fromkeys(["setup_single", "setup_group", "check_group", "SingleSetup", "Group", "build_trainer",
+                     "build_loss", "loss_weights", "needs_training_data", "seed_everything", "device_splits",
+                     "build_scheduler", "resolve_task", "check_batch_size", "decision_monitor"], "setup"),
+    **dict.fromkeys(["resolve_device", "training_threads", "threads_for"], "device"),
+})

@@ -1,0 +1,272 @@
+"""Everything a run needs, built from its Config: device, data splits on the device, model, loss, optimizer,
+scheduler and the metric decisions watch, for one seed (`setup_single`) or a group of replica runs
+(`setup_group`).
+
+Every user error the set-up can raise (data, device, batch size, monitor) is raised here, before a
+run directory exists, so a bad config leaves nothing behind. The one-seed and many-seed runners
+(runs/single.py, runs/seeds.py) both start here and never import each other.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from clftrain.components.losses import LOSSES, expects_probabilities
+from clftrain.components.optimizers import build_optimizer
+from clftrain.components.schedulers import SCHEDULERS
+from clftrain.config import Config, TrainConfig, validate_config
+from clftrain.data import Dataset, build_dataset
+from clftrain.errors import UserError, did_you_mean
+from clftrain.training.callbacks import BestTracker, EarlyStopping
+from clftrain.training.device import resolve_device
+from clftrain.training.loop import Split
+from clftrain.training.model import build_model
+from clftrain.training.replica_trainer import Member, ReplicaBest, ReplicaTrainer
+from clftrain.training.replicas import ReplicaLoss, StackedMLP
+from clftrain.training.trainer import Trainer
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------- pieces every run shares
+def resolve_task(config: Config, dataset: Dataset) -> Config:
+    """`task: auto` on data only the file could tell (CSV): the config with task and loss resolved."""
+    if config.task != "auto":
+        return config
+    return validate_config({**config.to_dict(), "task": dataset.task.name}, source="config")
+
+
+def check_batch_size(config: Config, dataset: Dataset) -> None:
+    size = config.train.batch_size
+    if size is not None and size > len(dataset.X_train):
+        raise UserError(
+            f"train.batch_size = {size} is larger than the {len(dataset.X_train)} training rows; "
+            "use batch_size: null for full-batch training, or a smaller size"
+        )
+
+
+def metric_columns(task_metric: str, has_val: bool) -> list[str]:
+    """The metrics.csv columns a monitor can name."""
+    splits = ["train", "val", "test"] if has_val else ["train", "test"]
+    return [f"{split}_{quantity}" for split in splits for quantity in ("loss", task_metric)]
+
+
+def decision_monitor(config: Config, dataset: Dataset) -> str:
+    """The metrics.csv column the best checkpoint, early stopping and a plateau schedule watch: the config's
+    early_stopping.monitor, else the validation loss (the test loss without a validation split)."""
+    has_val = dataset.X_val is not None
+    es = config.train.early_stopping
+    monitor = es.monitor if es else ("val_loss" if has_val else "test_loss")
+    columns = metric_columns(dataset.task.metric, has_val)
+    if monitor not in columns:
+        raise UserError(
+            f"train.early_stopping.monitor = '{monitor}' is not a recorded metric"
+            f"{did_you_mean(monitor, columns)}; choose one of: {', '.join(columns)}"
+        )
+    return monitor
+
+
+def device_splits(dataset: Dataset, device: torch.device) -> dict[str, Split]:
+    """The dataset's splits as tensors, moved to the device once, here: train, test and val if any."""
+    def split(X, y):
+        return Split(torch.as_tensor(X, device=device), torch.as_tensor(y, device=device))
+
+    splits = {"train": split(dataset.X_train, dataset.y_train), "test": split(dataset.X_test, dataset.y_test)}
+    if dataset.X_val is not None:
+        splits["val"] = split(dataset.X_val, dataset.y_val)
+    return splits
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig, n_train: int, mode: str):
+    """(scheduler, when it steps) for train.scheduler, or (None, "epoch") without one."""
+    cfg = train.scheduler
+    if cfg is None:
+        return None, "epoch"
+    steps = -(-n_train // (train.batch_size or n_train))  # steps per epoch: ceil
+    return SCHEDULERS.get(cfg.name)(optimizer, cfg, train.epochs, steps, mode)
+
+
+# ---------------------------------------------------------------------- the loss
+def build_loss(cfg: TrainConfig, dataset: Dataset | None, device: torch.device,
+               weights: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """The configured loss, with class weighting and label smoothing computed from the training targets only.
+
+    `weights`: the loss's weight tensors as a checkpoint saved them (loss_weights); given, the
+    training data is not needed (eval --data, on a run whose training file is gone)."""
+    options = {}
+    if cfg.label_smoothing:
+        options["label_smoothing"] = cfg.label_smoothing
+    if weights is not None:
+        options.update({name: value.to(device) for name, value in weights.items()})
+        return LOSSES.get(cfg.loss).build(**options)
+    if cfg.class_weight == "balanced":
+        options["weight"] = torch.as_tensor(_balanced_class_weights(dataset), dtype=torch.float32, device=device)
+    if cfg.pos_weight is not None:
+        options["pos_weight"] = torch.as_tensor(_pos_weight(cfg.pos_weight, dataset), device=device)
+    return LOSSES.get(cfg.loss).build(**options)
+
+
+def loss_weights(loss_fn: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weight tensors a built loss holds (class `weight`, `pos_weight`), on the CPU: what
+    build_loss needs, with `weights=`, to rebuild it without the training data."""
+    return {name: buffer.detach().cpu() for name, buffer in loss_fn.named_buffers()}
+
+
+def needs_training_data(cfg: TrainConfig) -> bool:
+    """Whether build_loss without saved weights has to read the training targets."""
+    return cfg.class_weight is not None or cfg.pos_weight is not None
+
+
+def _balanced_class_weights(dataset: Dataset) -> np.ndarray:
+    """n_rows / (n_classes * count of the class) per class, from the training targets (scikit-learn's
+    compute_class_weight('balanced'))."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(dataset.y_train)
+    if len(present) < dataset.n_classes:
+        raise UserError("train.class_weight = 'balanced' needs every class in the training split; "
+                        f"only {len(present)} of {dataset.n_classes} are there")
+    return compute_class_weight("balanced", classes=np.arange(dataset.n_classes), y=dataset.y_train)
+
+
+def _pos_weight(setting, dataset: Dataset) -> np.ndarray:
+    """One weight per output column: given, or negatives / positives in training for `balanced`."""
+    Y = dataset.y_train.reshape(len(dataset.y_train), -1)
+    if setting == "balanced":
+        positives = Y.sum(axis=0)
+        return np.where(positives > 0, (len(Y) - positives) / np.maximum(positives, 1), 1.0).astype(np.float32)
+    weights = np.atleast_1d(np.asarray(setting, dtype=np.float32))
+    if len(weights) not in (1, Y.shape[1]) or (weights <= 0).any():
+        raise UserError(f"train.pos_weight = {setting!r}: give one positive number, or one per label "
+                        f"({Y.shape[1]} here)")
+    return np.broadcast_to(weights, (Y.shape[1],)).copy()
+
+
+# ---------------------------------------------------------------------- one seed
+def build_trainer(config: Config, dataset: Dataset, device: torch.device) -> Trainer:
+    """Model, loss, optimizer and device tensors, all from the registries the config names."""
+    task = dataset.task
+    seed_everything(config.seed)  # initialisation depends on `seed` only
+    model = build_model(config.model, dataset.n_features, task.out_features(dataset.n_classes), config.train.loss)
+    model.to(device)
+    return Trainer(
+        model=model, optimizer=build_optimizer(model.parameters(), config.train),
+        loss_fn=build_loss(config.train, dataset, device), task=task, cfg=config.train,
+        splits=device_splits(dataset, device),
+        outputs_are_probabilities=expects_probabilities(config.train.loss), seed=config.seed,
+    )
+
+
+@dataclass
+class SingleSetup:
+    """One seed's run, ready to train: its config (task resolved), data, trainer and deciding callbacks."""
+
+    config: Config
+    dataset: Dataset
+    trainer: Trainer
+    device: torch.device
+    best: BestTracker
+    stopper: EarlyStopping | None
+
+
+def setup_single(config: Config) -> SingleSetup:
+    device = resolve_device(config.device)
+    dataset = build_dataset(config)
+    config = resolve_task(config, dataset)
+    trainer = build_trainer(config, dataset, device)
+    monitor = decision_monitor(config, dataset)
+    check_batch_size(config, dataset)
+    es = config.train.early_stopping
+    stopper = EarlyStopping(monitor, es.patience, es.min_delta, es.mode) if es else None
+    best = BestTracker(monitor, es.mode if es else "auto")
+    trainer.scheduler, trainer.scheduler_interval = build_scheduler(
+        trainer.optimizer, config.train, len(trainer.splits["train"]), best.mode)
+    trainer.scheduler_monitor = monitor
+    return SingleSetup(config, dataset, trainer, device, best, stopper)
+
+
+# ---------------------------------------------------------------------- a group of replica runs
+@dataclass
+class Group:
+    """Configs of one shape (runs.sweep.shape_key) trained as one batched model, and what they share."""
+
+    trainer: ReplicaTrainer
+    dataset: Dataset
+    device: torch.device
+    monitor: str
+
+    @property
+    def members(self) -> list[Member]:
+        return self.trainer.members
+
+
+def setup_group(configs: list[Config], dataset: Dataset | None = None) -> Group:
+    """Data (built unless given: a sweep shares it between groups), stacked replicas, optimizers and loop;
+    every user error is raised before anything is written."""
+    first = configs[0]
+    device = resolve_device(first.device)
+    dataset = dataset or build_dataset(first)
+    configs = [resolve_task(c, dataset) for c in configs]
+    check_batch_size(first, dataset)
+    model = _stack_replicas(configs, dataset, device)
+    monitor = decision_monitor(configs[0], dataset)
+    members, first_replica = [], 0
+    for part, config in enumerate(configs):
+        members.append(_member(config, part, first_replica, model, monitor, len(dataset.X_train), device))
+        first_replica += len(config.seeds)
+    trainer = ReplicaTrainer(
+        model=model, members=members, task=dataset.task, cfg=configs[0].train, splits=device_splits(dataset, device),
+        loss=ReplicaLoss(configs[0].train.loss, build_loss(configs[0].train, dataset, device)),
+        outputs_are_probabilities=expects_probabilities(configs[0].train.loss),
+    )
+    return Group(trainer, dataset, device, monitor)
+
+
+def check_group(configs: list[Config], dataset: Dataset) -> None:
+    """The user errors setup_group would raise for these configs, without building anything."""
+    resolve_device(configs[0].device)
+    check_batch_size(configs[0], dataset)
+
+
+def _stack_replicas(configs: list[Config], dataset: Dataset, device: torch.device) -> StackedMLP:
+    """Each replica initialised exactly as build_trainer initialises a solo run of its seed."""
+    out_features = dataset.task.out_features(dataset.n_classes)
+    models, rng_states = [], []
+    for config in configs:
+        for seed in config.seeds:
+            seed_everything(seed)
+            models.append(build_model(config.model, dataset.n_features, out_features, config.train.loss))
+            rng_states.append((seed, torch.get_rng_state()))  # where the solo run's dropout draws begin
+    model = StackedMLP(models, [len(c.seeds) for c in configs]).to(device)
+    if model.has_dropout:
+        model.dropout_generators = [_dropout_generator(seed, state, device) for seed, state in rng_states]
+    return model
+
+
+def _dropout_generator(seed: int, cpu_state: torch.Tensor, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if device.type == "cpu":
+        generator.set_state(cpu_state)
+    else:  # other devices draw dropout their own way: an independent stream per replica
+        generator.manual_seed(seed)
+    return generator
+
+
+def _member(config: Config, part: int, first: int, model: StackedMLP, monitor: str, n_train: int,
+            device: torch.device) -> Member:
+    optimizer = build_optimizer(model.part_parameters(part), config.train)
+    member = Member(
+        config, part, first, optimizer,
+        generators=[torch.Generator(device=device).manual_seed(seed) for seed in config.seeds],
+        best=ReplicaBest(monitor, len(config.seeds)), diverged_at=[None] * len(config.seeds),
+    )
+    member.scheduler, member.scheduler_interval = build_scheduler(optimizer, config.train, n_train, member.best.mode)
+    return member

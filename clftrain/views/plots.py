@@ -1,0 +1,291 @@
+"""Matplotlib (Agg) figures: a run's decision boundary, learning curves, confusion matrix and regression
+fit; runs compared; the activation functions.
+
+Functions take plain numpy arrays, rows and a `predict_labels` callable, never a
+trainer, so `fit` and `clftrain plot` draw exactly the same pictures.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, and no GUI toolkit imported
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from clftrain.errors import UserError  # noqa: E402
+from clftrain.store.rundir import atomic_write_bytes  # noqa: E402
+
+PredictLabels = Callable[[np.ndarray], np.ndarray]
+GRID_STEPS = 201  # per axis: smooth regions at a few ms of inference
+
+
+def save_figure(fig, path: Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose a writable location") from None
+
+
+def decision_boundary(
+    path: Path, predict_labels: PredictLabels, train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray], class_names: list[str], title: str, multilabel: bool = False,
+) -> None:
+    """Train | test side by side: predicted class regions, true classes as points on top.
+
+    Two features: the feature plane itself. More: the plane of the training data's
+    first two principal components (the title says so). One: a strip along the axis.
+    Multi-label: one row per label, its regions where the model predicts it.
+    """
+    projection = _Projection.fit(train[0])
+    xx, yy, regions = _regions(predict_labels, projection, np.concatenate([train[0], test[0]]))  # [H, W, L]
+    if multilabel:
+        rows = [(f"label '{name}': ", regions[..., j], train[1][:, j], test[1][:, j], [f"not {name}", name])
+                for j, name in enumerate(class_names)]
+    else:
+        rows = [("", regions[..., 0], train[1].reshape(len(train[1]), -1)[:, 0],
+                 test[1].reshape(len(test[1]), -1)[:, 0], class_names)]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(12, 5.2 if len(rows) == 1 else 4.2 * len(rows)),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    for ax_pair, (label, row_regions, y_train, y_test, names) in zip(axes, rows):
+        _boundary_row(ax_pair, xx, yy, row_regions, projection, [(train[0], y_train), (test[0], y_test)], names, label)
+    fig.suptitle(f"{title}\n{projection.description}", fontsize=11)
+    save_figure(fig, path)
+
+
+def _boundary_row(axes, xx, yy, regions, projection: _Projection, splits, class_names: list[str], label: str) -> None:
+    n_classes = max(len(class_names), 2)
+    levels = np.arange(n_classes + 1) - 0.5
+    for ax, (X, y), split in zip(axes, splits, ("Train", "Test")):
+        ax.contourf(xx, yy, regions, levels=levels, cmap=plt.cm.RdYlBu, alpha=0.7, vmin=-0.5, vmax=n_classes - 0.5)
+        points = projection.to_plane(X)
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=y, s=18,
+                             cmap=plt.cm.RdYlBu, vmin=0, vmax=n_classes - 1, edgecolors="k", linewidths=0.4)
+        ax.set_title(f"{label}{split} ({len(X)} points)")
+        ax.set_xlabel(projection.axis_labels[0])
+        ax.set_ylabel(projection.axis_labels[1])
+    handles, _ = scatter.legend_elements()
+    axes[1].legend(handles, class_names[: len(handles)], title="class", loc="best", fontsize=8)
+
+
+class _Projection:
+    """Maps features to a 2-D drawing plane and back."""
+
+    def __init__(self, n_features: int, pca=None):
+        self.n_features = n_features
+        self.pca = pca
+        if n_features == 1:
+            self.axis_labels, self.description = ("x1", "(one feature)"), "decision regions along the only feature"
+        elif n_features == 2:
+            self.axis_labels, self.description = ("x1", "x2"), "decision regions over the two features"
+        else:
+            ratio = pca.explained_variance_ratio_
+            self.axis_labels = (f"PC1 ({ratio[0]:.0%} of variance)", f"PC2 ({ratio[1]:.0%})")
+            self.description = (f"{n_features} features: regions drawn in the plane of the first two "
+                                "principal components of the training data")
+
+    @classmethod
+    def fit(cls, X_train: np.ndarray) -> _Projection:
+        n_features = X_train.shape[1]
+        if n_features <= 2:
+            return cls(n_features)
+        from sklearn.decomposition import PCA
+
+        return cls(n_features, PCA(n_components=2).fit(X_train))
+
+    def to_plane(self, X: np.ndarray) -> np.ndarray:
+        if self.n_features == 1:
+            jitter = np.random.default_rng(0).uniform(-0.8, 0.8, len(X))  # spread points to see them
+            return np.column_stack([X[:, 0], jitter])
+        return X if self.pca is None else self.pca.transform(X)
+
+    def to_features(self, plane: np.ndarray) -> np.ndarray:
+        if self.n_features == 1:
+            return plane[:, :1]
+        return plane if self.pca is None else self.pca.inverse_transform(plane)
+
+
+def _regions(predict_labels: PredictLabels, projection: _Projection, X: np.ndarray):
+    points = projection.to_plane(X)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = 0.1 * (hi - lo) + 1e-6
+    xx, yy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], GRID_STEPS),
+                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], GRID_STEPS))
+    grid = projection.to_features(np.column_stack([xx.ravel(), yy.ravel()]).astype(np.float32))
+    regions = predict_labels(grid.astype(np.float32)).reshape(*xx.shape, -1)  # a last axis per label
+    return xx, yy, regions
+
+
+def learning_curves(path: Path, rows: list[dict[str, float]], metric: str, title: str,
+                    mark_epoch: int | None = None) -> None:
+    """Loss and the task's metric per epoch, one line per split; a dotted line at the drawn weights' epoch."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    epochs = [row["epoch"] for row in rows]
+    for ax, quantity in zip(axes, ("loss", metric)):
+        for split, style in (("train", "-"), ("val", "-."), ("test", "--")):
+            key = f"{split}_{quantity}"
+            if rows and key in rows[0]:
+                ax.plot(epochs, [row[key] for row in rows], style, label=split)
+        _finish_curve_axes(ax, quantity, mark_epoch)
+    fig.suptitle(title, fontsize=11)
+    save_figure(fig, path)
+
+
+def replica_curves(path: Path, rows: list[dict[str, float]], metric: str, title: str,
+                   mark_epoch: int | None = None) -> None:
+    """Runs trained with seeds (rows with a `seed` column): per split, the mean over the seeds as a line and
+    the band from the lowest to the highest seed; a dotted line at the drawn weights' epoch."""
+    epochs = sorted({row["epoch"] for row in rows})
+    n_seeds = len({row["seed"] for row in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    for ax, quantity in zip(axes, ("loss", metric)):
+        for split, style, colour in (("train", "-", "C0"), ("val", "-.", "C2"), ("test", "--", "C1")):
+            key = f"{split}_{quantity}"
+            if not rows or key not in rows[0]:
+                continue
+            values = _by_epoch(rows, key, epochs)  # [epochs, seeds], NaN where a seed has no row
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an epoch every seed diverged before: NaN
+                mean, low, high = np.nanmean(values, 1), np.nanmin(values, 1), np.nanmax(values, 1)
+            ax.fill_between(epochs, low, high, color=colour, alpha=0.2, linewidth=0)
+            ax.plot(epochs, mean, style, color=colour, label=f"{split}: mean of {n_seeds} seeds, band min-max")
+        _finish_curve_axes(ax, quantity, mark_epoch)
+    fig.suptitle(title, fontsize=11)
+    save_figure(fig, path)
+
+
+def _finish_curve_axes(ax, quantity: str, mark_epoch: int | None) -> None:
+    """A dotted line at the drawn weights' epoch, then labels and legend."""
+    if mark_epoch is not None:
+        ax.axvline(mark_epoch, color="grey", linestyle=":", linewidth=1, label=f"epoch {mark_epoch}")
+    _label_axes(ax, quantity)
+
+
+def _by_epoch(rows: list[dict[str, float]], key: str, epochs: list[float]) -> np.ndarray:
+    seeds = sorted({row["seed"] for row in rows})
+    values = np.full((len(epochs), len(seeds)), np.nan)
+    epoch_index, seed_index = {e: i for i, e in enumerate(epochs)}, {s: j for j, s in enumerate(seeds)}
+    for row in rows:
+        values[epoch_index[row["epoch"]], seed_index[row["seed"]]] = row[key]
+    values[~np.isfinite(values)] = np.nan  # a diverged seed's inf would stretch the axis to nothing
+    return values
+
+
+_QUANTITY_LABELS = {"loss": "loss", "acc": "accuracy", "mae": "mean absolute error"}
+
+
+def _label_axes(ax, quantity: str) -> None:
+    label = _QUANTITY_LABELS[quantity]
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    ax.set_title(label.capitalize())
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    if quantity == "acc":
+        ax.set_ylim(-0.02, 1.02)
+
+
+def compare_curves(path: Path, runs: list[tuple[str, list[dict[str, float]]]], metric: str, title: str) -> None:
+    """Several runs' test loss and test metric per epoch on shared axes: one colour per run."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    for ax, quantity in zip(axes, ("loss", metric)):
+        for label, rows in runs:
+            ax.plot([row["epoch"] for row in rows], [row[f"test_{quantity}"] for row in rows], label=label)
+        _label_axes(ax, quantity)
+        ax.set_title(f"Test {_QUANTITY_LABELS[quantity]}")
+    fig.suptitle(title, fontsize=11)
+    save_figure(fig, path)
+
+
+def confusion_matrix(path: Path, counts: np.ndarray, class_names: list[str], title: str) -> None:
+    """Counts | row-normalised (each true class's share of predictions: the diagonal is its recall)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    size = 5 + 0.35 * len(class_names)  # room for the labels of many classes
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size), layout="constrained")
+    for ax, values, fmt, name in ((axes[0], counts, "d", "Counts"), (axes[1], shares, ".2f", "Normalised by true class")):
+        ConfusionMatrixDisplay(values, display_labels=class_names).plot(
+            ax=ax, cmap="Blues", values_format=fmt, colorbar=False)
+        ax.set_title(name)
+    if len(class_names) > 6:
+        for ax in axes:
+            ax.tick_params(axis="x", labelrotation=45)
+    fig.suptitle(title, fontsize=11)
+    save_figure(fig, path)
+
+
+def label_confusions(path: Path, matrices: np.ndarray, label_names: list[str], title: str) -> None:
+    """Multi-label: one 2x2 matrix of counts per label (rows: true no/yes, columns: predicted no/yes)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    columns = min(5, len(label_names))
+    rows = -(-len(label_names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 3.3 * rows), squeeze=False, layout="constrained")
+    for ax, counts, name in zip(axes.flat, matrices, label_names):
+        ConfusionMatrixDisplay(counts, display_labels=["no", "yes"]).plot(
+            ax=ax, cmap="Blues", values_format="d", colorbar=False)
+        ax.set_title(name)
+    for ax in axes.flat[len(label_names):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=11)
+    save_figure(fig, path)
+
+
+ACTIVATION_TITLES = {"none": "none (identity)"}
+
+
+def activation_functions(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """One small panel per activation: its own y scale, axes through the origin."""
+    columns = min(4, len(curves))
+    rows = -(-len(curves) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.9 * rows), squeeze=False, sharex=True,
+                             layout="constrained")
+    for ax, (name, (xs, ys)) in zip(axes.flat, curves.items()):
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.axvline(0, color="grey", linewidth=0.6)
+        ax.plot(xs, ys, linewidth=2)
+        ax.set_title(ACTIVATION_TITLES.get(name, name))
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(curves):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("x")
+    x = next(iter(curves.values()))[0]
+    fig.suptitle(f"Activation functions f(x) on [{x.min():g}, {x.max():g}]", fontsize=12)
+    save_figure(fig, path)
+
+
+def regression_fit(
+    path: Path, predict_values: PredictLabels, train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray], title: str,
+) -> None:
+    """One feature: the data and the fitted line (the tutorial's plot_predictions); else predicted vs true."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if train[0].shape[1] == 1:
+        ax.scatter(train[0][:, 0], train[1][:, 0], s=14, c="b", label="train data")
+        ax.scatter(test[0][:, 0], test[1][:, 0], s=14, c="g", label="test data")
+        ax.scatter(test[0][:, 0], predict_values(test[0]), s=14, c="r", label="predictions (test)")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    else:
+        truth, predicted = test[1][:, 0], predict_values(test[0])
+        ax.scatter(truth, predicted, s=14, c="r", label="test rows")
+        lims = [min(truth.min(), predicted.min()), max(truth.max(), predicted.max())]
+        ax.plot(lims, lims, "k--", label="perfect prediction")
+        ax.set_xlabel("true value")
+        ax.set_ylabel("predicted value")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=11)
+    save_figure(fig, path)

@@ -1,0 +1,280 @@
+"""Rich console tables of finished work: a fit's and a sweep's results, eval reports, run lists and comparisons.
+
+No torch here. Files hold fractions in [0, 1]; the console shows accuracies and rates as
+percentages (format.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from clftrain.components.tasks import TASKS
+from clftrain.store.records import RunRecord, labels
+from clftrain.views.format import metric_text
+
+_NAMES = {
+    "accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1", "roc_auc": "ROC-AUC",
+    "roc_auc_ovr": "ROC-AUC (one-vs-rest, macro)", "log_loss": "log loss",
+    "mae": "MAE", "mse": "MSE", "r2": "R²",
+    "subset_accuracy": "subset accuracy (every label right)", "hamming_loss": "Hamming loss (labels wrong)",
+    "roc_auc_macro": "ROC-AUC (macro over labels)",
+}
+_AVERAGED = {f"{key}_{average}": f"{label} ({average})"
+             for key, label in (("precision", "precision"), ("recall", "recall"), ("f1", "F1"))
+             for average in ("macro", "weighted", "micro", "samples")}
+_NAMES.update(_AVERAGED)
+
+
+def show_result(console: Console, run_dir: Path, summary: dict) -> None:
+    if "seeds" in summary:
+        show_seeds_result(console, run_dir, summary)
+        return
+    task = TASKS.get(summary["task"])
+    final = summary["final"]
+    console.print(f"\n[bold]Run directory:[/bold] {run_dir}")
+    console.print(
+        f"[bold]Final test metrics[/bold] (epoch {int(final.get('epoch', 0))}, status {summary['status']}): "
+        f"loss {metric_text('test_loss', final.get('test_loss'))}, "
+        f"{task.metric_label} {metric_text(f'test_{task.metric}', final.get(f'test_{task.metric}'))}"
+    )
+    if summary.get("best"):
+        best = summary["best"]
+        console.print(f"best.pt: epoch {int(best['epoch'])} by {summary['monitor']} = {best[summary['monitor']]:.5f}")
+
+
+def _spread_text(stats: dict, key: str) -> str:
+    """`85.20% ± 1.30% (min 83.00%, max 87.50%)` from summary.json's spread of one metric."""
+    if key not in stats:
+        return "n/a"
+    s = stats[key]
+
+    def number(value: float) -> str:
+        return metric_text(key, value)
+
+    return f"{number(s['mean'])} ± {number(s['std'])} (min {number(s['min'])}, max {number(s['max'])})"
+
+
+def show_seeds_result(console: Console, run_dir: Path, summary: dict) -> None:
+    """A run trained with seeds: the final and best test metrics as mean ± std with min and max over the seeds,
+    then one row per seed."""
+    task = TASKS.get(summary["task"])
+    metric, label = task.metric, task.metric_label
+    seeds, spread = summary["seeds"], summary["spread"]
+    console.print(f"\n[bold]Run directory:[/bold] {run_dir}")
+    console.print(f"[bold]Final test metrics over {len(seeds)} seeds[/bold] (epoch {summary['epochs_run']}, "
+                  f"status {summary['status']}): loss {_spread_text(spread['final'], 'test_loss')}, "
+                  f"{label} {_spread_text(spread['final'], f'test_{metric}')}")
+    if summary["best"]:
+        console.print(f"[bold]Best[/bold] (each seed's best epoch by {summary['monitor']}, median epoch "
+                      f"{summary['best']['epoch']}): loss {_spread_text(spread['best'], 'test_loss')}, "
+                      f"{label} {_spread_text(spread['best'], f'test_{metric}')}")
+    diverged = [r["seed"] for r in summary["replicas"] if r["status"] == "diverged"]
+    if diverged:
+        console.print(f"[red]{len(diverged)} of {len(seeds)} seeds diverged[/red] (seed "
+                      f"{', '.join(map(str, diverged))}): their loss stopped being finite, so they stopped there. "
+                      "Try a lower train.lr or gradient clipping (train.grad_clip: 1.0).")
+    if 1 < len(seeds) <= SEED_TABLE_ROWS:
+        console.print(_seeds_table(summary["replicas"], metric))
+
+
+# More seeds than this: the per-seed table would bury the summary (summary.json has every seed).
+SEED_TABLE_ROWS = 20
+
+
+def _seeds_table(replicas: list[dict], metric: str) -> Table:
+    table = Table(title="Per seed (test split)", title_justify="left")
+    for column in ("seed", "final loss", f"final {metric}", "best epoch", f"best {metric}", "status"):
+        table.add_column(column, justify="left" if column == "status" else "right")
+
+    def number(row: dict, key: str) -> str:
+        return metric_text(key, row.get(key))
+
+    for r in replicas:
+        best_epoch = r["best"].get("epoch")
+        table.add_row(str(r["seed"]), number(r["final"], "test_loss"), number(r["final"], f"test_{metric}"),
+                      "-" if best_epoch is None else str(int(best_epoch)), number(r["best"], f"test_{metric}"),
+                      r["status"])
+    return table
+
+
+def show_sweep(console: Console, sweep_dir: Path, rows: list[dict], ranked_by: str, grid_keys: list[str]) -> None:
+    """The sweep's runs, best first by `ranked_by` (a sweep.csv column: a mean over each run's seeds)."""
+    metric = ranked_by.removesuffix("_mean")
+    label = metric.replace("_acc", " accuracy").replace("_mae", " MAE")
+    table = Table(title=f"{sweep_dir}: runs ranked by final {label} (over each run's seeds)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("run", overflow="fold")
+    shorts = [key.rsplit(".", 1)[-1] for key in grid_keys]
+    for key, short in zip(grid_keys, shorts):
+        table.add_column(short if shorts.count(short) == 1 else key, justify="right")
+    for column in ("mean ± std", "min - max", "test loss"):
+        table.add_column(column, justify="right", no_wrap=True)
+    show_status = any(row["status"] != "completed" for row in rows)
+    if show_status:
+        table.add_column("status", no_wrap=True)
+
+    def number(value) -> str:
+        return metric_text(metric, value, 4)
+
+    for row in rows:
+        loss = row.get("test_loss_mean")
+        table.add_row(
+            str(row["rank"]), row["run"], *(str(row[key]) for key in grid_keys),
+            f"{number(row.get(f'{metric}_mean'))} ± {number(row.get(f'{metric}_std'))}",
+            f"{number(row.get(f'{metric}_min'))} - {number(row.get(f'{metric}_max'))}",
+            metric_text("test_loss", loss, 4), *([row["status"]] if show_status else []),
+        )
+    console.print(table)
+
+
+def show_eval(console: Console, report: dict, path: Path) -> None:
+    data = report["data"]
+    where = "the rebuilt test split" if data["source"] == "test split" else data["path"]
+    epoch = f", epoch {report['epoch']}" if report["epoch"] is not None else ""
+    console.print(f"[bold]{report['run']}[/bold] ({report['checkpoint']} checkpoint{epoch}) on {where}: "
+                  f"{data['rows']} rows, device {report['device']}")
+    if "replica" in report:  # a run trained with seeds
+        hint = " (choose with --seed S, or --ensemble to average them)" if report["replica"]["why"] == "median" else ""
+        console.print(f"Weights: {report['replica']['chosen']}{hint}")
+    console.print(_metrics_table(report))
+    if "per_class" in report:
+        console.print(_per_class_table(report["per_class"]))
+        console.print(_confusion_table(report["confusion_matrix"]))
+    for note in report.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}")
+    _show_fit_check(console, report.get("fit_check"))
+    console.print(f"wrote {path}")
+
+
+def _metrics_table(report: dict) -> Table:
+    table = Table(title="Metrics", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    metrics = report["metrics"]
+    for key, value in metrics.items():
+        if key == "positive_class":
+            continue
+        label = _NAMES.get(key, key)
+        if key == "loss":
+            label = f"loss ({report['loss_function']}, as in training)"
+        elif key in ("precision", "recall", "f1"):
+            label = f"{label} (positive class '{metrics['positive_class']}')"
+        table.add_row(label, metric_text(key, value))
+    return table
+
+
+def _per_class_table(rows: list[dict]) -> Table:
+    table = Table(title="Per class", title_justify="left")
+    table.add_column("class")
+    for column in ("precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(row["class"], f"{row['precision']:.2%}", f"{row['recall']:.2%}", f"{row['f1']:.2%}",
+                      str(row["support"]))
+    return table
+
+
+def _confusion_table(matrix: dict) -> Table:
+    if "per_label" in matrix:
+        return _label_confusion_table(matrix)
+    table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+    table.add_column("true \\ predicted")
+    for name in matrix["labels"]:
+        table.add_column(name, justify="right")
+    for name, counts in zip(matrix["labels"], matrix["counts"]):
+        table.add_row(name, *(str(c) for c in counts))
+    return table
+
+
+def _label_confusion_table(matrix: dict) -> Table:
+    table = Table(title="Confusion per label (test rows)", title_justify="left")
+    table.add_column("label")
+    for column in ("true neg.", "false pos.", "false neg.", "true pos."):
+        table.add_column(column, justify="right")
+    for name, ((tn, fp), (fn, tp)) in zip(matrix["labels"], matrix["per_label"]):
+        table.add_row(name, str(tn), str(fp), str(fn), str(tp))
+    return table
+
+
+def _show_fit_check(console: Console, check: dict | None) -> None:
+    if check is None:
+        return
+    recorded = ", ".join(f"{k} {v:.6g}" for k, v in check["recorded"].items())
+    if check["match"]:
+        console.print(f"[green]Reproduces exactly[/green] the test metrics fit recorded at epoch {check['epoch']} "
+                      f"({recorded}).")
+        return
+    reproduced = ", ".join(f"{k} {v:.6g}" for k, v in check["reproduced"].items())
+    console.print(f"[yellow]Differs[/yellow] from the test metrics fit recorded at epoch {check['epoch']}: "
+                  f"recorded {recorded}, now {reproduced}. Another device or library version changes the "
+                  "last digits; a larger difference means the data or the checkpoint changed.")
+
+
+def show_runs(console: Console, root: Path, runs: list[RunRecord]) -> None:
+    if not runs:
+        console.print(f"no runs under {root}: train one with clftrain fit CONFIG")
+        return
+    table = Table(title=f"Runs under {root}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    # Narrow terminals: numbers and status stay whole; the directory folds, other text wraps.
+    table.add_column("run", overflow="fold")
+    table.add_column("date", overflow="fold")
+    table.add_column("dataset", overflow="fold")
+    table.add_column("model")
+    table.add_column("epochs", justify="right", no_wrap=True)
+    for column in ("best", "final"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for run in runs:
+        best = run.best(f"test_{run.metric}")
+        best_text = metric_text(f"test_{run.metric}", best[0], 4) if best else "-"
+        label = "" if run.metric == "acc" else "MAE "
+        table.add_row(
+            str(run.path.relative_to(root)) if run.path != root else str(run.path),
+            run.started.strftime("%Y-%m-%d %H:%M"), run.dataset, run.model, run.epochs,
+            label + best_text, label + metric_text(f"test_{run.metric}", run.final(f"test_{run.metric}"), 4),
+            _status(run.status),
+        )
+    console.print(table)
+    console.print("best, final: test accuracy (MAE for regression), the best of any logged epoch and the last")
+
+
+def _status(status: str) -> str:
+    colour = {"completed": "green", "diverged": "red", "failed": "red", "interrupted": "yellow"}.get(status)
+    return f"[{colour}]{status}[/{colour}]" if colour else status
+
+
+def _parameters(run: RunRecord) -> str:
+    count = (run.summary.get("model") or {}).get("parameters")
+    return f"{count:,}" if count is not None else "-"
+
+
+def show_compare(console: Console, runs: list[RunRecord], metric: str) -> None:
+    table = Table(title="Runs compared", title_justify="left")
+    table.add_column("")
+    for name in labels(runs):
+        table.add_column(name, justify="right")
+    score_name = "accuracy" if metric == "acc" else "MAE"
+
+    def row(label: str, values: list[str]) -> None:
+        table.add_row(label, *values)
+
+    row("dataset", [run.dataset for run in runs])
+    row("model", [run.model for run in runs])
+    row("parameters", [_parameters(run) for run in runs])
+    trains = [run.config.get("train") or {} for run in runs]
+    row("optimizer, lr", [f"{t.get('optimizer', '?')}, {t.get('lr', '?')}" for t in trains])
+    row("epochs", [run.epochs for run in runs])
+    row("status", [_status(run.status) for run in runs])
+    table.add_section()
+    row("final test loss", [metric_text("test_loss", run.final("test_loss"), 4) for run in runs])
+    row(f"final test {score_name}", [metric_text(f"test_{metric}", run.final(f"test_{metric}"), 4) for run in runs])
+    bests = [run.best(f"test_{metric}") for run in runs]
+    row(f"best test {score_name} (epoch)", [f"{metric_text(f'test_{metric}', b[0], 4)} ({b[1]})" if b else "-" for b in bests])
+    row("seconds", [f"{run.summary['seconds']:.1f}" if "seconds" in run.summary else "-" for run in runs])
+    console.print(table)
