@@ -7,7 +7,7 @@ change: the config, the loops and the contract test (tests/test_contract.py) pic
 
 from clftrain.faces import lazy_face
 
-__getattr__, __dir__ = lazy_face(__name__, {
+EXPORTS = {  # public name -> the module of this package that defines it
     "ACTIVATIONS": "activations", "activation_curves": "activations",
     "INITS": "inits",
     "LOSSES": "losses", "LOSS_OPTIONS": "losses", "Loss": "losses", "expects_probabilities": "losses",
@@ -16,4 +16,5 @@ __getattr__, __dir__ = lazy_face(__name__, {
     "SCHEDULERS": "schedulers",
     "TASKS": "tasks", "Task": "tasks", "get_task": "tasks", "classes_task": "tasks",
     "metric_higher_is_better": "tasks",
-})
+}
+__getattr__, __dir__ = lazy_face(__name__, EXPORTS)

@@ -3,7 +3,7 @@ JSON Schema for editors (json_schema.py). Nothing here imports torch."""
 
 from clftrain.faces import lazy_face
 
-__getattr__, __dir__ = lazy_face(__name__, {
+EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["Config", "DatasetConfig", "ModelConfig", "TrainConfig", "SchedulerConfig",
                      "EarlyStoppingConfig", "CsvConfig", "DATASET_NAMES", "DATASET_CLASSES", "auto_eval_every"],
                     "schema"),
@@ -11,4 +11,5 @@ __getattr__, __dir__ = lazy_face(__name__, {
                      "parse_overrides", "parse_seeds", "apply_overrides", "config_to_yaml", "InvalidConfig",
                      "MAX_SEEDS", "DOTTED_KEY"], "load"),
     "config_schema": "json_schema", "schema_json": "json_schema",
-})
+}
+__getattr__, __dir__ = lazy_face(__name__, EXPORTS)

@@ -4,7 +4,7 @@ expects of new rows (inputs.py). numpy only: tensors are made by training/setup.
 
 from clftrain.faces import lazy_face
 
-__getattr__, __dir__ = lazy_face(__name__, {
+EXPORTS = {  # public name -> the module of this package that defines it
     "RawData": "types", "Dataset": "types",
     "DATASETS": "sources",
     "build_dataset": "build",
@@ -12,4 +12,5 @@ __getattr__, __dir__ = lazy_face(__name__, {
     "CsvTable": "csvtable", "is_missing": "csvtable", "MISSING_MARKERS": "csvtable",
     "load_csv": "tabular",
     "ModelInputs": "inputs", "target_columns": "inputs", "DEFAULT_TARGET": "inputs",
-})
+}
+__getattr__, __dir__ = lazy_face(__name__, EXPORTS)

@@ -4,9 +4,10 @@
 
 from clftrain.faces import lazy_face
 
-__getattr__, __dir__ = lazy_face(__name__, {
+EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["TrainedRun", "ReplicaChoice", "median_replica"], "trained"),
     "Scored": "scoring",
     **dict.fromkeys(["evaluate_run", "write_eval", "fit_check", "EVAL"], "evaluate"),
     **dict.fromkeys(["predict_csv", "write_output", "output_columns", "PREDICTED"], "predict"),
-})
+}
+__getattr__, __dir__ = lazy_face(__name__, EXPORTS)

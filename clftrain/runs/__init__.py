@@ -4,11 +4,12 @@
 
 from clftrain.faces import lazy_face
 
-__getattr__, __dir__ = lazy_face(__name__, {
+EXPORTS = {  # public name -> the module of this package that defines it
     "fit_run": "fit", "resume_run": "fit",
     **dict.fromkeys(["FitResult", "SIGNAL_EXIT_CODES", "RESUMABLE_KEYS", "RunRecorder", "assemble_callbacks",
                      "training_threads_of"],
                     "lifecycle"),
     **dict.fromkeys(["plan_sweep", "run_sweep", "parse_grid", "shape_key", "SweepPlan", "SweepResult",
                      "SWEEP_CSV", "SWEEP_JSON", "PER_RUN_KEYS"], "sweep"),
-})
+}
+__getattr__, __dir__ = lazy_face(__name__, EXPORTS)

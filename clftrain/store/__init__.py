@@ -3,6 +3,7 @@ metrics.csv) and run directories read back for listing and comparing (records.py
 
 from clftrain.faces import lazy_face
 
-__getattr__, __dir__ = lazy_face(__name__, {
+EXPORTS = {  # public name -> the module of this package that defines it
     "RunRecord": "records", "find_runs": "records", "check_comparable": "records", "labels": "records",
-})
+}
+__getattr__, __dir__ = lazy_face(__name__, EXPORTS)

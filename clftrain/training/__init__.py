@@ -5,7 +5,7 @@ replica trainer (trainer.py, replica_trainer.py), and everything a run needs bui
 
 from clftrain.faces import lazy_face
 
-__getattr__, __dir__ = lazy_face(__name__, {
+EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["build_model", "describe_model", "count_parameters", "load_weights", "forward_in_chunks",
                      "first_mismatch", "LayerInfo", "EVAL_ROWS"], "model"),
     **dict.fromkeys(["StackedMLP", "ReplicaSelect", "ReplicaEnsemble", "ReplicaLoss", "clip_grad_norms_"],
@@ -18,4 +18,5 @@ __getattr__, __dir__ = lazy_face(__name__, {
                      "build_loss", "loss_weights", "needs_training_data", "seed_everything", "device_splits",
                      "build_scheduler", "resolve_task", "check_batch_size", "decision_monitor"], "setup"),
     **dict.fromkeys(["resolve_device", "training_threads", "threads_for"], "device"),
-})
+}
+__getattr__, __dir__ = lazy_face(__name__, EXPORTS)

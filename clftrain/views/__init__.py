@@ -4,9 +4,10 @@ callables, never a trainer's insides."""
 
 from clftrain.faces import lazy_face
 
-__getattr__, __dir__ = lazy_face(__name__, {
+EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["ConsoleProgress", "SweepProgress", "show_model", "format_row"], "progress"),
     **dict.fromkeys(["show_result", "show_seeds_result", "show_sweep", "show_eval", "show_runs", "show_compare"],
                     "tables"),
     **dict.fromkeys(["metric_text", "is_fraction"], "format"),
-})
+}
+__getattr__, __dir__ = lazy_face(__name__, EXPORTS)
