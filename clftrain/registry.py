@@ -30,6 +30,12 @@ class Registry(Generic[T]):
 
         return add
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (a test's temporary one, say); unknown names are an error, as in get."""
+        if name not in self._factories:
+            raise KeyError(name)
+        del self._factories[name]
+
     def get(self, name: str) -> T:
         if name not in self._factories:
             raise UserError(self.unknown_message(name))

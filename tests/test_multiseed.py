@@ -104,6 +104,80 @@ def test_replicas_differ_from_each_other():
     assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[1], weights[2])
 
 
+# ---------------------------------------------------------------------- per-replica decisions
+def solo_run(config: dict, seed: int):
+    """A one-seed run trained in memory with the callbacks that decide (best weights, early stopping)."""
+    run = setup_single(validate_config({**config, "seed": seed}))
+    run.trainer.callbacks = [run.best, *([run.stopper] if run.stopper else [])]
+    run.trainer.fit()
+    return run
+
+
+def batched_run(config: dict, seeds=SEEDS):
+    group = setup_group([validate_config({**config, "seeds": seeds})])
+    group.trainer.callbacks = group.deciders()
+    group.trainer.fit()
+    return group
+
+
+DECISION_CASES = {
+    # on val_loss, Adam: replicas stop at 4 different epochs, two never
+    "early-stopping-val-loss": tiny_config(dataset={"val_size": 0.2}, train={
+        "epochs": 120, "optimizer": "adam", "lr": 0.05, "early_stopping": {"monitor": "val_loss", "patience": 10}}),
+    # on accuracy (max), mini-batches with momentum and a min_delta
+    "early-stopping-val-acc": tiny_config(dataset={"val_size": 0.2, "noise": 0.2}, train={
+        "epochs": 200, "lr": 0.5, "momentum": 0.9, "batch_size": 32,
+        "early_stopping": {"monitor": "val_acc", "patience": 8, "min_delta": 0.001}}),
+    # each replica's learning rate halves on its own plateau of val_loss
+    "plateau": tiny_config(dataset={"val_size": 0.2}, train={
+        "epochs": 80, "optimizer": "adam", "lr": 0.05, "scheduler": {"name": "plateau", "patience": 3}}),
+    "plateau-sgd-momentum-minibatch": tiny_config(train={
+        "epochs": 60, "lr": 0.2, "momentum": 0.9, "batch_size": 50, "weight_decay": 1e-3,
+        "scheduler": {"name": "plateau", "patience": 2, "factor": 0.3}}),
+}
+
+
+@pytest.mark.parametrize("config", DECISION_CASES.values(), ids=DECISION_CASES.keys())
+def test_each_replica_stops_and_slows_down_on_its_own_as_its_solo_run(config):
+    seeds = [0, 1, 2, 3]
+    group = batched_run(config, seeds)
+    member = group.members[0]
+    state = group.trainer.model.part_state(0)
+    stopped_epochs = set()
+    for i, seed in enumerate(seeds):
+        run = solo_run(config, seed)
+        mine = [row for row in member.history if row["seed"] == seed]
+        theirs = run.trainer.history
+        assert [row["epoch"] for row in mine] == [row["epoch"] for row in theirs], seed  # same epochs run
+        for ours, solo in zip(mine, theirs):
+            for key, value in solo.items():
+                if key.endswith("_acc") or key in ("epoch", "lr"):
+                    assert ours[key] == value, (seed, key)
+                elif key != "seconds":
+                    assert ours[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (seed, key)
+        assert member.best.rows[i]["epoch"] == run.best.best_row["epoch"], seed  # same best epoch
+        assert (member.stopped_at[i] is not None) == run.trainer.stopped_early, seed
+        for key, value in run.trainer.model.state_dict().items():  # a stopped replica was held where it stopped
+            assert torch.allclose(state[key][i].float(), value.float(), rtol=1e-4, atol=1e-5), (seed, key)
+        stopped_epochs.add(len(mine))
+    if "early_stopping" in config["train"]:
+        assert len(stopped_epochs) > 1  # the replicas stopped at different epochs: the test has teeth
+    else:
+        assert len({row["lr"] for row in member.history}) > 2  # learning rates moved, each on its own
+
+
+def test_a_run_whose_replicas_all_stop_early_is_complete(write_config, cli):
+    config = tiny_config(seeds=[0, 1], dataset={"val_size": 0.2},
+                         train={"epochs": 400, "lr": 1e-6, "early_stopping": {"monitor": "val_loss", "patience": 3}})
+    result = cli("fit", write_config(config), "--out", "run", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(open("run/summary.json").read())
+    assert summary["status"] == "completed" and summary["stopped_early"]
+    assert summary["epochs_run"] < 400 and all(r["stopped_early"] for r in summary["replicas"])
+    result = cli("fit", "--resume", "run")
+    assert result.exit_code == 2 and "stopped early at epoch" in result.output
+
+
 # ---------------------------------------------------------------------- the run directory
 @pytest.fixture(scope="module")
 def seeds_run(tmp_path_factory):
@@ -245,12 +319,10 @@ def test_replica_options_on_a_one_seed_run(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"train": {"early_stopping": {"patience": 5}}}, "train.early_stopping cannot be used with seeds"),
-        ({"train": {"scheduler": {"name": "plateau"}}}, "train.scheduler 'plateau' cannot be used with seeds"),
         ({"seeds": [1, 2, 1]}, r"seeds = \[1, 2, 1\]: seed\(s\) 1 listed more than once"),
         ({"seeds": []}, "seeds = \\[\\]: List should have at least 1 item"),
     ],
-    ids=["early-stopping", "plateau", "repeated", "empty"],
+    ids=["repeated", "empty"],
 )
 def test_config_errors_with_seeds(write_config, cli, extra, message):
     config = tiny_config(**extra)
@@ -308,6 +380,27 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, t
         assert interrupted.summary["epoch_in_progress"] == {"epoch": 9, "steps_done": 3}
     resumed = resume_run(tmp_path / "interrupted")
     assert resumed.summary["status"] == "completed" and resumed.summary["epochs_run"] == 24
+    strip = lambda run: [{k: v for k, v in r.items() if k != "seconds"} for r in metrics_rows(run)]  # noqa: E731
+    assert strip(tmp_path / "interrupted") == strip(straight.run_dir)
+    for which in ("last", "best"):
+        mine = rundir.load_checkpoint(rundir.checkpoint_path(tmp_path / "interrupted", which))["model"]
+        theirs = rundir.load_checkpoint(rundir.checkpoint_path(straight.run_dir, which))["model"]
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), which
+
+
+def test_a_resumed_run_keeps_each_replicas_stop_and_learning_rate(tmp_path):
+    """Interrupted after two of four replicas stopped early and some learning rates fell: resumed, it ends bit for
+    bit as the uninterrupted run (rows, each replica's weights, best.pt)."""
+    config = validate_config(tiny_config(seeds=[0, 1, 2, 3], dataset={"val_size": 0.2}, train={
+        "epochs": 120, "log_every": 5, "optimizer": "adam", "lr": 0.05,
+        "early_stopping": {"monitor": "val_loss", "patience": 10}, "scheduler": {"name": "plateau", "patience": 3}}))
+    straight = fit_run(config, out=tmp_path / "straight")
+    stops = [r["epochs_run"] for r in straight.summary["replicas"] if r["stopped_early"]]
+    assert 0 < len(stops) < 4, stops  # some replicas stop early, not all: the interruption lands between
+    interrupted = fit_run(config, out=tmp_path / "interrupted", callbacks=[InterruptAt(max(stops) + 2)])
+    assert interrupted.summary["status"] == "interrupted"
+    resumed = resume_run(tmp_path / "interrupted")
+    assert resumed.summary["epochs_run"] == straight.summary["epochs_run"]
     strip = lambda run: [{k: v for k, v in r.items() if k != "seconds"} for r in metrics_rows(run)]  # noqa: E731
     assert strip(tmp_path / "interrupted") == strip(straight.run_dir)
     for which in ("last", "best"):

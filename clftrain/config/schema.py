@@ -432,8 +432,8 @@ class Config(StrictModel):
 
     @model_validator(mode="after")
     def _seeds_train_together(self):
-        # Replicas share one loop and one learning rate per run: what needs a replica to stop or
-        # slow down on its own metric cannot be batched (see training/replica_trainer.py).
+        # Replicas are exact copies of their solo runs only under an elementwise optimizer
+        # (training/replicas.py); early stopping and plateau act per replica (training/replica_trainer.py).
         if self.seeds is None:
             return self
         if not OPTIMIZERS.get(self.train.optimizer).elementwise:
@@ -441,14 +441,6 @@ class Config(StrictModel):
             raise ValueError(
                 f"train.optimizer '{self.train.optimizer}' cannot be used with seeds: its update is not elementwise, "
                 "so stacked replicas would not each train as alone; use one of: " + ", ".join(exact))
-        if self.train.early_stopping is not None:
-            raise ValueError(
-                "train.early_stopping cannot be used with seeds: the replicas train as one batched model and "
-                "cannot stop one by one; remove early_stopping, or remove seeds and train one seed per run")
-        if self.train.scheduler is not None and self.train.scheduler.name == "plateau":
-            raise ValueError(
-                "train.scheduler 'plateau' cannot be used with seeds: it lowers the learning rate on one run's "
-                "metric, and the replicas share theirs; use step, cosine or onecycle, or remove seeds")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -265,7 +265,13 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
     return f"{prefix.rstrip('.')} ({b!r} in the checkpoint, {a!r} in config.yaml)"
 
 
-def check_epochs_left(run_dir: Path, epoch: int, config: Config) -> None:
+def check_epochs_left(run_dir: Path, epoch: int, config: Config, payload: dict) -> None:
+    """A run that has nothing left to train is refused: it ran every epoch, or stopped early (it completed
+    before the epochs it was planned with)."""
+    planned = ((payload.get("config") or {}).get("train") or {}).get("epochs", config.train.epochs)
+    if payload.get("status") == "completed" and epoch < planned:
+        raise UserError(f"{run_dir} stopped early at epoch {epoch} (train.early_stopping): it is complete; "
+                        "start a new run to train it differently")
     if epoch >= config.train.epochs:
         raise UserError(f"{run_dir} already ran {epoch} of {config.train.epochs} epochs; "
                         f"to train longer: clftrain fit --resume {run_dir} --set train.epochs=N")

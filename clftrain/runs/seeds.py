@@ -63,14 +63,15 @@ class MemberRecorder(lifecycle.RunRecorder):
         return {
             **lifecycle.run_summary(member.config, group.dataset, trainer, group.device, model_description(group, member)),
             "status": member.status(trainer.status),
+            "epochs_run": member.epochs_run(trainer.epoch),
             "seeds": member.seeds,
-            "stopped_early": False,
+            "stopped_early": any(member.stopped_at),
             "monitor": member.best.monitor,
             "final": average(finals),
             "best": {**average(bests), "epoch": statistics.median_low(best_epochs) if best_epochs else None},
             "spread": {"final": spread(finals), "best": spread(bests)},
-            "replicas": [_replica(seed, final, best, diverged) for seed, final, best, diverged
-                         in zip(member.seeds, finals, bests, member.diverged_at)],
+            "replicas": [_replica(seed, final, best, diverged, stopped) for seed, final, best, diverged, stopped
+                         in zip(member.seeds, finals, bests, member.diverged_at, member.stopped_at)],
             "batch": {"replicas": trainer.model.replicas, "runs": len(trainer.members)},  # trained together
         }
 
@@ -120,7 +121,7 @@ def resume_seeds(run_dir: Path, config: Config, payload: dict, overrides: list[s
     best = rundir.load_checkpoint(best_file) if best_file.is_file() else None
     trainer.model.load_part_state(member.part, payload["model"], last)  # names the first mismatching layer
     trainer.restore_member(member, payload, best)
-    lifecycle.check_epochs_left(run_dir, trainer.epoch, config)
+    lifecycle.check_epochs_left(run_dir, trainer.epoch, config, payload)
     show_model(group, on_model)
     if overrides:
         lifecycle.write_config(run_dir, config)
@@ -140,15 +141,16 @@ def show_model(group: Group, on_model) -> None:
 def train_group(group: Group, run_dirs: list[Path], callbacks: list[Callback] = ()) -> tuple[list[dict], str | None]:
     """Train a group, each member into its run directory; the members' summaries and the signal that stopped it."""
     recorders = [MemberRecorder(group, member, run_dir) for member, run_dir in zip(group.members, run_dirs)]
-    return lifecycle.train(group.trainer, recorders, [], callbacks, group.members[0].config.threads)
+    return lifecycle.train(group.trainer, recorders, group.deciders(), callbacks, group.members[0].config.threads)
 
 
 # ---------------------------------------------------------------------- summary.json statistics
-def _replica(seed: int, final: dict | None, best: dict | None, diverged_at: int | None) -> dict:
+def _replica(seed: int, final: dict | None, best: dict | None, diverged_at: int | None,
+             stopped_at: int | None) -> dict:
     def metrics(row):  # a diverged replica's inf and NaN become null: JSON has neither
         return {k: v if math.isfinite(v) else None for k, v in (row or {}).items() if k not in ("seed", "lr", "seconds")}
 
-    return {"seed": seed, "status": "diverged" if diverged_at else "completed",
+    return {"seed": seed, "status": "diverged" if diverged_at else "completed", "stopped_early": stopped_at is not None,
             "epochs_run": int(final["epoch"]) if final else 0, "final": metrics(final), "best": metrics(best)}
 
 

@@ -95,7 +95,7 @@ def resume_single(run_dir: Path, config: Config, payload: dict, overrides: list[
     load_weights(run.trainer.model, payload["model"], last)  # names the first mismatching layer
     recorder = SingleRecorder(run, run_dir)
     recorder.restore(payload, best_payload)
-    lifecycle.check_epochs_left(run_dir, run.trainer.epoch, config)
+    lifecycle.check_epochs_left(run_dir, run.trainer.epoch, config, payload)
     if overrides:
         lifecycle.write_config(run_dir, config)
     return _train(run, run_dir, callbacks, on_model, recorder)

@@ -35,7 +35,7 @@ from clftrain.store import rundir
 # Keys in which the runs of one batch may differ: each run has its own replicas, optimizer and writer.
 PER_RUN_KEYS = (
     "name", "seed", "seeds", "model.init", "train.optimizer", "train.lr", "train.momentum", "train.nesterov",
-    "train.weight_decay", "train.grad_clip", "train.scheduler", "train.log_every",
+    "train.weight_decay", "train.grad_clip", "train.scheduler", "train.early_stopping", "train.log_every",
 )
 SWEEP_CSV = "sweep.csv"
 SWEEP_JSON = "sweep.json"

@@ -11,8 +11,11 @@ is the run its seed would make alone, to float rounding (tests/test_multiseed.py
     (on the CPU: a GPU's fused dropout draws differently, so there replicas only match in law);
   - optimizer: elementwise updates over the stacked tensors; each replica's gradient is its own
     (the sum of the replicas' mean losses is differentiated) and clipped on its own.
-What would make a replica act on its own metric (early stopping, a plateau schedule) is refused
-by the config (config/schema.py).
+  - early stopping and a plateau schedule act on each replica's own metric: a replica that stops
+    early is held (its weights, optimizer state and batch-norm statistics frozen, no more rows)
+    while the others go on; each replica's plateau schedule lowers its own learning rate
+    (ReplicaRates: the optimizer's update is linear in the learning rate, so the step of a
+    replica is scaled by its rate over the configured one).
 
 The loop is loop.EpochLoop's, as trainer.Trainer's (fit -> run_epoch -> train_step, callbacks), with
 every per-replica number kept on the device until an evaluated epoch reads them all at once.
@@ -22,49 +25,114 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from clftrain.components.tasks import Task
 from clftrain.config import Config
-from clftrain.training.callbacks import improves, monitor_mode
 from clftrain.training.loop import Callback, EpochLoop, Split
 from clftrain.training.model import forward_in_chunks
+from clftrain.training.replica_decisions import ReplicaBest, ReplicaStopping
 from clftrain.training.replicas import ReplicaLoss, StackedMLP, clip_grad_norms_
 
 NOT_IN_ROWS = ("epoch", "seed", "lr", "seconds")  # row keys that are not metrics to average
 
 
-# ---------------------------------------------------------------------- per-replica records
-class ReplicaBest:
-    """callbacks.BestTracker for each replica: its best row by `monitor` and its weights at that row."""
+def _per_replica(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """[R] values shaped to broadcast over a tensor with a leading replica dimension."""
+    return values.view(-1, *[1] * (like.dim() - 1))
 
-    def __init__(self, monitor: str, replicas: int) -> None:
-        self.monitor, self.mode = monitor, monitor_mode(monitor)
-        self.rows: list[dict | None] = [None] * replicas
-        self.state: dict[str, torch.Tensor] | None = None  # stacked like StackedMLP.part_state
-        self.version = 0  # moves on every improvement: the writer saves best.pt when it did
 
-    def improved(self, index: int, row: dict | None) -> bool:
-        return row is not None and improves(row[self.monitor], self.rows[index], self.monitor, self.mode)
+# ---------------------------------------------------------------------- replicas that train on their own
+class FrozenReplicas:
+    """A member's replicas that stopped (early stopping, divergence): their weights, optimizer state and
+    batch-norm statistics are held where they stopped while the member's other replicas train on. The
+    optimizer still steps them with the others (one update over the stacked tensors); `hold` puts them
+    back after every step."""
 
-    def update(self, rows: list[dict | None], current: Callable[[], dict[str, torch.Tensor]]) -> None:
-        improved = [self.improved(i, row) for i, row in enumerate(rows)]
-        if not any(improved):
+    def __init__(self, model: StackedMLP, part: int, optimizer: torch.optim.Optimizer) -> None:
+        self.model, self.part, self.optimizer = model, part, optimizer
+        self.mask: torch.Tensor | None = None  # bool [replicas of the member]: True = held
+        self.saved: list[torch.Tensor] = []
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor with one row per replica of the member: parameters, their optimizer state, buffers."""
+        params = self.model.part_parameters(self.part)
+        state = [value for p in params for value in self.optimizer.state.get(p, {}).values()
+                 if torch.is_tensor(value) and value.shape == p.shape]
+        return [*params, *state, *self.model.part_buffers(self.part)]
+
+    @torch.no_grad()
+    def freeze(self, indices: list[int], replicas: int) -> None:
+        tensors = self.tensors()
+        device = tensors[0].device
+        new = torch.zeros(replicas, dtype=torch.bool, device=device)
+        new[indices] = True
+        if self.mask is None:
+            self.saved = [t.detach().clone() for t in tensors]
+            self.mask = new
             return
-        state = current()  # the live tensors: copied here, by clone or by `where`
-        if self.state is None or all(improved):
-            self.state = {k: v.clone() for k, v in state.items()}
-        else:  # keep the others' weights: one `where` per tensor, no per-replica copies
-            mask = torch.tensor(improved, device=next(iter(state.values())).device)
-            self.state = {k: torch.where(mask.view(-1, *[1] * (v.dim() - 1)), v, self.state[k])
-                          for k, v in state.items()}
-        self.rows = [dict(row) if up else old for up, row, old in zip(improved, rows, self.rows)]
-        self.version += 1
+        new &= ~self.mask
+        self.saved = [torch.where(_per_replica(new, t), t, s) for t, s in zip(tensors, self.saved)]
+        self.mask |= new
+
+    @torch.no_grad()
+    def hold(self) -> None:
+        if self.mask is None:
+            return
+        for tensor, saved in zip(self.tensors(), self.saved, strict=True):
+            tensor.copy_(torch.where(_per_replica(self.mask, tensor), saved, tensor))
 
 
+class ReplicaRates:
+    """Each replica's own learning rate under a schedule that watches a metric (plateau): one scheduler per
+    replica, stepping a stand-in optimizer that holds only that replica's rate, exactly as a solo run's
+    scheduler steps its optimizer. The member's optimizer keeps the configured rate; after each of its
+    updates a replica's step is scaled by its rate / the configured rate (`scale`), which for an elementwise
+    optimizer (linear in the learning rate, components/optimizers.py) is the update at its own rate."""
+
+    def __init__(self, make_scheduler, lr: float, replicas: int) -> None:
+        from clftrain.components.startup import skip_dynamo_import
+
+        skip_dynamo_import()  # building an optimizer would otherwise import torch._dynamo (see startup.py)
+        self.lr = lr
+        self.optimizers = [torch.optim.SGD([torch.zeros(1)], lr=lr) for _ in range(replicas)]
+        self.schedulers = [make_scheduler(optimizer) for optimizer in self.optimizers]
+        self.factors: torch.Tensor | None = None  # [replicas] on the device once any rate moved
+
+    def rate(self, index: int) -> float:
+        return self.optimizers[index].param_groups[0]["lr"]
+
+    def step(self, index: int, value: float, device: torch.device) -> None:
+        self.schedulers[index].step(value)
+        rates = [self.rate(i) for i in range(len(self.optimizers))]
+        if any(rate != self.lr for rate in rates):
+            self.factors = torch.tensor([rate / self.lr for rate in rates], device=device)
+
+    def scale(self, params: list[torch.Tensor], before: list[torch.Tensor]) -> None:
+        """Each replica's update from `before` scaled by its factor (replicas at the configured rate: untouched)."""
+        moved = self.factors != 1
+        with torch.no_grad():
+            for p, old in zip(params, before):
+                factor = _per_replica(self.factors, p)
+                p.copy_(torch.where(_per_replica(moved, p), old + factor * (p - old), p))
+
+    def state(self) -> dict:
+        return {"rates": [self.rate(i) for i in range(len(self.optimizers))],
+                "schedulers": [s.state_dict() for s in self.schedulers]}
+
+    def restore(self, state: dict, device: torch.device) -> None:
+        for optimizer, scheduler, rate, saved in zip(self.optimizers, self.schedulers, state["rates"],
+                                                     state["schedulers"]):
+            optimizer.param_groups[0]["lr"] = rate
+            scheduler.load_state_dict(saved)
+        rates = list(state["rates"])
+        if any(rate != self.lr for rate in rates):
+            self.factors = torch.tensor([rate / self.lr for rate in rates], device=device)
+
+
+# ---------------------------------------------------------------------- one run of a group
 @dataclass
 class Member:
     """One run of a group: its config, its replicas (a part of the stacked model) and their records."""
@@ -74,11 +142,21 @@ class Member:
     first: int  # position of its first replica in the group
     optimizer: torch.optim.Optimizer
     generators: list[torch.Generator]  # mini-batch shuffling, one per replica
-    best: ReplicaBest
-    scheduler: object | None = None
+    frozen: FrozenReplicas
+    best: ReplicaBest | None = None  # set once the member exists (it reads the member's rows)
+    stopping: ReplicaStopping | None = None  # train.early_stopping, per replica
+    scheduler: object | None = None  # an epoch or step schedule, shared by the member's replicas
     scheduler_interval: str = "epoch"
+    rates: ReplicaRates | None = None  # a metric (plateau) schedule, per replica
     history: list[dict[str, float]] = field(default_factory=list)  # metrics.csv rows, with `seed`
     diverged_at: list[int | None] = field(default_factory=list)  # epoch a replica's loss stopped being finite
+    stopped_at: list[int | None] = field(default_factory=list)  # epoch a replica stopped early
+    latest: list[dict | None] = field(default_factory=list)  # this evaluated epoch's rows (None: stopped)
+
+    def __post_init__(self) -> None:
+        replicas = len(self.seeds)
+        self.diverged_at = self.diverged_at or [None] * replicas
+        self.stopped_at = self.stopped_at or [None] * replicas
 
     @property
     def seeds(self) -> list[int]:
@@ -88,8 +166,14 @@ class Member:
     def span(self) -> range:
         return range(self.first, self.first + len(self.seeds))
 
+    def active(self, index: int) -> bool:
+        return self.diverged_at[index] is None and self.stopped_at[index] is None
+
+    def lr(self, index: int) -> float:
+        return self.rates.rate(index) if self.rates is not None else self.optimizer.param_groups[0]["lr"]
+
     def last_rows(self) -> list[dict | None]:
-        """Each replica's latest row (a diverged replica's: the epoch it diverged)."""
+        """Each replica's latest row (a stopped replica's: the epoch it stopped or diverged)."""
         latest: dict[int, dict] = {}
         for row in self.history:
             latest[int(row["seed"])] = row
@@ -98,12 +182,27 @@ class Member:
     def status(self, trainer_status: str) -> str:
         return "diverged" if all(self.diverged_at) else trainer_status
 
+    def epochs_run(self, trainer_epoch: int) -> int:
+        """The loop's epoch while a replica trains; once all have stopped, the last one's stopping epoch."""
+        if any(self.active(i) for i in range(len(self.seeds))):
+            return trainer_epoch
+        return max(int(row["epoch"]) for row in self.last_rows() if row) if self.history else trainer_epoch
+
+    def step(self, params: list[torch.Tensor]) -> None:
+        """The optimizer's update, each replica at its own rate, stopped replicas held."""
+        before = [p.detach().clone() for p in params] if self.rates is not None and self.rates.factors is not None \
+            else None
+        self.optimizer.step()
+        if before is not None:
+            self.rates.scale(params, before)
+        self.frozen.hold()
+
 
 # ---------------------------------------------------------------------- the loop
 @dataclass
 class ReplicaTrainer(EpochLoop):
     """trainer.Trainer for a group of replicas. Callbacks get the mean row of an evaluated epoch (and can read
-    each replica's in `replica_rows`), so loop.Callback subclasses (console, signals) work unchanged."""
+    each recorded replica's in `replica_rows`), so loop.Callback subclasses (console, signals) work unchanged."""
 
     model: StackedMLP
     members: list[Member]
@@ -116,19 +215,24 @@ class ReplicaTrainer(EpochLoop):
     epoch: int = 0
     status: str = "running"
     seconds: float = 0.0
-    stopped_early: bool = False  # never: early stopping is refused with seeds
+    stopped_early: bool = False  # every replica stopped early (or diverged) before the last epoch
     history: list[dict[str, float]] = field(default_factory=list)  # mean rows, for the console
-    replica_rows: list[dict[str, float]] = field(default_factory=list)  # the last evaluated epoch, one per replica
+    replica_rows: list[dict[str, float]] = field(default_factory=list)  # the replicas recorded at the last evaluation
     partial: dict | None = None  # an epoch stopped between mini-batches (EpochLoop._mini_batches)
 
     def __post_init__(self) -> None:
         self.generators = [g for member in self.members for g in member.generators]
         self._params = [p for m in self.members for group in m.optimizer.param_groups for p in group["params"]]
+        self._device = self.splits["train"].X.device
 
     def _end_epoch(self, evaluated: bool) -> None:
         for member in self.members:
             if member.scheduler is not None and member.scheduler_interval == "epoch":
                 member.scheduler.step()
+            if member.rates is not None and evaluated:  # a plateau schedule: each replica on its own metric
+                for i, row in enumerate(member.latest):
+                    if row is not None and member.active(i):
+                        member.rates.step(i, row[member.best.monitor], self._device)
 
     def run_epoch(self, track: bool) -> list[torch.Tensor]:
         """One pass over the training data; [loss_sum [R], score_sum [R]] device tensors when tracked."""
@@ -150,9 +254,10 @@ class ReplicaTrainer(EpochLoop):
         # d(sum)/d(loss_r) = 1: replica r's gradient is exactly the one it would get alone.
         losses.sum().backward()
         for member in self.members:
+            params = self.model.part_parameters(member.part)
             if member.config.train.grad_clip is not None:
-                clip_grad_norms_(self.model.part_parameters(member.part), member.config.train.grad_clip)
-            member.optimizer.step()
+                clip_grad_norms_(params, member.config.train.grad_clip)
+            member.step(params)
             if member.scheduler is not None and member.scheduler_interval == "step":
                 member.scheduler.step()
         if not track:
@@ -172,38 +277,54 @@ class ReplicaTrainer(EpochLoop):
         return values
 
     def _end_evaluated_epoch(self, train_sums: list[torch.Tensor]) -> None:
-        self.replica_rows = self.make_rows(train_sums)
+        rows = self.make_rows(train_sums)
         for member in self.members:
-            self._record(member, self.replica_rows[member.span.start : member.span.stop])
-        live = [row for row in self.replica_rows if math.isfinite(row["train_loss"])] or self.replica_rows
+            self._record(member, rows[member.span.start : member.span.stop])
+        recorded = [row for member in self.members for row in member.latest if row is not None]
+        self.replica_rows = recorded
+        live = [row for row in recorded if math.isfinite(row["train_loss"])] or recorded or rows
         self.history.append(mean_row(live))
-        if all(all(m.diverged_at) for m in self.members):
-            self.stop("diverged")
         for cb in self.callbacks:
             cb.on_epoch_end(self, self.history[-1])
+        self._stop_when_every_replica_has()
 
     def _record(self, member: Member, rows: list[dict]) -> None:
         """Append the rows of replicas still training; one whose loss stops being finite stops there, as alone."""
-        kept: list[dict | None] = []
-        for i, row in enumerate(rows):
-            if member.diverged_at[i] is not None:
-                kept.append(None)
+        member.latest = [row if member.active(i) else None for i, row in enumerate(rows)]
+        diverged = []
+        for i, row in enumerate(member.latest):
+            if row is None:
                 continue
+            member.history.append(row)
             if not math.isfinite(row["train_loss"]):
                 member.diverged_at[i] = self.epoch
-            member.history.append(row)
-            kept.append(row)
-        member.best.update(kept, lambda: self.model.part_state(member.part, copy=False))
+                diverged.append(i)
+        if diverged:
+            member.frozen.freeze(diverged, len(member.seeds))
+
+    def stop_replicas(self, member: Member, indices: list[int], early: bool) -> None:
+        """Stop some of a member's replicas at this epoch: they record no more rows and are held as they are."""
+        for i in indices:
+            member.stopped_at[i] = self.epoch
+        member.frozen.freeze(indices, len(member.seeds))
+
+    def _stop_when_every_replica_has(self) -> None:
+        if any(m.active(i) for m in self.members for i in range(len(m.seeds))):
+            return
+        if all(all(m.diverged_at) for m in self.members):
+            self.stop("diverged")
+        else:
+            self.stop("completed")
+            self.stopped_early = self.epoch < self.cfg.epochs
 
     def make_rows(self, train_sums: list[torch.Tensor]) -> list[dict[str, float]]:
         """One metrics.csv row per replica."""
         metrics = self._read_metrics(train_sums)  # column -> [value per replica]
         rows = []
         for member in self.members:
-            lr = member.optimizer.param_groups[0]["lr"]
-            for r, seed in zip(member.span, member.seeds):
+            for i, (r, seed) in enumerate(zip(member.span, member.seeds)):
                 row = {"epoch": self.epoch, "seed": seed, **{n: values[r] for n, values in metrics.items()}}
-                rows.append({**row, "lr": lr, "seconds": round(self.seconds, 4)})
+                rows.append({**row, "lr": member.lr(i), "seconds": round(self.seconds, 4)})
         return rows
 
     # ------------------------------------------------------------------ resume
@@ -214,12 +335,15 @@ class ReplicaTrainer(EpochLoop):
             "model": self.model.part_state(member.part),
             "optimizer": member.optimizer.state_dict(),
             "scheduler": member.scheduler.state_dict() if member.scheduler is not None else None,
+            "rates": member.rates.state() if member.rates is not None else None,
+            "early_stopping": member.stopping.state() if member.stopping is not None else None,
             "epoch": self.epoch,
             "seconds": self.seconds,
             "history": member.history,
             "rng": {"shuffle": [g.get_state() for g in member.generators],
                     "dropout": [generators[r].get_state() for r in member.span] if generators else None},
             "diverged_at": member.diverged_at,
+            "stopped_at": member.stopped_at,
             "partial": self._saved_partial(slice(member.span.start, member.span.stop)),
         }
 
@@ -227,6 +351,10 @@ class ReplicaTrainer(EpochLoop):
         member.optimizer.load_state_dict(state["optimizer"])
         if member.scheduler is not None:
             member.scheduler.load_state_dict(state["scheduler"])
+        if member.rates is not None:
+            member.rates.restore(state["rates"], self._device)
+        if member.stopping is not None and state.get("early_stopping"):
+            member.stopping.restore(state["early_stopping"])
         self.epoch, self.seconds = int(state["epoch"]), float(state["seconds"])
         member.history = [dict(row) for row in state["history"]]
         for g, saved in zip(member.generators, state["rng"]["shuffle"]):
@@ -235,18 +363,21 @@ class ReplicaTrainer(EpochLoop):
             for r, saved in zip(member.span, state["rng"]["dropout"]):
                 self.model.dropout_generators[r].set_state(saved)
         member.diverged_at = list(state["diverged_at"])
+        member.stopped_at = list(state.get("stopped_at") or [None] * len(member.seeds))
+        held = [i for i in range(len(member.seeds)) if not member.active(i)]
+        if held:  # the weights and optimizer state just loaded are where they stopped
+            member.frozen.freeze(held, len(member.seeds))
         self._restore_partial(state.get("partial"))  # resume trains one member: its rows are all the replicas
         by_epoch: dict[int, list[dict]] = {}
         for row in member.history:
             by_epoch.setdefault(int(row["epoch"]), []).append(row)
         self.history = [mean_row(rows) for rows in by_epoch.values()]
         if best is not None:
-            device = self.splits["train"].X.device
             member.best.rows = list(best["metrics"])
-            member.best.state = {k: v.to(device) for k, v in best["model"].items()}
+            member.best.state = {k: v.to(self._device) for k, v in best["model"].items()}
 
 
 def mean_row(rows: list[dict[str, float]]) -> dict[str, float]:
-    """The replicas' rows averaged, key by key (epoch, lr and seconds are the same in each)."""
+    """The replicas' rows averaged, key by key (epoch and seconds are the same in each; lr: the first's)."""
     keys = [k for k in rows[0] if k != "seed"]
     return {k: rows[0][k] if k in NOT_IN_ROWS else statistics.fmean(row[k] for row in rows) for k in keys}

@@ -173,6 +173,11 @@ class StackedMLP(nn.Module):
         state.update({key: self._buffer(key)[lo:hi] for key in self.buffer_keys})
         return {key: value.clone() for key, value in state.items()} if copy else state
 
+    def part_buffers(self, part: int) -> list[torch.Tensor]:
+        """One part's rows of every buffer (batch-norm statistics): views, updated in place by forward."""
+        lo, hi = self.part_bounds()[part]
+        return [self._buffer(key)[lo:hi] for key in self.buffer_keys]
+
     def load_part_state(self, part: int, state: dict[str, torch.Tensor], source: object) -> None:
         """Load one part's state, or say which layer of `source` does not fit and how (as model.load_weights)."""
         mismatch = first_mismatch(self.part_state(part), state)

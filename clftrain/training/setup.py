@@ -25,7 +25,8 @@ from clftrain.training.callbacks import BestTracker, EarlyStopping
 from clftrain.training.device import resolve_device
 from clftrain.training.loop import Split
 from clftrain.training.model import build_model
-from clftrain.training.replica_trainer import Member, ReplicaBest, ReplicaTrainer
+from clftrain.training.replica_decisions import ReplicaBest, ReplicaStopping
+from clftrain.training.replica_trainer import FrozenReplicas, Member, ReplicaRates, ReplicaTrainer
 from clftrain.training.replicas import ReplicaLoss, StackedMLP
 from clftrain.training.trainer import Trainer
 
@@ -201,11 +202,14 @@ class Group:
     trainer: ReplicaTrainer
     dataset: Dataset
     device: torch.device
-    monitor: str
 
     @property
     def members(self) -> list[Member]:
         return self.trainer.members
+
+    def deciders(self) -> list:
+        """Each member's per-replica best weights, then their early stopping (the order solo runs keep)."""
+        return [*(m.best for m in self.members), *(m.stopping for m in self.members if m.stopping is not None)]
 
 
 def setup_group(configs: list[Config], dataset: Dataset | None = None) -> Group:
@@ -217,17 +221,17 @@ def setup_group(configs: list[Config], dataset: Dataset | None = None) -> Group:
     configs = [resolve_task(c, dataset) for c in configs]
     check_batch_size(first, dataset)
     model = _stack_replicas(configs, dataset, device)
-    monitor = decision_monitor(configs[0], dataset)
     members, first_replica = [], 0
     for part, config in enumerate(configs):
-        members.append(_member(config, part, first_replica, model, monitor, len(dataset.X_train), device))
+        members.append(_member(config, part, first_replica, model, decision_monitor(config, dataset),
+                               len(dataset.X_train), device))
         first_replica += len(config.seeds)
     trainer = ReplicaTrainer(
         model=model, members=members, task=dataset.task, cfg=configs[0].train, splits=device_splits(dataset, device),
         loss=ReplicaLoss(configs[0].train.loss, build_loss(configs[0].train, dataset, device)),
         outputs_are_probabilities=expects_probabilities(configs[0].train.loss),
     )
-    return Group(trainer, dataset, device, monitor)
+    return Group(trainer, dataset, device)
 
 
 def check_group(configs: list[Config], dataset: Dataset) -> None:
@@ -262,11 +266,21 @@ def _dropout_generator(seed: int, cpu_state: torch.Tensor, device: torch.device)
 
 def _member(config: Config, part: int, first: int, model: StackedMLP, monitor: str, n_train: int,
             device: torch.device) -> Member:
-    optimizer = build_optimizer(model.part_parameters(part), config.train)
-    member = Member(
-        config, part, first, optimizer,
-        generators=[torch.Generator(device=device).manual_seed(seed) for seed in config.seeds],
-        best=ReplicaBest(monitor, len(config.seeds)), diverged_at=[None] * len(config.seeds),
-    )
-    member.scheduler, member.scheduler_interval = build_scheduler(optimizer, config.train, n_train, member.best.mode)
+    """One run of a group: its optimizer over its part of the stacked model, its replicas' generators, and its
+    per-replica decisions (best weights, early stopping, a plateau schedule), as setup_single makes them."""
+    train, replicas = config.train, len(config.seeds)
+    optimizer = build_optimizer(model.part_parameters(part), train)
+    member = Member(config, part, first, optimizer,
+                    generators=[torch.Generator(device=device).manual_seed(seed) for seed in config.seeds],
+                    frozen=FrozenReplicas(model, part, optimizer))
+    es = train.early_stopping
+    member.best = ReplicaBest(member, monitor, es.mode if es else "auto")
+    if es is not None:
+        member.stopping = ReplicaStopping(member, monitor, es.patience, es.min_delta, es.mode)
+    schedule = build_scheduler(optimizer, train, n_train, member.best.mode)
+    if schedule[1] == "metric":  # each replica on its own metric: its own rate (the optimizer keeps train.lr)
+        member.rates = ReplicaRates(lambda stand_in: build_scheduler(stand_in, train, n_train, member.best.mode)[0],
+                                    train.lr, replicas)
+    else:
+        member.scheduler, member.scheduler_interval = schedule
     return member
