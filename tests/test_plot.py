@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import matplotlib.image
@@ -145,3 +146,34 @@ def test_activations_can_draw_a_few_and_rejects_unknown_names(tmp_path, figures)
     assert [ax.get_title() for ax in figures["two.png"]["axes"] if ax.lines] == ["relu", "tanh"]
     result = invoke("activations", "rleu", "-o", tmp_path / "x.png")
     assert result.exit_code == 2 and "unknown activation 'rleu' (did you mean 'relu'?)" in result.output
+
+
+DRAW_BOUNDARY = plots.decision_boundary  # the real one, kept for when a test has replaced it
+
+
+def test_a_plot_that_cannot_be_drawn_leaves_a_finished_run_completed(write_config, cli, monkeypatch, tmp_path):
+    """The run trained and saved its checkpoints: a broken picture is a note, not a failure."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("the figure could not be rendered")
+
+    monkeypatch.setattr(plots, "decision_boundary", broken)
+    result = cli("fit", write_config(tiny_config()), "--out", "run")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(open("run/summary.json").read())
+    assert summary["status"] == "completed" and summary["final"]["test_acc"] > 0
+    assert summary["notes"] == ["plots not drawn: RuntimeError: the figure could not be rendered; redraw with "
+                                "clftrain plot run"]
+    assert "warning: plots not drawn: RuntimeError" in result.output
+    monkeypatch.setattr(plots, "decision_boundary", DRAW_BOUNDARY)
+    assert cli("plot", tmp_path / "run").exit_code == 0  # the run directory is whole: plot draws them afterwards
+    assert (tmp_path / "run" / "plots" / "decision_boundary.png").stat().st_size > 10_000
+
+
+def test_in_a_sweep_a_broken_plot_marks_no_run_failed(write_config, cli, monkeypatch):
+    monkeypatch.setattr(plots, "learning_curves", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space")))
+    monkeypatch.setattr(plots, "replica_curves", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space")))
+    result = cli("sweep", write_config(tiny_config()), "--grid", "train.lr=0.1,0.2", "--out", "sweep", "-q")
+    assert result.exit_code == 0, result.output
+    for run in ("01-lr=0.1", "02-lr=0.2"):
+        summary = json.loads(open(f"sweep/{run}/summary.json").read())
+        assert summary["status"] == "completed" and "plots not drawn" in summary["notes"][0]

@@ -30,9 +30,16 @@ _NAMES.update(_AVERAGED)
 
 
 def show_result(console: Console, run_dir: Path, summary: dict) -> None:
+    """What fit prints when it ends: where the run is, its final and best metrics, and its notes."""
     if "seeds" in summary:
         show_seeds_result(console, run_dir, summary)
-        return
+    else:
+        _show_one_seed_result(console, run_dir, summary)
+    for note in summary.get("notes", []):
+        console.print(f"[yellow]warning:[/yellow] {note}", markup=True, highlight=False)
+
+
+def _show_one_seed_result(console: Console, run_dir: Path, summary: dict) -> None:
     task = TASKS.get(summary["task"])
     final = summary["final"]
     console.print(f"\n[bold]Run directory:[/bold] {run_dir}")
