@@ -91,3 +91,60 @@ def test_validation_split_takes_its_fraction_of_all_rows():
 def test_split_too_small_for_the_classes_is_a_user_error():
     with pytest.raises(UserError, match="cannot split dataset 'spirals'"):
         dataset_for(name="spirals", n_classes=5, n_samples=12, test_size=0.1)
+
+
+# ---------------------------------------------------------------------- the same draws as scikit-learn
+@pytest.mark.parametrize("seed", [0, 1, 42, 2**32 - 1])
+@pytest.mark.parametrize("n", [2, 3, 101, 1000])
+def test_circles_moons_and_blobs_draw_what_scikit_learn_draws(seed, n):
+    from types import SimpleNamespace
+
+    from sklearn import datasets
+
+    from clftrain.data import DATASETS
+
+    for noise in (0.0, 0.2):
+        mine = DATASETS.get("circles")(SimpleNamespace(n_samples=n, noise=noise, factor=0.5, seed=seed))
+        theirs = datasets.make_circles(n, noise=noise, factor=0.5, random_state=seed)
+        assert np.array_equal(mine.X, theirs[0]) and np.array_equal(mine.y, theirs[1])
+        mine = DATASETS.get("moons")(SimpleNamespace(n_samples=n, noise=noise, seed=seed))
+        theirs = datasets.make_moons(n, noise=noise, random_state=seed)
+        assert np.array_equal(mine.X, theirs[0]) and np.array_equal(mine.y, theirs[1])
+    for centers, features in ((2, 1), (4, 2), (7, 5)):
+        mine = DATASETS.get("blobs")(SimpleNamespace(n_samples=max(n, centers), centers=centers, n_features=features,
+                                                     cluster_std=0.7, seed=seed))
+        theirs = datasets.make_blobs(max(n, centers), n_features=features, centers=centers, cluster_std=0.7,
+                                     random_state=seed)
+        assert np.array_equal(mine.X, theirs[0]) and np.array_equal(mine.y, theirs[1])
+
+
+def test_splits_are_scikit_learns_train_test_split_draw_for_draw():
+    from sklearn.model_selection import train_test_split
+
+    from clftrain.data.splits import SplitError, train_test_rows
+
+    rng = np.random.RandomState(5)
+    for _ in range(400):
+        n, classes = rng.randint(4, 300), rng.randint(2, 8)
+        test_size, seed = float(rng.choice([0.1, 0.2, 0.25, 1 / 3, 0.5, 0.7])), int(rng.randint(0, 2**31))
+        labels, rows = rng.randint(0, classes, size=n), np.arange(n) * 3
+        for stratify in (None, labels):
+            try:
+                theirs = train_test_split(rows, test_size=test_size, random_state=seed, stratify=stratify)
+            except ValueError:
+                with pytest.raises(SplitError):
+                    train_test_rows(rows, test_size, seed, stratify)
+                continue
+            mine = train_test_rows(rows, test_size, seed, stratify)
+            assert np.array_equal(mine[0], theirs[0]) and np.array_equal(mine[1], theirs[1])
+
+
+def test_fit_of_a_generated_dataset_does_not_import_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom clftrain.config import validate_config\nfrom clftrain.data import build_dataset\n"
+            "for name in ('circles', 'moons', 'blobs', 'spirals', 'linear'):\n"
+            "    build_dataset(validate_config({'dataset': {'name': name, 'val_size': 0.1}}))\n"
+            "print('sklearn' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

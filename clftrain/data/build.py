@@ -14,6 +14,7 @@ from clftrain.components.tasks import get_task
 from clftrain.config import Config
 from clftrain.data.features import Columns, Preprocessor
 from clftrain.data.sources import DATASETS
+from clftrain.data.splits import SplitError, train_test_rows
 from clftrain.data.types import Dataset, RawData
 from clftrain.errors import UserError
 
@@ -62,20 +63,17 @@ def _rows(source: np.ndarray | Columns, rows: np.ndarray) -> np.ndarray | Column
 
 def _split(raw: RawData, config: Config, stratify: bool) -> dict[str, np.ndarray]:
     """Row indices of train / test (/ val), drawn with dataset.seed."""
-    from sklearn.model_selection import train_test_split
-
     cfg = config.dataset
     rows = np.arange(len(raw.y))
     try:
-        rest, test = train_test_split(rows, test_size=cfg.test_size, random_state=cfg.seed,
-                                      stratify=raw.y if stratify else None)
+        rest, test = train_test_rows(rows, cfg.test_size, cfg.seed, raw.y if stratify else None)
         parts = {"test": test}
         if cfg.val_size > 0:
             # val_size is a fraction of all rows; rescale it to a fraction of what is left.
-            rest, val = train_test_split(rest, test_size=cfg.val_size / (1 - cfg.test_size), random_state=cfg.seed,
-                                         stratify=raw.y[rest] if stratify else None)
+            rest, val = train_test_rows(rest, cfg.val_size / (1 - cfg.test_size), cfg.seed,
+                                        raw.y[rest] if stratify else None)
             parts["val"] = val
-    except ValueError as exc:
+    except SplitError as exc:
         raise UserError(
             f"cannot split dataset '{cfg.name}' ({len(raw.y)} rows) with test_size={cfg.test_size:g}, "
             f"val_size={cfg.val_size:g}: {exc}; use more samples or larger fractions"

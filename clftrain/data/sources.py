@@ -18,31 +18,53 @@ from clftrain.registry import Registry
 DATASETS: Registry[Callable[..., RawData]] = Registry("dataset")
 
 
+# circles, moons and blobs draw exactly what scikit-learn's make_circles, make_moons and make_blobs draw from
+# the same seed (the same RandomState calls in the same order; tests/test_data.py compares them), without the
+# second it takes `clftrain fit` to import scikit-learn.
 @DATASETS.register("circles")
 def _circles(cfg) -> RawData:
-    from sklearn.datasets import make_circles
-
-    X, y = make_circles(cfg.n_samples, noise=cfg.noise, factor=cfg.factor, random_state=cfg.seed)
-    return RawData(X, y, ["x1", "x2"], ["0", "1"])
+    """A small circle (class 1, radius `factor`) inside a large one (class 0, radius 1)."""
+    n_out = cfg.n_samples // 2
+    n_in = cfg.n_samples - n_out
+    rng = np.random.RandomState(cfg.seed)
+    outer = np.linspace(0, 2 * np.pi, n_out, endpoint=False)  # endpoint=False: no point drawn twice
+    inner = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    X = np.vstack([np.append(np.cos(outer), np.cos(inner) * cfg.factor),
+                   np.append(np.sin(outer), np.sin(inner) * cfg.factor)]).T
+    X, y = _shuffled(X, np.repeat([0, 1], [n_out, n_in]), rng)
+    return RawData(X + rng.normal(scale=cfg.noise, size=X.shape), y, ["x1", "x2"], ["0", "1"])
 
 
 @DATASETS.register("moons")
 def _moons(cfg) -> RawData:
-    from sklearn.datasets import make_moons
-
-    X, y = make_moons(cfg.n_samples, noise=cfg.noise, random_state=cfg.seed)
-    return RawData(X, y, ["x1", "x2"], ["0", "1"])
+    """Two interleaving half circles: the upper one (class 0) and the lower one shifted right (class 1)."""
+    n_out = cfg.n_samples // 2
+    n_in = cfg.n_samples - n_out
+    rng = np.random.RandomState(cfg.seed)
+    outer, inner = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
+    X = np.vstack([np.append(np.cos(outer), 1 - np.cos(inner)),
+                   np.append(np.sin(outer), 1 - np.sin(inner) - 0.5)]).T
+    X, y = _shuffled(X, np.repeat([0, 1], [n_out, n_in]), rng)
+    return RawData(X + rng.normal(scale=cfg.noise, size=X.shape), y, ["x1", "x2"], ["0", "1"])
 
 
 @DATASETS.register("blobs")
 def _blobs(cfg) -> RawData:
-    from sklearn.datasets import make_blobs
-
-    X, y = make_blobs(
-        cfg.n_samples, n_features=cfg.n_features, centers=cfg.centers,
-        cluster_std=cfg.cluster_std, random_state=cfg.seed,
-    )
+    """`centers` Gaussian clusters of std `cluster_std`, their centres uniform in [-10, 10]^n_features."""
+    rng = np.random.RandomState(cfg.seed)
+    centers = rng.uniform(-10.0, 10.0, size=(cfg.centers, cfg.n_features))
+    per_center = np.full(cfg.centers, cfg.n_samples // cfg.centers)
+    per_center[: cfg.n_samples % cfg.centers] += 1
+    X = np.concatenate([rng.normal(loc=center, scale=cfg.cluster_std, size=(n, cfg.n_features))
+                        for center, n in zip(centers, per_center)])
+    X, y = _shuffled(X, np.repeat(np.arange(cfg.centers), per_center), rng)
     return RawData(X, y, _numbered("x", cfg.n_features), _numbered("", cfg.centers))
+
+
+def _shuffled(X: np.ndarray, y: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    order = np.arange(len(y))
+    rng.shuffle(order)
+    return X[order], y[order]
 
 
 @DATASETS.register("spirals")

@@ -13,10 +13,10 @@ import numpy as np
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """[C, C] counts, rows: true class, columns: predicted class (every class, even when absent)."""
-    from sklearn.metrics import confusion_matrix
-
-    return confusion_matrix(_labels(y_true), _labels(y_pred), labels=list(range(n_classes)))
+    """[C, C] counts, rows: true class, columns: predicted class (every class, even when absent); what
+    sklearn.metrics.confusion_matrix counts, without importing scikit-learn to draw a plot."""
+    cells = _labels(y_true) * n_classes + _labels(y_pred)
+    return np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def classification(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray,
@@ -47,7 +47,7 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.nda
         {"class": name, "precision": p[i], "recall": r[i], "f1": f[i], "support": int(support[i])}
         for i, name in enumerate(class_names)
     ]
-    counts = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    counts = confusion(y_true, y_pred, len(class_names))
     return {
         "metrics": _plain(result),
         "per_class": _plain(per_class),
@@ -57,10 +57,10 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.nda
 
 
 def label_confusions(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Multi-label: [L, 2, 2] counts, one [[TN, FP], [FN, TP]] per label."""
-    from sklearn.metrics import multilabel_confusion_matrix
-
-    return multilabel_confusion_matrix(_indicators(y_true), _indicators(y_pred))
+    """Multi-label: [L, 2, 2] counts, one [[TN, FP], [FN, TP]] per label (sklearn's multilabel_confusion_matrix)."""
+    Y, P = _indicators(y_true), _indicators(y_pred)
+    cells = np.stack([(1 - Y) * (1 - P), (1 - Y) * P, Y * (1 - P), Y * P]).sum(axis=1)  # [4, L]
+    return cells.T.reshape(-1, 2, 2)
 
 
 def multilabel(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray, label_names: list[str]) -> dict:
