@@ -9,6 +9,9 @@ import pytest
 import yaml
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Figures drawn in this process: tests look at them (test_plot.py captures each one), and a worker pool spawned
+# per in-process fit would cost more than it saves. tests/test_drawing.py covers the workers.
+os.environ["CLFTRAIN_PLOT_PROCESSES"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"

@@ -216,7 +216,7 @@ def test_disk_full_midway_keeps_the_previous_checkpoint_and_reports_it(tmp_path,
 
     monkeypatch.setattr(rundir.os, "fdopen", fdopen)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "cfg.yaml").write_text(json.dumps(tiny_config(train={"epochs": 50, "log_every": 10})))
+    (tmp_path / "cfg.yaml").write_text(json.dumps(tiny_config(train={"epochs": 50, "log_every": 10, "checkpoint_seconds": 0})))
     result = CliRunner().invoke(app, ["fit", "cfg.yaml", "--out", "run", "-q"])
 
     assert result.exit_code == 2, result.output

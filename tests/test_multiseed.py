@@ -277,10 +277,8 @@ def test_plot_draws_the_median_replica_and_a_band(seeds_run, monkeypatch):
 
     run, _ = seeds_run
     drawn = {}
-    monkeypatch.setattr(plots, "decision_boundary", lambda path, predict, train, test, names, title, ml=False:
-                        drawn.setdefault("boundary", title))
-    monkeypatch.setattr(plots, "replica_curves", lambda path, rows, metric, title, epoch=None:
-                        drawn.setdefault("curves", (len(rows), title)))
+    monkeypatch.setattr(plots, "decision_boundary", lambda path, title, **_: drawn.setdefault("boundary", title))
+    monkeypatch.setattr(plots, "replica_curves", lambda path, rows, title, **_: drawn.setdefault("curves", (len(rows), title)))
     result = invoke("plot", run)
     assert result.exit_code == 0, result.output
     assert "the median of 5 replicas by test accuracy" in drawn["boundary"]

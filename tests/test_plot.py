@@ -163,7 +163,7 @@ def test_a_plot_that_cannot_be_drawn_leaves_a_finished_run_completed(write_confi
     assert summary["status"] == "completed" and summary["final"]["test_acc"] > 0
     assert summary["notes"] == ["plots not drawn: RuntimeError: the figure could not be rendered; redraw with "
                                 "clftrain plot run"]
-    assert "warning: plots not drawn: RuntimeError" in result.output
+    assert "note: plots not drawn: RuntimeError" in result.output
     monkeypatch.setattr(plots, "decision_boundary", DRAW_BOUNDARY)
     assert cli("plot", tmp_path / "run").exit_code == 0  # the run directory is whole: plot draws them afterwards
     assert (tmp_path / "run" / "plots" / "decision_boundary.png").stat().st_size > 10_000

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,11 +164,10 @@ def test_a_run_from_before_a_config_key_existed_still_resumes(write_config, tmp_
     [
         (lambda run: None, [], "already ran 10 of 10 epochs"),
         (lambda run: None, ["train.lr=0.5"], "only train.epochs can change when resuming"),
-        (lambda run: (run / "checkpoints" / "last.pt").unlink(), ["train.epochs=20"], "has no checkpoints/last.pt"),
         (lambda run: (run / "config.yaml").unlink(), [], "is not a clftrain run directory"),
         (lambda run: (run / "checkpoints" / "last.pt").write_bytes(b"\x80\x02garbage"), ["train.epochs=20"], "truncated or corrupt"),
     ],
-    ids=["completed", "other-key", "no-checkpoint", "no-config", "corrupt"],
+    ids=["completed", "other-key", "no-config", "corrupt"],
 )
 def test_resume_refusals(write_config, tmp_path, prepare, overrides, expected):
     run = fit_run(load_config(write_config(tiny_config(train={"epochs": 10}))), out=tmp_path / "r").run_dir
@@ -220,7 +220,8 @@ def test_kill_9_at_random_moments_always_leaves_a_resumable_run(write_config, tm
     # Enough epochs that each session is still training when its kill lands (a session trains ~300 epochs a second).
     epochs = 800
     # eval_every 1: every epoch leaves a metrics.csv row, so a lost or repeated epoch shows.
-    config = tiny_config(train={"epochs": epochs, "log_every": 2, "eval_every": 1, "batch_size": 32})
+    config = tiny_config(train={"epochs": epochs, "log_every": 2, "eval_every": 1, "batch_size": 32,
+                                "checkpoint_seconds": 0})  # a save every other epoch: kills land between saves
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.pt"
     rng = random.Random(0)
@@ -278,3 +279,46 @@ def test_weights_of_another_architecture_name_the_first_mismatching_layer():
     deeper = build_model(ModelConfig(layers=[10, 10, 10]), 2, 1, "bce_with_logits")
     with pytest.raises(UserError, match=r"layer '4.weight' \(checkpoint: \[1, 10\], config's model: \[10, 10\]\)"):
         load_weights(deeper, small.state_dict(), "best.pt")
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over_in_place(write_config, cli, tmp_path):
+    """What a kill -9 in a run's first seconds leaves: its config and a summary saying it is running."""
+    config = write_config(tiny_config(train={"epochs": 30, "log_every": 10}))
+    assert cli("fit", config, "--out", "straight", "-q").exit_code == 0
+    run = tmp_path / "killed"
+    run.mkdir()
+    (run / "config.yaml").write_text((tmp_path / "straight" / "config.yaml").read_text())
+    (run / "summary.json").write_text(json.dumps({"name": "tiny", "status": "running", "epochs_run": 0}))
+    result = cli("fit", "--resume", run)
+    assert result.exit_code == 0, result.output
+    assert "had no checkpoint (it stopped before its first save): trained it again from the start, in place" \
+        in result.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["notes"][0].startswith(f"{run} had no checkpoint")
+    assert metrics_without_time(run) == metrics_without_time(tmp_path / "straight")  # the same run, in place
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["killed", "straight"]  # no second directory
+
+
+def test_resume_of_a_run_killed_while_drawing_its_plots_draws_them(write_config, cli, tmp_path):
+    assert cli("fit", write_config(tiny_config()), "--out", "run", "-q").exit_code == 0
+    checkpoints = {p.name: p.read_bytes() for p in (tmp_path / "run" / "checkpoints").iterdir()}
+    shutil.rmtree(tmp_path / "run" / "plots")  # completed and saved, killed before its pictures
+    result = cli("fit", "--resume", "run")
+    assert result.exit_code == 0, result.output
+    assert "finished the end of a run that had stopped before it: wrote plots/decision_boundary.png, " \
+           "plots/confusion_matrix.png, plots/curves.png" in result.output
+    assert sorted(p.name for p in (tmp_path / "run" / "plots").iterdir()) == [
+        "confusion_matrix.png", "curves.png", "decision_boundary.png"]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run" / "checkpoints").iterdir()} == checkpoints  # untouched
+    result = cli("fit", "--resume", "run")  # now nothing is missing
+    assert result.exit_code == 2 and "already ran 20 of 20 epochs" in result.output
+
+
+def test_resume_of_a_run_killed_before_its_final_summary_writes_it(write_config, cli, tmp_path):
+    assert cli("fit", write_config(tiny_config()), "--out", "run", "-q").exit_code == 0
+    final = json.loads((tmp_path / "run" / "summary.json").read_text())
+    (tmp_path / "run" / "summary.json").write_text(json.dumps({"name": "tiny", "status": "running", "epochs_run": 10}))
+    result = cli("fit", "--resume", "run")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["final"] == final["final"] and summary["best"] == final["best"]

@@ -308,6 +308,10 @@ class TrainConfig(StrictModel):
     epochs: int = Field(1000, ge=1, description="Passes over the training data.")
     batch_size: int | None = Field(None, ge=1, description="null: full batch (one step per epoch).")
     log_every: int = Field(100, ge=1, description="Print a progress row every this many epochs.")
+    checkpoint_seconds: FiniteFloat = Field(
+        10.0, ge=0, description="Save metrics.csv and the checkpoints at the first logged epoch at least this many "
+        "seconds after the previous save, and whenever training ends or is stopped (Ctrl-C, SIGTERM): a crash "
+        "loses at most about this long of training. 0: at every logged epoch.")
     eval_every: AutoOrCount = Field(
         "auto", description="Evaluate and record a metrics.csv row every this many epochs (and on every logged "
         "epoch and the last). auto: about 100 rows per run (every epoch with early_stopping or a plateau "

@@ -130,49 +130,70 @@ class TrainedRun:
         return cls(config, dataset, ReplicaSelect(stacked, index), device, rows, checkpoint, inputs, epoch, recorded,
                    choice)
 
-    def draw_plots(self, run_dir: Path) -> list[Path]:
-        """Every plot of the run into run_dir/plots, from these weights; returns the files written."""
-        from clftrain.views import plots  # matplotlib: only when drawing, not before training starts
+    def draw_plots(self, run_dir: Path, drawer=None) -> list[Path]:
+        """Every plot of the run into run_dir/plots, from these weights (by `drawer`, a views.Drawer: here by
+        default); the files written. A figure that cannot be drawn raises the first such error, after the others
+        are drawn."""
+        from clftrain.views.drawing import Drawer
 
-        plot_dir = run_dir / rundir.PLOTS
+        results = (drawer or Drawer()).draw(self.figure_jobs(run_dir / rundir.PLOTS))
+        errors = [error for _, _, error in results if error is not None]
+        if errors:
+            raise errors[0]
+        return [path for _, path, _ in results]
+
+    def figure_jobs(self, plot_dir: Path) -> list:
+        """The run's figures as data (views.drawing.FigureJob): everything computed here, with this run's model,
+        so that drawing them needs only matplotlib."""
+        from clftrain.views.drawing import FigureJob
+
         data, task = self.dataset, self.inputs.task
         train, test = (data.X_train, data.y_train), (data.X_test, data.y_test)
         scored = self.score(*self.test_split())
         title = f"{self.config.name} ({self._weights_label()}): test {task.metric_label} {task.format_metric(scored.score)}"
         if self.replicas is not None:
             title += f"\n{self.replicas.describe()}"
-        written = []
+        jobs = []
         if task.target == "value":
-            written.append(plot_dir / "predictions.png")
-            plots.regression_fit(written[-1], lambda X: self.predict(X)[0][:, 0], train, test, title)
+            jobs.append(FigureJob("regression_fit", plot_dir / "predictions.png", dict(
+                train=train, test=test, predicted=scored.probabilities[:, 0], title=title)))
         else:
-            multilabel = task.target == "labels"
-            written.append(plot_dir / "decision_boundary.png")
-            plots.decision_boundary(written[-1], lambda X: self.predict(X)[1], train, test, data.class_names, title,
-                                    multilabel)
-            written.append(self._draw_confusion(plot_dir, test[1], scored.labels, f"{title}\ntest split, "
-                                                f"{len(test[1])} rows"))
+            jobs.append(FigureJob("decision_boundary", plot_dir / "decision_boundary.png", self._boundary(title)))
+            jobs.append(self._confusion(plot_dir, test[1], scored.labels, f"{title}\ntest split, {len(test[1])} rows"))
         if self.rows:
-            written.append(plot_dir / "curves.png")
             if self.replicas is not None:  # one line per split: the mean over the seeds, in their min-max band
-                plots.replica_curves(written[-1], self.rows, task.metric,
-                                     f"{self.config.name}: learning curves of {len(self.replicas.seeds)} seeds",
-                                     self.epoch)
+                curves = dict(figure="replica_curves", title=f"{self.config.name}: learning curves of "
+                                                             f"{len(self.replicas.seeds)} seeds")
             else:
-                plots.learning_curves(written[-1], self.rows, task.metric, f"{title}\nlearning curves", self.epoch)
-        return written
+                curves = dict(figure="learning_curves", title=f"{title}\nlearning curves")
+            jobs.append(FigureJob(curves.pop("figure"), plot_dir / "curves.png",
+                                  dict(rows=self.rows, metric=task.metric, mark_epoch=self.epoch, **curves)))
+        return jobs
 
-    def _draw_confusion(self, plot_dir: Path, y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Path:
+    def _boundary(self, title: str) -> dict:
+        """decision_boundary's arguments: the model's labels over a grid of the drawing plane, the points in it."""
+        from clftrain.views.plane import GRID_STEPS, Plane
+
+        data = self.dataset
+        plane = Plane.fit(data.X_train)
+        extent, grid = plane.grid(np.concatenate([data.X_train, data.X_test]))
+        regions = self.predict(grid)[1].reshape(GRID_STEPS, GRID_STEPS, -1)  # a last axis per label
+        return dict(regions=regions, extent=extent, train=(plane.to_plane(data.X_train), data.y_train),
+                    test=(plane.to_plane(data.X_test), data.y_test), class_names=data.class_names, title=title,
+                    axis_labels=plane.axis_labels, description=plane.description,
+                    multilabel=self.inputs.task.target == "labels")
+
+    def _confusion(self, plot_dir: Path, y_true: np.ndarray, y_pred: np.ndarray, title: str):
         from clftrain.inference import metrics
-        from clftrain.views import plots
+        from clftrain.views.drawing import FigureJob
 
         path = plot_dir / "confusion_matrix.png"
         names = self.inputs.class_names
         if self.inputs.task.target == "labels":
-            plots.label_confusions(path, metrics.label_confusions(y_true, y_pred), names, f"{title}, per label")
-        else:
-            plots.confusion_matrix(path, metrics.confusion(y_true, y_pred, len(names)), names, title)
-        return path
+            return FigureJob("label_confusions", path, dict(
+                matrices=metrics.label_confusions(y_true, y_pred), label_names=names, title=f"{title}, per label"))
+        return FigureJob("confusion_matrix", path, dict(
+            counts=metrics.confusion(y_true, y_pred, len(names)), class_names=names, title=title))
 
     def _weights_label(self) -> str:
         epoch = f", epoch {self.epoch}" if self.epoch is not None else ""

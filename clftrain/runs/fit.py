@@ -35,9 +35,13 @@ def resume_run(run_dir: Path, overrides: list[str] | None = None,
                         "can change when resuming; start a new run to change anything else")
     config = load_config(config_file, overrides)
     last = rundir.checkpoint_path(run_dir, rundir.LAST)
-    if not last.is_file():
-        raise UserError(f"{run_dir} has no {rundir.CHECKPOINTS}/last.pt: it stopped before its first checkpoint; "
-                        f"start it again with clftrain fit {config_file}")
+    if not last.is_file():  # stopped before its first save (a kill in its first seconds): start it over here
+        fit = fit_single if config.seeds is None else fit_seeds
+        result = fit(config, callbacks=callbacks, on_model=on_model, restart=run_dir)
+        result.summary.setdefault("notes", []).insert(0, f"{run_dir} had no checkpoint (it stopped before its first "
+                                                         "save): trained it again from the start, in place")
+        rundir.write_json(run_dir / rundir.SUMMARY, result.summary)
+        return result
     payload = rundir.load_checkpoint(last)
     scheduler = config.train.scheduler
     if scheduler and scheduler.name == "onecycle" and any(item.startswith("train.epochs") for item in overrides):

@@ -32,6 +32,7 @@ from clftrain.data import Dataset
 from clftrain.errors import UserError
 from clftrain.store import rundir
 from clftrain.training import Callback, EpochLoop, loss_weights, training_threads
+from clftrain.views.drawing import Drawer
 
 # Exit codes of a run stopped by a signal, as shells report them (128 + signal number).
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
@@ -86,14 +87,23 @@ def assemble_callbacks(deciders: Sequence[Callback], user: Sequence[Callback],
 
 
 class RunWriter(Callback):
-    """Saves metrics.csv, last.pt and best.pt every `every` evaluated epochs and when training stops."""
+    """Saves metrics.csv, best.pt and last.pt at a logged epoch (every `every` epochs) once `interval` seconds
+    have passed since the previous save, and when training stops.
 
-    def __init__(self, recorder: RunRecorder, every: int) -> None:
-        self.recorder, self.every = recorder, every
+    What holds at each moment: last.pt is always a whole checkpoint (atomic replace) of the last save, best.pt
+    never newer than it; metrics.csv holds every row up to last.pt's epoch. A kill -9 or power cut loses the
+    epochs since the last save (at most about `interval` seconds, plus the way to the next logged epoch); one
+    before the first save leaves no checkpoint, and `fit --resume` starts the run over in place. Ctrl-C and
+    SIGTERM lose nothing: the loop stops after its current step and saves."""
+
+    def __init__(self, recorder: RunRecorder, every: int, interval: float) -> None:
+        self.recorder, self.every, self.interval = recorder, every, interval
         self._best_written = recorder.best_version()
+        self._saved_at = time.monotonic()  # the start counts as a save: the first comes `interval` s into training
+        self.seconds = 0.0  # spent saving (summary.json's timings)
 
     def on_epoch_end(self, trainer: EpochLoop, row: dict[str, float]) -> None:
-        if trainer.epoch % self.every == 0:
+        if trainer.epoch % self.every == 0 and time.monotonic() - self._saved_at >= self.interval:
             self.save(trainer.epoch)
 
     def on_fit_end(self, trainer: EpochLoop) -> None:
@@ -101,6 +111,7 @@ class RunWriter(Callback):
 
     def save(self, epoch: int) -> None:
         recorder, run_dir = self.recorder, self.recorder.run_dir
+        started = time.perf_counter()
         try:
             # best.pt first: a crash between the two leaves last.pt one save behind, never ahead.
             version = recorder.best_version()
@@ -109,6 +120,8 @@ class RunWriter(Callback):
                 self._best_written = version
             rundir.save_checkpoint(rundir.checkpoint_path(run_dir, rundir.LAST), recorder.checkpoint())
             rundir.write_metrics(run_dir / rundir.METRICS, recorder.rows())
+            self.seconds += time.perf_counter() - started
+            self._saved_at = time.monotonic()
         except OSError as exc:
             raise UserError(
                 f"cannot save to {run_dir} at epoch {epoch}: {exc.strerror or exc}; "
@@ -125,6 +138,19 @@ def create_run(config: Config, out: Path | None, runs_root: Path) -> Path:
     return run_dir
 
 
+def restart_run(run_dir: Path, config: Config) -> Path:
+    """An existing run directory made ready to train its run again from the start: what an earlier start left
+    (a summary saying running or failed, plots) is removed; the config is written again."""
+    for stale in (run_dir / rundir.SUMMARY, run_dir / rundir.METRICS):
+        stale.unlink(missing_ok=True)
+    for folder in (run_dir / rundir.CHECKPOINTS, run_dir / rundir.PLOTS):
+        for leftover in folder.glob("*") if folder.is_dir() else ():
+            if leftover.is_file():
+                leftover.unlink()
+    write_config(run_dir, config)
+    return run_dir
+
+
 def write_config(run_dir: Path, config: Config) -> None:
     try:
         rundir.atomic_write_text(run_dir / rundir.CONFIG, config_to_yaml(config))
@@ -135,37 +161,46 @@ def write_config(run_dir: Path, config: Config) -> None:
 def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[Callback],
           callbacks: Sequence[Callback], threads: int | str) -> tuple[list[dict], str | None]:
     """Train `loop` into the recorders' run directories; their summaries, and the signal that stopped it."""
-    writers = [RunWriter(recorder, every=recorder.config.train.log_every) for recorder in recorders]
+    writers = [RunWriter(recorder, recorder.config.train.log_every, recorder.config.train.checkpoint_seconds)
+               for recorder in recorders]
     loop.callbacks = assemble_callbacks(deciders, callbacks, writers)
+    drawer = Drawer.start()  # its workers import matplotlib on the cores training leaves idle
     try:
         for recorder in recorders:
             rundir.write_json(recorder.run_dir / rundir.SUMMARY,
                               {"name": recorder.config.name, "status": "running", "epochs_run": loop.epoch})
         with stop_on_signals(loop) as received, training_threads_of(loop, threads) as used:
             loop.fit()
-        summaries = [{**recorder.summary(), "threads": used} for recorder in recorders]
+        summaries = [{**recorder.summary(), "threads": used,
+                      "timings": {"checkpoints": round(writer.seconds, 3)}} for recorder, writer in zip(recorders, writers)]
         for recorder, summary in zip(recorders, summaries):
             rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
     except BaseException as exc:
+        drawer.close()
         for recorder in recorders:
             mark_failed(recorder, loop.epoch, exc)
         raise
-    for recorder, summary in zip(recorders, summaries):
-        draw_plots(recorder, summary)
+    try:
+        for recorder, summary in zip(recorders, summaries):
+            draw_plots(recorder, summary, drawer)
+    finally:
+        drawer.close()
     return summaries, received[0] if received else None
 
 
-def draw_plots(recorder: RunRecorder, summary: dict) -> None:
-    """The run's plots; one that cannot be drawn leaves the run as it is, with a note in summary.json
-    (`notes`, shown by the console) instead of a failure."""
+def draw_plots(recorder: RunRecorder, summary: dict, drawer: Drawer) -> None:
+    """The run's plots, then summary.json again with their time; one that cannot be drawn leaves the run as it
+    is, with a note in summary.json (`notes`, shown by the console) instead of a failure."""
+    started = time.perf_counter()
     try:
-        recorder.trained_run().draw_plots(recorder.run_dir)
+        recorder.trained_run().draw_plots(recorder.run_dir, drawer)
     except Exception as exc:  # noqa: BLE001 - whatever broke a picture, the trained run stays valid
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         summary.setdefault("notes", []).append(f"plots not drawn: {reason}; redraw with clftrain plot "
                                                f"{recorder.run_dir}")
-        with contextlib.suppress(OSError):
-            rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
+    summary["timings"]["plots"] = round(time.perf_counter() - started, 3)
+    with contextlib.suppress(OSError):  # the run is complete without this figure
+        rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
 
 
 def mark_failed(recorder: RunRecorder, epoch: int, exc: BaseException) -> None:
@@ -263,6 +298,42 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
             if a.get(key) != b.get(key):
                 return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
     return f"{prefix.rstrip('.')} ({b!r} in the checkpoint, {a!r} in config.yaml)"
+
+
+def is_finished(epoch: int, config: Config, payload: dict) -> bool:
+    """Whether a checkpoint's run has nothing left to train: every epoch ran, it stopped early, or it diverged."""
+    planned = ((payload.get("config") or {}).get("train") or {}).get("epochs", config.train.epochs)
+    stopped_early = payload.get("status") == "completed" and epoch < planned
+    return stopped_early or payload.get("status") == "diverged" or epoch >= config.train.epochs
+
+
+def missing_end_steps(recorder: RunRecorder, status: str) -> list[str]:
+    """What a finished run lacks of its end: a summary.json with its final status, its plots (a run killed
+    while drawing them)."""
+    missing = []
+    try:
+        summary = rundir.read_json(recorder.run_dir / rundir.SUMMARY)
+    except (OSError, ValueError):
+        summary = {}
+    if not isinstance(summary, dict) or summary.get("status") != status or "final" not in summary:
+        missing.append(rundir.SUMMARY)
+    jobs = recorder.trained_run().figure_jobs(recorder.run_dir / rundir.PLOTS)
+    missing += [f"{rundir.PLOTS}/{job.path.name}" for job in jobs if not job.path.is_file()]
+    return missing
+
+
+def finish(recorder: RunRecorder, loop: EpochLoop, missing: list[str]) -> dict:
+    """A finished run's end-of-run steps done again (summary.json, plots), as train() does them; the summary."""
+    summary = {**recorder.summary(), "notes": [f"finished the end of a run that had stopped before it: wrote "
+                                               f"{', '.join(missing)}"]}
+    summary["timings"] = {}
+    rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
+    drawer = Drawer()
+    try:
+        draw_plots(recorder, summary, drawer)
+    finally:
+        drawer.close()
+    return summary
 
 
 def check_epochs_left(run_dir: Path, epoch: int, config: Config, payload: dict) -> None:

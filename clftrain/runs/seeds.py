@@ -101,10 +101,11 @@ def model_description(group: Group, member: Member) -> dict:
 
 # ---------------------------------------------------------------------- fit and resume
 def fit_seeds(config: Config, out: Path | None = None, runs_root: Path = Path("runs"),
-              callbacks: list[Callback] = (), on_model=None) -> lifecycle.FitResult:
-    """Train one replica per seed of `config` into a new run directory."""
+              callbacks: list[Callback] = (), on_model=None, restart: Path | None = None) -> lifecycle.FitResult:
+    """Train one replica per seed of `config` into a new run directory (or `restart` one from its start)."""
     group = setup_group([config])
-    run_dir = lifecycle.create_run(group.members[0].config, out, runs_root)
+    resolved = group.members[0].config
+    run_dir = lifecycle.restart_run(restart, resolved) if restart else lifecycle.create_run(resolved, out, runs_root)
     show_model(group, on_model)
     (summary,), signal = train_group(group, [run_dir], callbacks)
     return lifecycle.FitResult(run_dir, summary, signal)
@@ -121,6 +122,12 @@ def resume_seeds(run_dir: Path, config: Config, payload: dict, overrides: list[s
     best = rundir.load_checkpoint(best_file) if best_file.is_file() else None
     trainer.model.load_part_state(member.part, payload["model"], last)  # names the first mismatching layer
     trainer.restore_member(member, payload, best)
+    if lifecycle.is_finished(trainer.epoch, config, payload):
+        trainer.status = "diverged" if payload["status"] == "diverged" else "completed"
+        recorder = MemberRecorder(group, member, run_dir)
+        missing = lifecycle.missing_end_steps(recorder, payload["status"])
+        if missing:
+            return lifecycle.FitResult(run_dir, lifecycle.finish(recorder, trainer, missing))
     lifecycle.check_epochs_left(run_dir, trainer.epoch, config, payload)
     show_model(group, on_model)
     if overrides:

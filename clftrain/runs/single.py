@@ -77,10 +77,10 @@ def model_description(run: SingleSetup) -> dict:
 
 
 def fit_single(config: Config, out: Path | None = None, runs_root: Path = Path("runs"),
-               callbacks: list[Callback] = (), on_model=None) -> lifecycle.FitResult:
-    """Train one config into a new run directory; return it and the summary written there."""
+               callbacks: list[Callback] = (), on_model=None, restart: Path | None = None) -> lifecycle.FitResult:
+    """Train one config into a new run directory (or `restart` one from its start); return it and its summary."""
     run = setup_single(config)
-    run_dir = lifecycle.create_run(run.config, out, runs_root)
+    run_dir = lifecycle.restart_run(restart, run.config) if restart else lifecycle.create_run(run.config, out, runs_root)
     return _train(run, run_dir, callbacks, on_model)
 
 
@@ -95,6 +95,12 @@ def resume_single(run_dir: Path, config: Config, payload: dict, overrides: list[
     load_weights(run.trainer.model, payload["model"], last)  # names the first mismatching layer
     recorder = SingleRecorder(run, run_dir)
     recorder.restore(payload, best_payload)
+    if lifecycle.is_finished(run.trainer.epoch, config, payload):
+        run.trainer.status = payload["status"]
+        run.trainer.stopped_early = payload["status"] == "completed" and run.trainer.epoch < config.train.epochs
+        missing = lifecycle.missing_end_steps(recorder, payload["status"])
+        if missing:
+            return lifecycle.FitResult(run_dir, lifecycle.finish(recorder, run.trainer, missing))
     lifecycle.check_epochs_left(run_dir, run.trainer.epoch, config, payload)
     if overrides:
         lifecycle.write_config(run_dir, config)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,6 @@ from matplotlib.figure import Figure
 from clftrain.errors import UserError
 from clftrain.store.rundir import atomic_write_bytes
 
-PredictLabels = Callable[[np.ndarray], np.ndarray]
-GRID_STEPS = 201  # per axis: smooth regions at a few ms of inference
 REGIONS = colormaps["RdYlBu"]
 
 
@@ -45,17 +42,16 @@ def save_figure(fig, path: Path) -> None:
 
 
 def decision_boundary(
-    path: Path, predict_labels: PredictLabels, train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray], class_names: list[str], title: str, multilabel: bool = False,
+    path: Path, regions: np.ndarray, extent: tuple[float, float, float, float],
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], class_names: list[str], title: str,
+    axis_labels: tuple[str, str], description: str, multilabel: bool = False,
 ) -> None:
     """Train | test side by side: predicted class regions, true classes as points on top.
 
-    Two features: the feature plane itself. More: the plane of the training data's
-    first two principal components (the title says so). One: a strip along the axis.
-    Multi-label: one row per label, its regions where the model predicts it.
+    `regions`: [H, W, L] predicted labels over a grid of the drawing plane (views/plane.py) spanning `extent`;
+    `train`, `test`: (points [N, 2] in that plane, targets). Multi-label: one row per label, its regions where
+    the model predicts it.
     """
-    projection = _Projection.fit(train[0])
-    xx, yy, regions = _regions(predict_labels, projection, np.concatenate([train[0], test[0]]))  # [H, W, L]
     if multilabel:
         rows = [(f"label '{name}': ", regions[..., j], train[1][:, j], test[1][:, j], [f"not {name}", name])
                 for j, name in enumerate(class_names)]
@@ -64,75 +60,26 @@ def decision_boundary(
                  test[1].reshape(len(test[1]), -1)[:, 0], class_names)]
     fig, axes = new_figure(len(rows), 2, (12, 5.2 if len(rows) == 1 else 4.2 * len(rows)), sharex=True, sharey=True)
     for ax_pair, (label, row_regions, y_train, y_test, names) in zip(axes, rows):
-        _boundary_row(ax_pair, xx, yy, row_regions, projection, [(train[0], y_train), (test[0], y_test)], names, label)
-    fig.suptitle(f"{title}\n{projection.description}", fontsize=11)
+        splits = [(train[0], y_train), (test[0], y_test)]
+        _boundary_row(ax_pair, row_regions, extent, splits, names, label, axis_labels)
+    fig.suptitle(f"{title}\n{description}", fontsize=11)
     save_figure(fig, path)
 
 
-def _boundary_row(axes, xx, yy, regions, projection: _Projection, splits, class_names: list[str], label: str) -> None:
+def _boundary_row(axes, regions, extent, splits, class_names: list[str], label: str, axis_labels) -> None:
     n_classes = max(len(class_names), 2)
-    extent = (xx[0, 0], xx[0, -1], yy[0, 0], yy[-1, 0])
-    for ax, (X, y), split in zip(axes, splits, ("Train", "Test")):
+    for ax, (points, y), split in zip(axes, splits, ("Train", "Test")):
         # The regions as an image of the predicted class over the grid: one draw call, not a contour per class.
         ax.imshow(regions, origin="lower", extent=extent, aspect="auto", interpolation="nearest", cmap=REGIONS,
                   alpha=0.7, vmin=-0.5, vmax=n_classes - 0.5)
-        points = projection.to_plane(X)
         scatter = ax.scatter(points[:, 0], points[:, 1], c=y, s=18,
                              cmap=REGIONS, vmin=0, vmax=n_classes - 1, edgecolors="k", linewidths=0.4)
-        ax.set_title(f"{label}{split} ({len(X)} points)")
-        ax.set_xlabel(projection.axis_labels[0])
-        ax.set_ylabel(projection.axis_labels[1])
+        ax.set_title(f"{label}{split} ({len(points)} points)")
+        ax.set_xlabel(axis_labels[0])
+        ax.set_ylabel(axis_labels[1])
     handles, _ = scatter.legend_elements()
     # A fixed corner: loc="best" would test every point of the scatter against every legend position.
     axes[1].legend(handles, class_names[: len(handles)], title="class", loc="upper right", fontsize=8, framealpha=0.8)
-
-
-class _Projection:
-    """Maps features to a 2-D drawing plane and back."""
-
-    def __init__(self, n_features: int, pca=None):
-        self.n_features = n_features
-        self.pca = pca
-        if n_features == 1:
-            self.axis_labels, self.description = ("x1", "(one feature)"), "decision regions along the only feature"
-        elif n_features == 2:
-            self.axis_labels, self.description = ("x1", "x2"), "decision regions over the two features"
-        else:
-            ratio = pca.explained_variance_ratio_
-            self.axis_labels = (f"PC1 ({ratio[0]:.0%} of variance)", f"PC2 ({ratio[1]:.0%})")
-            self.description = (f"{n_features} features: regions drawn in the plane of the first two "
-                                "principal components of the training data")
-
-    @classmethod
-    def fit(cls, X_train: np.ndarray) -> _Projection:
-        n_features = X_train.shape[1]
-        if n_features <= 2:
-            return cls(n_features)
-        from sklearn.decomposition import PCA
-
-        return cls(n_features, PCA(n_components=2).fit(X_train))
-
-    def to_plane(self, X: np.ndarray) -> np.ndarray:
-        if self.n_features == 1:
-            jitter = np.random.default_rng(0).uniform(-0.8, 0.8, len(X))  # spread points to see them
-            return np.column_stack([X[:, 0], jitter])
-        return X if self.pca is None else self.pca.transform(X)
-
-    def to_features(self, plane: np.ndarray) -> np.ndarray:
-        if self.n_features == 1:
-            return plane[:, :1]
-        return plane if self.pca is None else self.pca.inverse_transform(plane)
-
-
-def _regions(predict_labels: PredictLabels, projection: _Projection, X: np.ndarray):
-    points = projection.to_plane(X)
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    pad = 0.1 * (hi - lo) + 1e-6
-    xx, yy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], GRID_STEPS),
-                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], GRID_STEPS))
-    grid = projection.to_features(np.column_stack([xx.ravel(), yy.ravel()]).astype(np.float32))
-    regions = predict_labels(grid.astype(np.float32)).reshape(*xx.shape, -1)  # a last axis per label
-    return xx, yy, regions
 
 
 def learning_curves(path: Path, rows: list[dict[str, float]], metric: str, title: str,
@@ -281,25 +228,26 @@ def activation_functions(path: Path, curves: dict[str, tuple[np.ndarray, np.ndar
 
 
 def regression_fit(
-    path: Path, predict_values: PredictLabels, train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray], title: str,
+    path: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], predicted: np.ndarray,
+    title: str,
 ) -> None:
-    """One feature: the data and the fitted line (the tutorial's plot_predictions); else predicted vs true."""
+    """One feature: the data and the fitted line (the tutorial's plot_predictions); else predicted vs true.
+    `predicted`: the model's value for each test row."""
     fig, ((ax,),) = new_figure(1, 1, (7, 5))
     if train[0].shape[1] == 1:
         ax.scatter(train[0][:, 0], train[1][:, 0], s=14, c="b", label="train data")
         ax.scatter(test[0][:, 0], test[1][:, 0], s=14, c="g", label="test data")
-        ax.scatter(test[0][:, 0], predict_values(test[0]), s=14, c="r", label="predictions (test)")
+        ax.scatter(test[0][:, 0], predicted, s=14, c="r", label="predictions (test)")
         ax.set_xlabel("x")
         ax.set_ylabel("y")
     else:
-        truth, predicted = test[1][:, 0], predict_values(test[0])
+        truth = test[1][:, 0]
         ax.scatter(truth, predicted, s=14, c="r", label="test rows")
         lims = [min(truth.min(), predicted.min()), max(truth.max(), predicted.max())]
         ax.plot(lims, lims, "k--", label="perfect prediction")
         ax.set_xlabel("true value")
         ax.set_ylabel("predicted value")
-    ax.legend()
+    ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=11)
     save_figure(fig, path)

@@ -36,7 +36,7 @@ def show_result(console: Console, run_dir: Path, summary: dict) -> None:
     else:
         _show_one_seed_result(console, run_dir, summary)
     for note in summary.get("notes", []):
-        console.print(f"[yellow]warning:[/yellow] {note}", markup=True, highlight=False)
+        console.print(f"[yellow]note:[/yellow] {note}", markup=True, highlight=False)
 
 
 def _show_one_seed_result(console: Console, run_dir: Path, summary: dict) -> None:
