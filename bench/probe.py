@@ -31,11 +31,7 @@ def _run_cli(args: list[str]) -> int:
     from clftrain.cli import main
 
     sys.argv = ["clftrain", *args]
-    try:
-        main()
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return main()
 
 
 class _FirstEpochHook(importlib.abc.MetaPathFinder):

@@ -163,7 +163,24 @@ def measure_startup(args: argparse.Namespace) -> dict:
         if firsts:
             out["fit_first_epoch"] = {"median": statistics.median(firsts), "min": min(firsts), "max": max(firsts)}
             out["fit_startup_over_import_torch"] = out["fit_first_epoch"]["median"] - out["import_torch"]["median"]
+        for epochs in (1000, 4000):
+            out[f"fit_whole_{epochs}"] = measure_whole_fit(config, epochs, reps, env, Path(tmp))
     return out
+
+
+def measure_whole_fit(config: str, epochs: int, reps: int, env: dict, tmp: Path) -> dict:
+    """`clftrain fit CONFIG` as one process, start to exit, and the phases its summary.json times: training
+    (`seconds`), checkpoint saving and the end-of-run plots (`timings`)."""
+    runs = []
+    for i in range(reps):
+        run_dir = tmp / f"whole-{epochs}-{i}"
+        seconds, proc = timed([*clftrain_command(), "fit", config, "--set", f"train.epochs={epochs}", "--out",
+                               str(run_dir), "-q"], env)
+        if proc.returncode != 0:
+            return {"error": proc.stderr[-2000:]}
+        summary = json.loads((run_dir / "summary.json").read_text())
+        runs.append({"wall": seconds, "training": summary["seconds"], **summary["timings"]})
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]} | {"runs": runs}
 
 
 # ------------------------------------------------------------------------------ report
@@ -301,6 +318,28 @@ def check_targets(rows: list[dict], startup: dict | None) -> list[str]:
             lines.append(f"{verdict(over < 1.5)}: fit start-up, process start to end of the first epoch: "
                          f"{startup['fit_first_epoch']['median']:.2f} s = import torch "
                          f"{startup['import_torch']['median']:.2f} s + {over:.2f} s (< 1.5 s)")
+        lines += lifecycle_targets(startup)
+    return lines
+
+
+def lifecycle_targets(startup: dict) -> list[str]:
+    """The run lifecycle's costs in whole `clftrain fit configs/circles.yaml` processes (1,000 and 4,000 epochs)."""
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    lines, torch_s = [], startup["import_torch"]["median"]
+    for epochs in (1000, 4000):
+        fit = startup.get(f"fit_whole_{epochs}") or {}
+        if "wall" not in fit:
+            continue
+        saving = fit["checkpoints"] / fit["training"]
+        lines.append(f"{verdict(saving <= 0.05)}: circles {epochs} epochs, checkpoint saving {fit['checkpoints']:.3f} s "
+                     f"= {saving:.1%} of training {fit['training']:.2f} s (<= 5%)")
+        lines.append(f"{verdict(fit['plots'] <= 0.5)}: circles {epochs} epochs, end-of-run plots {fit['plots']:.2f} s "
+                     "(<= 0.5 s)")
+        over = fit["wall"] - torch_s - fit["training"]
+        lines.append(f"{verdict(over <= 1.0)}: circles {epochs} epochs, whole `clftrain fit` {fit['wall']:.2f} s = "
+                     f"import torch {torch_s:.2f} s + training {fit['training']:.2f} s + {over:.2f} s (<= 1.0 s)")
     return lines
 
 

@@ -1,3 +1,5 @@
-from clftrain.cli import main
+"""`python -m clftrain`: the clftrain program."""
 
-main()
+from clftrain.cli import run
+
+run()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -71,6 +72,7 @@ def fit(
     seeds: SeedsOption = None,
 ) -> None:
     """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots)."""
+    _start_drawing_workers()
     if (config is None) == (resume is None):
         raise UserError("give either a CONFIG to start a run or --resume RUN_DIR to continue one, not both")
     if resume is not None and out is not None:
@@ -98,6 +100,14 @@ def fit(
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
     if result.summary["status"] == "diverged":
         raise typer.Exit(2)
+
+
+def _start_drawing_workers() -> None:
+    """Figure-drawing workers start now, importing matplotlib while this process imports torch and trains
+    (views/drawing.py): the plots at the end of a run then cost a fraction of their time."""
+    from clftrain.views.drawing import shared_drawer
+
+    shared_drawer()
 
 
 def _with_seeds(overrides: list[str] | None, seeds: str | None) -> list[str]:
@@ -212,6 +222,7 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train every combination of the --grid values; configs of one shape train together as one batched model."""
+    _start_drawing_workers()
     from clftrain.runs import SIGNAL_EXIT_CODES, SWEEP_CSV, plan_sweep, run_sweep
     from clftrain.views import SweepProgress, show_sweep
 
@@ -285,9 +296,29 @@ def activations(
     console.print(f"wrote {out}")
 
 
-def main() -> None:
-    app(prog_name="clftrain")
+def main() -> int:
+    """Run the command line; its exit code (for callers that go on afterwards)."""
+    try:
+        app(prog_name="clftrain")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def run() -> None:
+    """The `clftrain` program: the command line, then an exit that skips the interpreter's teardown.
+
+    Unloading torch at exit takes about 0.45 s (measured: `python -c "import torch"` 1.69 s, with
+    os._exit 1.22 s), paid after every file of the run is written and fsynced. A bug (an exception
+    other than an exit) still ends the usual way, with its traceback."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be shown there
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -32,7 +32,7 @@ from clftrain.data import Dataset
 from clftrain.errors import UserError
 from clftrain.store import rundir
 from clftrain.training import Callback, EpochLoop, loss_weights, training_threads
-from clftrain.views.drawing import Drawer
+from clftrain.views.drawing import Drawer, shared_drawer
 
 # Exit codes of a run stopped by a signal, as shells report them (128 + signal number).
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
@@ -164,7 +164,7 @@ def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[
     writers = [RunWriter(recorder, recorder.config.train.log_every, recorder.config.train.checkpoint_seconds)
                for recorder in recorders]
     loop.callbacks = assemble_callbacks(deciders, callbacks, writers)
-    drawer = Drawer.start()  # its workers import matplotlib on the cores training leaves idle
+    drawer = shared_drawer()  # its workers import matplotlib while this process trains
     try:
         for recorder in recorders:
             rundir.write_json(recorder.run_dir / rundir.SUMMARY,
@@ -176,15 +176,11 @@ def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[
         for recorder, summary in zip(recorders, summaries):
             rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
     except BaseException as exc:
-        drawer.close()
         for recorder in recorders:
             mark_failed(recorder, loop.epoch, exc)
         raise
-    try:
-        for recorder, summary in zip(recorders, summaries):
-            draw_plots(recorder, summary, drawer)
-    finally:
-        drawer.close()
+    for recorder, summary in zip(recorders, summaries):
+        draw_plots(recorder, summary, drawer)
     return summaries, received[0] if received else None
 
 
@@ -328,11 +324,7 @@ def finish(recorder: RunRecorder, loop: EpochLoop, missing: list[str]) -> dict:
                                                f"{', '.join(missing)}"]}
     summary["timings"] = {}
     rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
-    drawer = Drawer()
-    try:
-        draw_plots(recorder, summary, drawer)
-    finally:
-        drawer.close()
+    draw_plots(recorder, summary, Drawer())  # here: a one-off, not worth starting a worker for
     return summary
 
 

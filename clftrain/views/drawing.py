@@ -1,19 +1,21 @@
 """Drawing a run's figures, in this process or in warm worker processes.
 
-Importing matplotlib and rendering a first figure costs about 0.4 s, drawing each figure 0.1-0.2 s,
-and fit draws three when a run ends. So `fit` starts a `Drawer` before training: its worker
-processes (plot_worker.py, a fresh interpreter: they share nothing with torch) import matplotlib
-and render a throwaway figure on the cores training leaves idle, and when training ends the figures
-are drawn there. Where no worker can start (or one fails), the figures are drawn in this process,
-as `clftrain plot` always does.
+Importing matplotlib and rendering a first figure costs about 0.5 s, drawing each figure 0.1-0.3 s,
+and fit draws three when a run ends. So `clftrain fit` and `sweep` start the process's shared
+`Drawer` first thing: its worker processes (plot_worker.py, a fresh interpreter: they share nothing
+with torch) import matplotlib and render a throwaway figure while this process imports torch and
+trains, and when a run ends its figures are drawn there, in parallel; every run of the process (a
+sweep's many) uses the same workers. Where no worker can start (or one fails), the figures are drawn
+in this process, as `clftrain plot` always does.
 
-CLFTRAIN_PLOT_PROCESSES sets the number of workers: `auto` (the default: one per two cores, at most
-two; measured on 2 cores, a second worker's start-up slowed a tiny model's training more than its
-parallel drawing saved) or a number, 0 to draw in this process.
+CLFTRAIN_PLOT_PROCESSES sets the number of workers: `auto` (the default: two where there are two cores
+or more; measured on 2 cores, one worker draws circles' three figures in about 0.7 s, two in 0.35 s)
+or a number, 0 to draw in this process.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import queue
@@ -47,7 +49,7 @@ class FigureJob:
 def worker_count() -> int:
     setting = os.environ.get(PROCESSES_SETTING, "auto").strip().lower()
     if setting == "auto":
-        return min(2, (os.cpu_count() or 1) // 2)
+        return 2 if (os.cpu_count() or 1) >= 2 else 0
     try:
         return max(0, int(setting))
     except ValueError:
@@ -80,15 +82,13 @@ class Drawer:
                 break
             self.started.append(worker)
             self.workers.put(worker)
+        self.live = len(self.started)  # workers that still answer
         self.threads = ThreadPoolExecutor(len(self.started)) if self.started else None
-
-    @classmethod
-    def start(cls) -> Drawer:
-        return cls(worker_count())
 
     def draw(self, jobs: list[FigureJob]) -> list[tuple[FigureJob, Path | None, BaseException | None]]:
         """(job, path written or None, the error that stopped it or None) for each job, in order."""
-        futures = [self.threads.submit(self._in_worker, job) if self.threads else None for job in jobs]
+        use_workers = self.threads is not None and self.live > 0
+        futures = [self.threads.submit(self._in_worker, job) if use_workers else None for job in jobs]
         results = []
         for job, future in zip(jobs, futures):
             if future is not None:
@@ -102,13 +102,17 @@ class Drawer:
         return results
 
     def _in_worker(self, job: FigureJob) -> tuple[Path | None, str | None]:
-        worker = self.workers.get()
+        try:
+            worker = self.workers.get(timeout=WORKER_TIMEOUT_S)
+        except queue.Empty:
+            raise WorkerFailed("no worker left") from None
         try:
             pickle.dump(job, worker.stdin)
             worker.stdin.flush()
             reply = pickle.load(worker.stdout)
         except (OSError, EOFError, pickle.PickleError) as exc:
-            raise WorkerFailed(str(exc)) from None  # this worker is not put back
+            self.live -= 1  # this worker is not put back
+            raise WorkerFailed(str(exc)) from None
         self.workers.put(worker)
         return reply
 
@@ -120,17 +124,26 @@ class Drawer:
             return job, None, exc
 
     def close(self) -> None:
-        for worker in self.started:
-            if worker.stdin and not worker.stdin.closed:
-                try:
-                    worker.stdin.close()  # the end of its input: it exits
-                except OSError:
-                    pass
+        """End the workers: the end of their input, on which they exit (not waited for: they have nothing left
+        to write, and waiting would add their exit to the run's)."""
         for worker in self.started:
             try:
-                worker.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+                worker.stdin.close()
+            except OSError:
+                pass
         if self.threads is not None:
             self.threads.shutdown(wait=False)
         self.started, self.threads = [], None
+
+
+_shared: Drawer | None = None
+
+
+def shared_drawer() -> Drawer:
+    """The process's Drawer, its workers started on the first call (clftrain fit and sweep call it first thing)
+    and serving every run after; closed when the process ends."""
+    global _shared
+    if _shared is None or (_shared.started and _shared.live == 0):
+        _shared = Drawer(worker_count())
+        atexit.register(_shared.close)
+    return _shared
