@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.trainers import DEFAULT_TRAINERS, TRAINERS
-from bench.workloads import BENCH_DIR, WORKLOADS, ensure_csv
+from bench.workloads import BENCH_DIR, WORKLOADS, csv_path
 
 ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -71,6 +71,16 @@ def child_env(trainer: str, args: argparse.Namespace) -> dict[str, str]:
         for var in OPENBLAS_TUNING_VARS:  # the machine's OpenBLAS tuning slows numpy; sklearn child only
             env.pop(var, None)
     return env
+
+
+def generate_csv(name: str, args: argparse.Namespace) -> Path:
+    """A CSV workload's file, generated (once) in a process of its own: generating a million rows here would
+    raise this process's peak memory, and every child measured inherits that peak in ru_maxrss (fork counts
+    the parent's pages until exec)."""
+    code = (f"from bench.workloads import WORKLOADS, ensure_csv\n"
+            f"ensure_csv(WORKLOADS[{name!r}].scaled({args.epochs!r}, {args.rows!r}))")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+    return csv_path(WORKLOADS[name].scaled(args.epochs, args.rows))
 
 
 def run_child(workload: str, trainer: str, args: argparse.Namespace) -> dict:
@@ -355,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         workload = WORKLOADS[name].scaled(args.epochs, args.rows)
         if workload.csv_rows:
             started = time.perf_counter()
-            path = ensure_csv(workload)
+            path = generate_csv(name, args)
             print(f"  data: {path} ({path.stat().st_size / 2**20:.0f} MiB, {time.perf_counter() - started:.1f} s)",
                   flush=True)
 

@@ -365,6 +365,16 @@ def test_seeds_cannot_change_on_resume(cli, tmp_path):
 
 
 # ---------------------------------------------------------------------- resume, divergence
+def assert_bit_for_bit(run, reference) -> None:
+    """metrics.csv (but for wall-clock seconds) and the weights of last.pt and best.pt equal the reference run's."""
+    strip = lambda path: [{k: v for k, v in r.items() if k != "seconds"} for r in metrics_rows(path)]  # noqa: E731
+    assert strip(run) == strip(reference)
+    for which in ("last", "best"):
+        mine = rundir.load_checkpoint(rundir.checkpoint_path(run, which))["model"]
+        theirs = rundir.load_checkpoint(rundir.checkpoint_path(reference, which))["model"]
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), which
+
+
 @pytest.mark.parametrize("stop", [InterruptAt(9), InterruptAtStep(35)], ids=["epoch-end", "between-mini-batches"])
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, tmp_path, stop):
     config = validate_config(tiny_config(seeds=[3, 4], model={"dropout": 0.2},
@@ -378,12 +388,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, t
         assert interrupted.summary["epoch_in_progress"] == {"epoch": 9, "steps_done": 3}
     resumed = resume_run(tmp_path / "interrupted")
     assert resumed.summary["status"] == "completed" and resumed.summary["epochs_run"] == 24
-    strip = lambda run: [{k: v for k, v in r.items() if k != "seconds"} for r in metrics_rows(run)]  # noqa: E731
-    assert strip(tmp_path / "interrupted") == strip(straight.run_dir)
-    for which in ("last", "best"):
-        mine = rundir.load_checkpoint(rundir.checkpoint_path(tmp_path / "interrupted", which))["model"]
-        theirs = rundir.load_checkpoint(rundir.checkpoint_path(straight.run_dir, which))["model"]
-        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), which
+    assert_bit_for_bit(tmp_path / "interrupted", straight.run_dir)
 
 
 def test_a_resumed_run_keeps_each_replicas_stop_and_learning_rate(tmp_path):
@@ -399,12 +404,7 @@ def test_a_resumed_run_keeps_each_replicas_stop_and_learning_rate(tmp_path):
     assert interrupted.summary["status"] == "interrupted"
     resumed = resume_run(tmp_path / "interrupted")
     assert resumed.summary["epochs_run"] == straight.summary["epochs_run"]
-    strip = lambda run: [{k: v for k, v in r.items() if k != "seconds"} for r in metrics_rows(run)]  # noqa: E731
-    assert strip(tmp_path / "interrupted") == strip(straight.run_dir)
-    for which in ("last", "best"):
-        mine = rundir.load_checkpoint(rundir.checkpoint_path(tmp_path / "interrupted", which))["model"]
-        theirs = rundir.load_checkpoint(rundir.checkpoint_path(straight.run_dir, which))["model"]
-        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), which
+    assert_bit_for_bit(tmp_path / "interrupted", straight.run_dir)
 
 
 def test_resume_refuses_a_completed_run(write_config, tmp_path):
