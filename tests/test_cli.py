@@ -127,7 +127,7 @@ def test_validate_prints_resolved_config(cli, write_config):
 
 
 def test_diverged_run_is_reported(cli, write_config, tmp_path):
-    config = tiny_config(dataset={"name": "linear"}, task="regression", train={"loss": "mse", "lr": 1e30})
+    config = tiny_config(dataset={"name": "linear"}, task="regression", train={"loss": "mse", "lr": 1e6})
     result = cli("fit", write_config(config))
     assert result.exit_code == 2
     assert "diverged at epoch" in result.output and "lower train.lr" in result.output

@@ -443,7 +443,8 @@ def test_a_diverging_replica_stops_alone(tmp_path):
 
 
 def test_every_replica_diverging_is_a_diverged_run(write_config, cli):
-    result = cli("fit", write_config(tiny_config(seeds=[0, 1], train={"lr": 1e30, "epochs": 50})), "--out", "run")
+    result = cli("fit", write_config(tiny_config(seeds=[0, 1], dataset={"name": "linear"}, task="regression",
+                                                 train={"loss": "mse", "lr": 1e6, "epochs": 50})), "--out", "run")
     assert result.exit_code == 2, result.output
     assert json.loads(open("run/summary.json").read())["status"] == "diverged"
     assert "2 of 2 seeds diverged" in result.output

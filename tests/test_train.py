@@ -83,7 +83,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement():
 
 
 def test_divergence_stops_at_once_and_says_so():
-    trainer = trainer_for(dataset={"name": "linear"}, task="regression", train={"loss": "mse", "lr": 1e30, "epochs": 50})
+    trainer = trainer_for(dataset={"name": "linear"}, task="regression", train={"loss": "mse", "lr": 1e6, "epochs": 50})
     trainer.fit()
     assert trainer.status == "diverged"
     assert trainer.epoch < 50

@@ -8,54 +8,34 @@ from __future__ import annotations
 
 import copy
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from clftrain.config.schema import DATASET_CLASSES, DATASET_NAMES, Config
+from clftrain.config.schema import DATASET_CLASSES, DATASET_NAMES, MAX_SEEDS, SEED_MAX, Config
 from clftrain.errors import UserError, did_you_mean
+from clftrain.readers import parse_yaml, read_text
 
-# `--seeds` ranges stop here: a typo such as 0-10000000 must not allocate ten million replicas.
-MAX_SEEDS = 4096
 # A dotted config key, as `--set` and `--grid` take it: train.lr, model.layers, seed.
 DOTTED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML loading that rejects duplicate keys (PyYAML silently keeps the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}'", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise UserError(f"config path is a directory, not a YAML file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read config file {path}: {exc}") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        raise UserError(f"invalid YAML in {path}: {exc}\nfix the YAML syntax at the position shown") from None
+    """A config file's YAML, read within readers.py's limits (a regular file, bounded size and shape)."""
+    return parse_yaml(read_text(path, "config file"), str(path))
 
 
-def parse_value(text: str) -> Any:
-    """A value as YAML reads it (`0.1`, `[8, 8]`, `relu`, `null`); raises yaml.YAMLError."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)
+def parse_value(text: str, where: str) -> Any:
+    """A value as YAML reads it (`0.1`, `[8, 8]`, `relu`, `null`), within the same limits as a config file;
+    a UserError that starts with `where` for anything wrong with it."""
+    try:
+        return parse_yaml(text, where)
+    except UserError as exc:
+        reason = str(exc).removeprefix(f"invalid YAML in {where}: ").removeprefix(f"{where} ")
+        raise UserError(f"{where}: the value is not valid YAML: {reason}") from None
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -66,29 +46,30 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not DOTTED_KEY.fullmatch(key):
             raise UserError(f"--set '{item}': expected KEY=VALUE with a dotted key, e.g. --set train.lr=0.01")
-        try:
-            overrides[key] = yaml.load(raw, Loader=_UniqueKeyLoader)
-        except yaml.YAMLError as exc:
-            raise UserError(f"--set '{item}': the value is not valid YAML: {exc}") from None
+        overrides[key] = parse_value(raw, f"--set '{item[:200]}'")
     return overrides
 
 
 def parse_seeds(text: str) -> list[int]:
     """`--seeds 0-4` -> [0, 1, 2, 3, 4]; also `0,3,7` and `0-2,10-12` (ranges include both ends)."""
+    shown = text if len(text) <= 60 else text[:57] + "..."
     seeds: list[int] = []
     for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        match = re.fullmatch(r"\s*(\d{1,10})\s*(?:-\s*(\d{1,10})\s*)?", part)  # 10 digits: up to SEED_MAX
         if not match or (match.group(2) is not None and int(match.group(2)) < int(match.group(1))):
-            raise UserError(f"--seeds '{text}': expected seeds and ranges like 0-4, 0,3,7 or 0-2,10-12 "
-                            "(non-negative, each range low-high)")
+            raise UserError(f"--seeds '{shown}': expected seeds and ranges like 0-4, 0,3,7 or 0-2,10-12 "
+                            f"(whole numbers from 0 to {SEED_MAX}, each range low-high)")
         low = int(match.group(1))
         high = int(match.group(2) or low)
+        if high > SEED_MAX:
+            raise UserError(f"--seeds '{shown}': seed {high} is above {SEED_MAX}, the largest numpy and "
+                            "scikit-learn take")
         if len(seeds) + high - low >= MAX_SEEDS:
-            raise UserError(f"--seeds '{text}': more than {MAX_SEEDS} seeds; train fewer replicas at once")
+            raise UserError(f"--seeds '{shown}': more than {MAX_SEEDS} seeds; train fewer replicas at once")
         seeds.extend(range(low, high + 1))
-    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    repeated = sorted(seed for seed, count in Counter(seeds).items() if count > 1)
     if repeated:
-        raise UserError(f"--seeds '{text}': seed(s) {', '.join(map(str, repeated))} listed more than once")
+        raise UserError(f"--seeds '{shown}': seed(s) {', '.join(map(str, repeated))} listed more than once")
     return seeds
 
 

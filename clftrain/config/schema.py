@@ -6,10 +6,15 @@ typed sub-configs. Importing this module must not import torch (see tests/test_i
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, WrapValidator, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, ValidationInfo, WrapValidator,
+    field_validator, model_validator,
+)
 
 from clftrain.components.activations import ACTIVATIONS
 from clftrain.components.inits import INITS
@@ -19,14 +24,48 @@ from clftrain.components.tasks import TASKS, classes_task
 
 TaskName = Literal["auto", "binary", "multiclass", "multilabel", "regression"]
 
+# Every number has a range its libraries accept, checked here so that a value outside is a clear error and
+# never reaches numpy, torch or scikit-learn (tests/fuzz_matrix.py tries every key with extreme values).
+SEED_MAX = 2**32 - 1  # numpy's RandomState and scikit-learn take seeds in [0, 2**32)
+MAX_ROWS = 100_000_000  # n_samples of a generated dataset, batch_size (the memory estimate checks the product)
+MAX_FEATURES = 100_000
+MAX_CLASSES = 10_000  # classes, clusters or labels a generator draws
+MAX_WIDTH = 1_000_000  # one hidden layer
+MAX_LAYERS = 1_000
+MAX_COUNT = 1_000_000_000  # epochs, patience, step sizes, evaluation and log cadences
+SCALE_MAX = 1e6  # |noise|, cluster_std, class_sep, slope, intercept: data stays finite in float32
+RATE_MAX = 1e6  # learning rates, weight decay: an update stays finite in float32
+MAX_THREADS = 4096
+MAX_SEEDS = 4096  # replicas of one run: a typo such as --seeds 0-10000000 must not allocate ten million
 
-def _auto_or_count(value: Any, handler) -> Any:
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        return value
-    raise ValueError("expected auto or a whole number >= 1")  # one message instead of one per union member
+
+def _no_bool(value: Any) -> Any:
+    # YAML reads true/false/yes/no as booleans, and Python counts them as 1 and 0: `epochs: true` is a slip.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {str(value).lower()}")
+    return value
 
 
-AutoOrCount = Annotated[Union[Literal["auto"], Annotated[int, Field(ge=1)]], WrapValidator(_auto_or_count)]
+def _positive_zero(value: float) -> float:
+    return 0.0 if value == 0 else value  # -0.0 is 0 here, but numpy's scale checks read it as negative
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[FiniteFloat, BeforeValidator(_no_bool), AfterValidator(_positive_zero)]
+Seed = Annotated[Int, Field(ge=0, le=SEED_MAX)]
+
+
+def _auto_or_count(limit: int):
+    def check(value: Any, handler) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= limit):
+            return value
+        raise ValueError(f"expected auto or a whole number from 1 to {limit:,}")  # one message, not one per member
+
+    return WrapValidator(check)
+
+
+AutoOrCount = Annotated[Union[Literal["auto"], Annotated[int, Field(ge=1)]], _auto_or_count(MAX_COUNT)]
+AutoOrThreads = Annotated[Union[Literal["auto"], Annotated[int, Field(ge=1)]], _auto_or_count(MAX_THREADS)]
 
 
 class StrictModel(BaseModel):
@@ -36,9 +75,9 @@ class StrictModel(BaseModel):
 
 # --------------------------------------------------------------------------- dataset
 class _DatasetBase(StrictModel):
-    test_size: float = Field(0.2, gt=0, lt=1, description="Fraction held out for testing.")
-    val_size: float = Field(0.0, ge=0, lt=1, description="Fraction held out for validation.")
-    seed: int = Field(42, description="Seeds the data generator and the train/test split.")
+    test_size: Float = Field(0.2, gt=0, lt=1, description="Fraction held out for testing.")
+    val_size: Float = Field(0.0, ge=0, lt=1, description="Fraction held out for validation.")
+    seed: Seed = Field(42, description="Seeds the data generator and the train/test split.")
     standardize: bool = Field(False, description="Scale features to zero mean, unit variance (fitted on train).")
 
     @model_validator(mode="after")
@@ -56,7 +95,7 @@ class _DatasetBase(StrictModel):
 
 
 class _GeneratedBase(_DatasetBase):
-    n_samples: int = Field(1000, ge=2, description="Number of samples in total (train + val + test).")
+    n_samples: Int = Field(1000, ge=2, le=MAX_ROWS, description="Number of samples in total (train + val + test).")
 
     def class_count(self) -> int | None:
         """How many classes the generator draws (None: fixed by the generator, or not classes)."""
@@ -80,8 +119,8 @@ class CirclesConfig(_GeneratedBase):
     """sklearn.datasets.make_circles: a small circle inside a large one."""
 
     name: Literal["circles"]
-    noise: float = Field(0.03, ge=0, description="Std of Gaussian noise added to the points.")
-    factor: float = Field(0.8, gt=0, lt=1, description="Inner circle radius / outer circle radius.")
+    noise: Float = Field(0.03, ge=0, le=SCALE_MAX, description="Std of Gaussian noise added to the points.")
+    factor: Float = Field(0.8, gt=0, lt=1, description="Inner circle radius / outer circle radius.")
 
     def task_hint(self):
         return "binary"
@@ -91,7 +130,7 @@ class MoonsConfig(_GeneratedBase):
     """sklearn.datasets.make_moons: two interleaving half circles."""
 
     name: Literal["moons"]
-    noise: float = Field(0.03, ge=0, description="Std of Gaussian noise added to the points.")
+    noise: Float = Field(0.03, ge=0, le=SCALE_MAX, description="Std of Gaussian noise added to the points.")
 
     def task_hint(self):
         return "binary"
@@ -101,9 +140,9 @@ class BlobsConfig(_GeneratedBase):
     """sklearn.datasets.make_blobs: Gaussian clusters, one class per cluster."""
 
     name: Literal["blobs"]
-    centers: int = Field(4, ge=2, description="Number of clusters (= classes).")
-    cluster_std: float = Field(1.0, gt=0, description="Std of each cluster.")
-    n_features: int = Field(2, ge=1, description="Dimensions of each point.")
+    centers: Int = Field(4, ge=2, le=MAX_CLASSES, description="Number of clusters (= classes).")
+    cluster_std: Float = Field(1.0, gt=0, le=SCALE_MAX, description="Std of each cluster.")
+    n_features: Int = Field(2, ge=1, le=MAX_FEATURES, description="Dimensions of each point.")
 
     def class_count(self):
         return self.centers
@@ -113,8 +152,8 @@ class SpiralsConfig(_GeneratedBase):
     """The CS231n spiral generator: `n_classes` interleaved spiral arms, n_samples in total."""
 
     name: Literal["spirals"]
-    n_classes: int = Field(3, ge=2, description="Number of spiral arms (= classes).")
-    noise: float = Field(0.2, ge=0, description="Std of the Gaussian noise on each point's angle.")
+    n_classes: Int = Field(3, ge=2, le=MAX_CLASSES, description="Number of spiral arms (= classes).")
+    noise: Float = Field(0.2, ge=0, le=SCALE_MAX, description="Std of the Gaussian noise on each point's angle.")
 
     def class_count(self):
         return self.n_classes
@@ -124,12 +163,12 @@ class ClassificationConfig(_GeneratedBase):
     """sklearn.datasets.make_classification: informative features around hypercube vertices."""
 
     name: Literal["classification"]
-    n_features: int = Field(2, ge=1, description="Number of features.")
-    n_informative: int = Field(2, ge=1, description="Features that carry the signal.")
-    n_redundant: int = Field(0, ge=0, description="Linear combinations of the informative features.")
-    n_classes: int = Field(2, ge=2, description="Number of classes.")
-    n_clusters_per_class: int = Field(1, ge=1, description="Gaussian clusters per class.")
-    class_sep: float = Field(1.0, gt=0, description="How far apart the classes are.")
+    n_features: Int = Field(2, ge=1, le=MAX_FEATURES, description="Number of features.")
+    n_informative: Int = Field(2, ge=1, le=MAX_FEATURES, description="Features that carry the signal.")
+    n_redundant: Int = Field(0, ge=0, le=MAX_FEATURES, description="Linear combinations of the informative features.")
+    n_classes: Int = Field(2, ge=2, le=MAX_CLASSES, description="Number of classes.")
+    n_clusters_per_class: Int = Field(1, ge=1, le=MAX_CLASSES, description="Gaussian clusters per class.")
+    class_sep: Float = Field(1.0, gt=0, le=SCALE_MAX, description="How far apart the classes are.")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -138,10 +177,10 @@ class ClassificationConfig(_GeneratedBase):
                 f"dataset.n_informative + dataset.n_redundant = {self.n_informative + self.n_redundant} "
                 f"exceeds dataset.n_features = {self.n_features}; raise n_features"
             )
-        if self.n_classes * self.n_clusters_per_class > 2**self.n_informative:
+        if math.log2(self.n_classes * self.n_clusters_per_class) > self.n_informative:  # not 2**n: n may be large
             raise ValueError(
                 f"dataset.n_classes * n_clusters_per_class = {self.n_classes * self.n_clusters_per_class} "
-                f"needs at least that many hypercube vertices (2**n_informative = {2**self.n_informative}); "
+                f"needs at least that many hypercube vertices (2**n_informative = {2**min(self.n_informative, 64)}); "
                 "raise n_informative"
             )
         return self
@@ -154,10 +193,10 @@ class LinearConfig(_GeneratedBase):
     """The straight-line sanity check: y = weight * x + bias, x evenly spaced in [0, 1)."""
 
     name: Literal["linear"]
-    n_samples: int = Field(50, ge=5, description="Points on the line (the tutorial: 0 to 1 in steps of 0.02).")
-    weight: float = Field(0.7, description="Slope of the line.")
-    bias: float = Field(0.3, description="Intercept of the line.")
-    noise: float = Field(0.0, ge=0, description="Std of Gaussian noise added to y.")
+    n_samples: Int = Field(50, ge=5, le=MAX_ROWS, description="Points on the line (the tutorial: 0 to 1 in steps of 0.02).")
+    weight: Float = Field(0.7, ge=-SCALE_MAX, le=SCALE_MAX, description="Slope of the line.")
+    bias: Float = Field(0.3, ge=-SCALE_MAX, le=SCALE_MAX, description="Intercept of the line.")
+    noise: Float = Field(0.0, ge=0, le=SCALE_MAX, description="Std of Gaussian noise added to y.")
 
     def task_hint(self):
         return "regression"
@@ -167,9 +206,9 @@ class MultilabelConfig(_GeneratedBase):
     """sklearn.datasets.make_multilabel_classification: each sample carries several labels."""
 
     name: Literal["multilabel"]
-    n_features: int = Field(10, ge=1, description="Number of features.")
-    n_classes: int = Field(5, ge=2, description="Number of labels (one sigmoid output each).")
-    n_labels: int = Field(2, ge=1, description="Average number of labels per sample.")
+    n_features: Int = Field(10, ge=1, le=MAX_FEATURES, description="Number of features.")
+    n_classes: Int = Field(5, ge=2, le=MAX_CLASSES, description="Number of labels (one sigmoid output each).")
+    n_labels: Int = Field(2, ge=1, le=MAX_CLASSES, description="Average number of labels per sample.")
 
     def task_hint(self):
         return "multilabel"
@@ -226,6 +265,8 @@ class CsvConfig(_DatasetBase):
     @field_validator("path")
     @classmethod
     def _relative_to_config(cls, path: str, info: ValidationInfo) -> str:
+        if len(path) > 4096 or "\x00" in path:
+            raise ValueError("not a file path (too long, or with a NUL character)")
         context = info.context or {}
         base = context.get("base_dir")
         resolved = Path(path).expanduser()
@@ -233,6 +274,9 @@ class CsvConfig(_DatasetBase):
             resolved = Path(base) / resolved
         if context.get("check_files", True) and not resolved.is_file():
             where = f" (looked for {resolved})" if str(resolved) != path else ""
+            if resolved.exists():
+                raise ValueError(f"{resolved} is not a regular file (a directory, FIFO, socket or device); "
+                                 "give the CSV file's path")
             raise ValueError(f"CSV file not found{where}; the path is relative to the config file")
         return str(resolved.resolve())
 
@@ -247,12 +291,12 @@ DatasetConfig = Annotated[Union[DATASET_CLASSES], Field(discriminator="name")]
 
 # --------------------------------------------------------------------------- model
 class ModelConfig(StrictModel):
-    layers: list[Annotated[int, Field(ge=1)]] = Field(
+    layers: Annotated[list[Annotated[Int, Field(ge=1, le=MAX_WIDTH)]], Field(max_length=MAX_LAYERS)] = Field(
         default_factory=lambda: [10, 10],
         description="Hidden layer widths; [] is logistic/softmax regression.",
     )
     activation: str = Field("relu", description=f"One of: {', '.join(ACTIVATIONS)}.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
+    dropout: Float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
     batch_norm: bool = Field(False, description="BatchNorm1d after each hidden Linear layer.")
     init: str = Field("default", description=f"Weight initialisation: {', '.join(INITS)}.")
 
@@ -276,8 +320,8 @@ def _registered(registry, name: str) -> str:
 # --------------------------------------------------------------------------- training
 class EarlyStoppingConfig(StrictModel):
     monitor: str = Field("test_loss", description="A metrics.csv column, e.g. test_loss or test_acc.")
-    patience: int = Field(50, ge=1, description="Epochs without improvement before stopping.")
-    min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as an improvement.")
+    patience: Int = Field(50, ge=1, le=MAX_COUNT, description="Epochs without improvement before stopping.")
+    min_delta: Float = Field(0.0, ge=0, le=1e12, description="Smallest change that counts as an improvement.")
     mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for *_acc, min otherwise.")
 
 
@@ -289,27 +333,27 @@ class SchedulerConfig(StrictModel):
         "plateau: x factor after patience evaluations without improvement of the monitored metric; "
         "onecycle: warm up to max_lr, then anneal, per batch."
     )
-    step_size: int = Field(100, ge=1, description="step: epochs between decays.")
-    gamma: float = Field(0.5, gt=0, le=1, description="step: decay factor.")
-    min_lr: float = Field(0.0, ge=0, description="cosine, plateau: lowest learning rate.")
-    factor: float = Field(0.5, gt=0, lt=1, description="plateau: decay factor.")
-    patience: int = Field(10, ge=0, description="plateau: evaluations without improvement before decaying.")
-    max_lr: FiniteFloat | None = Field(None, gt=0, description="onecycle: peak learning rate (default 10 x lr).")
+    step_size: Int = Field(100, ge=1, le=MAX_COUNT, description="step: epochs between decays.")
+    gamma: Float = Field(0.5, gt=0, le=1, description="step: decay factor.")
+    min_lr: Float = Field(0.0, ge=0, le=RATE_MAX, description="cosine, plateau: lowest learning rate.")
+    factor: Float = Field(0.5, gt=0, lt=1, description="plateau: decay factor.")
+    patience: Int = Field(10, ge=0, le=MAX_COUNT, description="plateau: evaluations without improvement before decaying.")
+    max_lr: Float | None = Field(None, gt=0, le=RATE_MAX, description="onecycle: peak learning rate (default 10 x lr).")
 
 
 class TrainConfig(StrictModel):
     loss: str = Field("auto", description=f"auto (the task's default) or one of: {', '.join(LOSSES)}.")
     optimizer: str = Field("sgd", description=f"One of: {', '.join(OPTIMIZERS)}.")
-    lr: FiniteFloat = Field(0.1, gt=0, description="Learning rate.")
-    momentum: float = Field(0.0, ge=0, lt=1, description="Momentum (sgd, rmsprop).")
+    lr: Float = Field(0.1, gt=0, le=RATE_MAX, description="Learning rate.")
+    momentum: Float = Field(0.0, ge=0, lt=1, description="Momentum (sgd, rmsprop).")
     nesterov: bool = Field(False, description="Nesterov momentum (sgd, needs momentum > 0).")
-    weight_decay: FiniteFloat = Field(0.0, ge=0, description="L2 penalty.")
-    grad_clip: FiniteFloat | None = Field(None, gt=0, description="Clip the gradients' total norm to this value.")
-    epochs: int = Field(1000, ge=1, description="Passes over the training data.")
-    batch_size: int | None = Field(None, ge=1, description="null: full batch (one step per epoch).")
-    log_every: int = Field(100, ge=1, description="Print a progress row every this many epochs.")
-    checkpoint_seconds: FiniteFloat = Field(
-        10.0, ge=0, description="Save metrics.csv and the checkpoints at the first logged epoch at least this many "
+    weight_decay: Float = Field(0.0, ge=0, le=RATE_MAX, description="L2 penalty.")
+    grad_clip: Float | None = Field(None, gt=0, le=1e12, description="Clip the gradients' total norm to this value.")
+    epochs: Int = Field(1000, ge=1, le=MAX_COUNT, description="Passes over the training data.")
+    batch_size: Int | None = Field(None, ge=1, le=MAX_ROWS, description="null: full batch (one step per epoch).")
+    log_every: Int = Field(100, ge=1, le=MAX_COUNT, description="Print a progress row every this many epochs.")
+    checkpoint_seconds: Float = Field(
+        10.0, ge=0, le=1e7, description="Save metrics.csv and the checkpoints at the first logged epoch at least this many "
         "seconds after the previous save, and whenever training ends or is stopped (Ctrl-C, SIGTERM): a crash "
         "loses at most about this long of training. 0: at every logged epoch.")
     eval_every: AutoOrCount = Field(
@@ -320,10 +364,11 @@ class TrainConfig(StrictModel):
     scheduler: SchedulerConfig | None = Field(None, description="null: constant learning rate.")
     class_weight: Literal["balanced"] | None = Field(
         None, description="cross_entropy: weight classes inversely to their frequency in training.")
-    pos_weight: Union[Literal["balanced"], FiniteFloat, list[FiniteFloat], None] = Field(
+    pos_weight: Union[Literal["balanced"], Annotated[Float, Field(le=RATE_MAX)],
+                      Annotated[list[Annotated[Float, Field(le=RATE_MAX)]], Field(max_length=MAX_CLASSES)], None] = Field(
         None, description="bce_with_logits: weight of positive examples (per label for multilabel); "
         "balanced: negatives / positives in training.")
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross_entropy: label smoothing.")
+    label_smoothing: Float = Field(0.0, ge=0, lt=1, description="cross_entropy: label smoothing.")
 
     @field_validator("loss")
     @classmethod
@@ -390,12 +435,12 @@ def auto_eval_every(train: TrainConfig) -> int:
 # --------------------------------------------------------------------------- experiment
 class Config(StrictModel):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Used in the run directory's name.")
-    seed: int = Field(42, description="Seeds weight initialisation and mini-batch shuffling.")
-    seeds: Annotated[list[int], Field(min_length=1)] | None = Field(
+    seed: Seed = Field(42, description="Seeds weight initialisation and mini-batch shuffling.")
+    seeds: Annotated[list[Seed], Field(min_length=1, max_length=MAX_SEEDS)] | None = Field(
         None, description="Train one replica per seed (instead of `seed`), all together as one batched model; "
         "null: one run seeded by `seed`.")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N | mps.")
-    threads: AutoOrCount = Field(
+    threads: AutoOrThreads = Field(
         "auto", description="CPU threads torch trains with. auto: 1 for small models on the CPU (faster, and "
         "far faster on a busy machine), torch's default otherwise or when OMP_NUM_THREADS is set.")
     task: TaskName = Field("auto", description="auto infers it from the dataset.")
@@ -428,7 +473,7 @@ class Config(StrictModel):
     @field_validator("seeds")
     @classmethod
     def _seeds_once_each(cls, seeds: list[int] | None) -> list[int] | None:
-        repeated = sorted({seed for seed in seeds or [] if seeds.count(seed) > 1})
+        repeated = sorted(seed for seed, count in Counter(seeds or []).items() if count > 1)
         if repeated:
             raise ValueError(f"seed(s) {', '.join(map(str, repeated))} listed more than once; "
                              "each seed trains one replica: list it once")

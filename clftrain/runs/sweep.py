@@ -85,10 +85,7 @@ def _grid_values(key: str, raw: str) -> list[Any]:
                         f"e.g. --grid {key}=A,B (lists in brackets: [8,8],[16])")
     values = []
     for text in texts:
-        try:
-            value = parse_value(text)
-        except yaml.YAMLError as exc:
-            raise UserError(f"--grid {key}: the value '{text.strip()}' is not valid YAML: {exc}") from None
+        value = parse_value(text, f"--grid {key}: the value '{text.strip()[:200]}'")
         if value in values:
             raise UserError(f"--grid {key}: the value {text.strip()} is listed twice; list each value once")
         values.append(value)
