@@ -188,3 +188,22 @@ def test_logged_epochs_are_evaluated_even_between_eval_every():
 def test_threads_must_be_auto_or_a_positive_integer(value):
     with pytest.raises(InvalidConfig, match="threads"):
         validate_config({"dataset": {"name": "circles"}, "threads": value})
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"task": "binary", "dataset": {"name": "blobs", "centers": 10}},
+         "task = 'binary' does not fit dataset 'blobs' (its targets make 10 classes: binary needs exactly 2); "
+         "use task: auto or multiclass"),
+        ({"task": "binary", "dataset": {"name": "iris"}},
+         "task = 'binary' does not fit dataset 'iris' (its targets make a multiclass task); use task: auto or multiclass"),
+        ({"task": "multilabel", "dataset": {"name": "circles"}},
+         "task = 'multilabel' does not fit dataset 'circles' (its targets make 2 classes); use task: auto or binary"),
+    ],
+    ids=["binary-on-ten-blobs", "binary-on-iris", "multilabel-on-circles"],
+)
+def test_a_forced_task_the_generator_contradicts_is_refused(config, expected):
+    with pytest.raises(UserError) as error:
+        validate_config(config)
+    assert expected in str(error.value)

@@ -102,9 +102,17 @@ def test_missing_values_are_imputed_from_training_rows_when_asked(write_config, 
         (HEART.replace("61,male,current,90.5,yes", "61,male,current,90.5"), {}, "line 2: 4 values for 5 columns"),
         ("a,a,disease\n1,2,yes\n3,4,no\n", {}, "column\\(s\\) 'a' appear more than once"),
         ("x,r,g\n1,1,0\n2,maybe,1\n", {"target": ["r", "g"]}, "line 3, column 'r': 'maybe' is not 0/1"),
+        ("a,disease\n" + "".join(f"{i},{i % 2}\n" for i in range(20)) + "1e309,1\n", {"categorical": "auto"},
+         "line 22, column 'a': '1e309' is not a finite number"),
+        ("a,disease\n" + "".join(f"{i},{i % 2}\n" for i in range(20)) + "inf,1\n", {"categorical": "auto"},
+         "line 22, column 'a': 'inf' is not a finite number"),
+        ("a,b,disease\n1e300,1,0\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(20)), {"standardize": False},
+         "column 'a', data row 1: the value does not fit in float32"),
+        ("disease\n" + "0\n1\n" * 10, {}, "has no feature columns besides the target"),
     ],
     ids=["empty", "header-only", "non-numeric", "absent-target", "single-class", "missing-values", "missing-target",
-         "target-as-feature", "absent-feature", "unknown-categorical", "ragged-row", "duplicate-header", "multilabel-not-01"],
+         "target-as-feature", "absent-feature", "unknown-categorical", "ragged-row", "duplicate-header", "multilabel-not-01",
+         "beyond-float64", "infinite-cell", "beyond-float32", "only-the-target"],
 )
 def test_bad_csv_files_exit_2_naming_the_column_or_row(cli, write_config, tmp_path, text, dataset, expected):
     result = cli("fit", write_config(csv_config(tmp_path, text, **dataset)))
@@ -165,3 +173,66 @@ def test_numeric_tables_take_the_fast_parser_and_agree_with_the_careful_one(writ
     monkeypatch.undo()
     monkeypatch.setattr(tabular.CsvTable, "read", lambda p: (_ for _ in ()).throw(AssertionError("slow path used")))
     build_dataset(load_config(path))  # succeeds without the per-cell reader
+
+
+def test_a_huge_finite_value_is_standardised_in_float64_and_trains(write_config, tmp_path):
+    """1e308 is finite, but its square is not: the statistics are computed on the scaled column."""
+    text = "a,b,disease\n1e308,1,0\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(40))
+    data = build(write_config, tmp_path, text)
+    assert np.isfinite(data.X_train).all() and np.isfinite(data.X_test).all()
+    assert np.isfinite(data.preprocessor.mean).all() and np.isfinite(data.preprocessor.std).all()
+
+
+def test_class_ids_that_float32_would_merge_stay_apart(write_config, tmp_path):
+    text = "a,disease\n" + "".join(f"{i},{16777216 + i % 2}\n" for i in range(20))
+    data = build(write_config, tmp_path, text)
+    assert data.class_names == ["16777216", "16777217"] and data.task.name == "binary"
+
+
+def test_rows_starting_with_a_hash_are_rows(write_config, tmp_path):
+    """numpy's reader would skip them as comments; a table has no comments."""
+    text = "a,b,disease\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(19)) + "#7,1,0\n"
+    result_rows = lambda data: len(data.X_train) + len(data.X_test)  # noqa: E731
+    data = build(write_config, tmp_path, text, categorical="auto")
+    assert result_rows(data) == 20 and "a" in data.preprocessor.categorical  # '#7' is text: a category
+    numeric = "a,b,disease\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(20))
+    assert result_rows(build(write_config, tmp_path, numeric)) == 20
+
+
+def test_a_csv_path_that_is_a_fifo_is_refused_without_reading(cli, write_config, tmp_path):
+    import os
+
+    config = csv_config(tmp_path)
+    os.mkfifo(tmp_path / "data" / "pipe.csv")
+    config["dataset"]["path"] = "data/pipe.csv"
+    result = cli("fit", write_config(config))
+    assert result.exit_code == 2 and "is not a regular file (a directory, FIFO, socket or device)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "task", "expected"),
+    [
+        ("a,disease\n" + "".join(f"{i},{i % 10}\n" for i in range(60)), "binary",
+         r"task = 'binary' does not fit the targets of .*table.csv: they hold 10 classes \(0: 6, 1: 6, 2: 6, 3: 6, 4: 6, "
+         r"5: 6, \.\.\. 4 more\); binary needs exactly 2; use task: auto or multiclass"),
+        (HEART, "multilabel", r"task = 'multilabel' does not fit the targets of .*: they hold 2 classes \(no: 4, yes: 4\); "
+                              r"use task: auto or binary"),
+        ("a,disease\n" + "".join(f"{i},{i * 0.37}\n" for i in range(20)), "binary",
+         r"they hold a regression task; use task: auto or regression"),
+    ],
+    ids=["binary-on-ten-classes", "multilabel-on-one-column", "binary-on-values"],
+)
+def test_a_forced_task_the_targets_contradict_is_refused_with_what_they_hold(cli, write_config, tmp_path, text, task,
+                                                                            expected):
+    config = csv_config(tmp_path, text, categorical="auto")
+    config["task"] = task
+    result = cli("fit", write_config(config))
+    assert result.exit_code == 2 and __import__("re").search(expected, result.output), result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_two_classes_train_as_binary_or_as_two_way_multiclass(write_config, tmp_path):
+    for task in ("binary", "multiclass"):
+        config = csv_config(tmp_path, categorical="auto")
+        config["task"] = task
+        assert build_dataset(load_config(write_config(config))).task.name == task

@@ -188,3 +188,11 @@ def metric_higher_is_better(column: str) -> bool:
     improves in (losses always go down)."""
     quantity = column.rpartition("_")[2]
     return any(TASKS.get(name).higher_is_better for name in TASKS if TASKS.get(name).metric == quantity)
+
+
+def task_fits(forced: str, implied: str, n_classes: int | None) -> bool:
+    """Whether a config's `task` can train targets that imply `implied` (with `n_classes` classes, if known):
+    the same task, or two classes trained as binary and as a 2-way multiclass either way."""
+    if forced == implied:
+        return True
+    return {forced, implied} == {"binary", "multiclass"} and n_classes == 2

@@ -20,7 +20,7 @@ from clftrain.components.activations import ACTIVATIONS
 from clftrain.components.inits import INITS
 from clftrain.components.losses import LOSS_OPTIONS, LOSSES, losses_taking
 from clftrain.components.optimizers import OPTIMIZERS
-from clftrain.components.tasks import TASKS, classes_task
+from clftrain.components.tasks import TASKS, classes_task, task_fits
 
 TaskName = Literal["auto", "binary", "multiclass", "multilabel", "regression"]
 
@@ -453,10 +453,12 @@ class Config(StrictModel):
         hint = self.dataset.task_hint()
         if self.task == "auto":
             self.task = hint or "auto"
-        elif hint and self.task != hint and {self.task, hint} != {"binary", "multiclass"}:
+        elif hint and not task_fits(self.task, hint, self._class_count(hint)):
+            classes = self._class_count(hint)
+            what = f"{classes} classes" if classes and hint in ("binary", "multiclass") else f"a {hint} task"
             raise ValueError(
-                f"task = '{self.task}' does not fit dataset '{self.dataset.name}' "
-                f"(its targets make a {hint} task); use task: auto or {hint}"
+                f"task = '{self.task}' does not fit dataset '{self.dataset.name}' (its targets make {what}"
+                f"{': binary needs exactly 2' if self.task == 'binary' and classes else ''}); use task: auto or {hint}"
             )
         if self.task != "auto":
             task = TASKS.get(self.task)
@@ -469,6 +471,11 @@ class Config(StrictModel):
                 )
             self.train._loss_options_fit_loss()  # now that `auto` is resolved
         return self
+
+    def _class_count(self, hint: str) -> int | None:
+        """The classes the dataset's generator draws (2 for a binary one), None where only its data can tell."""
+        count = getattr(self.dataset, "class_count", lambda: None)()
+        return count if count is not None else (2 if hint == "binary" else None)
 
     @field_validator("seeds")
     @classmethod

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from clftrain.components.tasks import get_task
+from clftrain.components.tasks import classes_task, get_task, task_fits
 from clftrain.config import Config
-from clftrain.data.features import Columns, Preprocessor
+from clftrain.data.features import Columns, NotFinite, Preprocessor
 from clftrain.data.sources import DATASETS
 from clftrain.data.splits import SplitError, train_test_rows
 from clftrain.data.types import Dataset, RawData
@@ -35,7 +35,13 @@ def build_dataset(config: Config) -> Dataset:
         if name not in parts:
             return None, None
         rows = parts[name]
-        return pre.transform(_rows(source, rows)), task.prepare_targets(raw.y[rows])
+        try:
+            return pre.transform(_rows(source, rows)), task.prepare_targets(raw.y[rows])
+        except NotFinite as exc:
+            raise UserError(
+                f"{_source_name(config)}: column '{exc.column}', data row {int(rows[exc.row]) + 1}: the value does "
+                "not fit in float32 (beyond ±3.4e38) even after scaling; rescale the column (or set "
+                "dataset.standardize: true)") from None
 
     (X_train, y_train), (X_test, y_test), (X_val, y_val) = split("train"), split("test"), split("val")
     return Dataset(task=task, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
@@ -43,16 +49,35 @@ def build_dataset(config: Config) -> Dataset:
                    X_val=X_val, y_val=y_val)
 
 
+def _source_name(config: Config) -> str:
+    return getattr(config.dataset, "path", None) or f"dataset '{config.dataset.name}'"
+
+
 def _task_name(config: Config, raw: RawData) -> str:
-    """The config's task, or the one the targets imply; an explicit task must fit the targets."""
-    if raw.task is None or config.task == raw.task:
-        return config.task
+    """The config's task, or the one the targets imply; an explicit task must fit the targets (binary needs
+    exactly two classes), else the error says what the targets hold."""
+    implied = raw.task or _implied_task(raw)
     if config.task == "auto":
-        return raw.task
-    if {config.task, raw.task} == {"binary", "multiclass"}:
-        return config.task  # two classes can be trained as a 2-way softmax, and vice versa
-    raise UserError(f"task = '{config.task}' does not fit the targets of {getattr(config.dataset, 'path', config.dataset.name)} "
-                    f"(they make a {raw.task} task); use task: auto or {raw.task}")
+        return implied
+    classes = len(raw.class_names) if implied in ("binary", "multiclass") else None
+    if task_fits(config.task, implied, classes):
+        return config.task
+    found = f"{classes} classes ({_class_counts(raw)})" if classes else f"a {implied} task"
+    raise UserError(f"task = '{config.task}' does not fit the targets of {_source_name(config)}: they hold {found}"
+                    f"{'; binary needs exactly 2' if config.task == 'binary' and classes else ''}; "
+                    f"use task: auto or {implied}")
+
+
+def _implied_task(raw: RawData) -> str:
+    if raw.y.ndim == 2:
+        return "multilabel"
+    return classes_task(len(raw.class_names)) if raw.class_names else "regression"
+
+
+def _class_counts(raw: RawData, shown: int = 6) -> str:
+    counts = np.bincount(np.asarray(raw.y, dtype=np.int64), minlength=len(raw.class_names))
+    parts = [f"{name}: {count}" for name, count in zip(raw.class_names[:shown], counts[:shown])]
+    return ", ".join(parts) + (f", ... {len(raw.class_names) - shown} more" if len(raw.class_names) > shown else "")
 
 
 def _rows(source: np.ndarray | Columns, rows: np.ndarray) -> np.ndarray | Columns:

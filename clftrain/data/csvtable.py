@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from clftrain.errors import UserError
+from clftrain.readers import regular_file
 
 # Cells that mean "no value" in CSV files written by pandas, R, spreadsheets and UCI archives.
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
@@ -39,6 +40,7 @@ class CsvTable:
 
     @classmethod
     def read(cls, path: Path) -> CsvTable:
+        regular_file(path, "CSV file")  # a FIFO or device would block the reader
         try:
             # utf-8-sig: files saved by spreadsheet programs often start with a byte-order mark.
             with path.open(newline="", encoding="utf-8-sig") as f:

@@ -44,30 +44,45 @@ class Preprocessor:
                       for col in categorical}
         pre = cls(numeric=list(numeric), categorical=categories, fill=fill)
         if standardize and numeric:
-            X = pre._numeric_matrix(train)
-            # float64 statistics: a float32 sum over a million rows loses digits
-            mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
-            pre.mean, pre.std = mean.tolist(), np.where(std > 0, std, 1.0).tolist()  # constant column: keep
+            pre.mean, pre.std = _column_statistics(pre._numeric_matrix(train, np.float64))
         return pre
 
     def transform(self, table: Table) -> np.ndarray:
-        """float32 [N, len(feature_names)]."""
-        X = self._numeric_matrix(table)
+        """float32 [N, len(feature_names)]; a NotFinite error (which column, which row) where a value is too large
+        for float32 even after scaling."""
+        scaled = self.mean is not None and self._needs_float64(table)
+        X = self._numeric_matrix(table, np.float64 if scaled else np.float32)
         if self.mean is not None:  # in place: no second copy of a large table
-            X -= np.asarray(self.mean, dtype=np.float32)
-            X /= np.asarray(self.std, dtype=np.float32)
+            X -= np.asarray(self.mean, dtype=X.dtype)
+            X /= np.asarray(self.std, dtype=X.dtype)
+        if scaled:
+            with np.errstate(over="ignore"):  # what still does not fit becomes inf: _check_finite names it
+                X = X.astype(np.float32)
+        _check_finite(X, self.numeric)
         if self.categorical:
             X = np.concatenate([X, self._one_hot(table).astype(np.float32)], axis=1)
         return X
 
-    def _numeric_matrix(self, table: Table) -> np.ndarray:
-        """A fresh float32 [N, len(numeric)] matrix with missing values filled."""
+    def _needs_float64(self, table: Table) -> bool:
+        """Whether some value of the numeric columns, or their mean or spread, is beyond what float32 holds:
+        then the columns are scaled in float64."""
+        limit = float(np.finfo(np.float32).max)
+        if max(map(abs, self.mean)) > limit or max(self.std) > limit:
+            return True
         if isinstance(table, np.ndarray):
-            X = table.astype(np.float32, copy=True)
-        elif self.numeric:
-            X = np.column_stack([table[c] for c in self.numeric]).astype(np.float32)
-        else:
-            X = np.empty((len(next(iter(table.values()))), 0), dtype=np.float32)
+            return table.dtype != np.float32 and bool(np.any(np.abs(table) > limit))
+        return any(np.nanmax(np.abs(np.asarray(table[c], dtype=np.float64)), initial=0.0) > limit
+                   for c in self.numeric)
+
+    def _numeric_matrix(self, table: Table, dtype=np.float32) -> np.ndarray:
+        """A fresh [N, len(numeric)] matrix with missing values filled."""
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: _check_finite names it
+            if isinstance(table, np.ndarray):
+                X = table.astype(dtype, copy=True)
+            elif self.numeric:
+                X = np.column_stack([table[c] for c in self.numeric]).astype(dtype)
+            else:
+                X = np.empty((len(next(iter(table.values()))), 0), dtype=dtype)
         for j, col in enumerate(self.numeric):
             if col in self.fill:
                 X[np.isnan(X[:, j]), j] = self.fill[col]
@@ -96,6 +111,39 @@ class Preprocessor:
                    d.get("mean"), d.get("std"))
 
 
+class NotFinite(ValueError):
+    """A value that is not finite in float32 after preprocessing: `column`, and `row` (0-based) of the table."""
+
+    def __init__(self, column: str, row: int) -> None:
+        super().__init__(f"column '{column}', row {row + 1}")
+        self.column, self.row = column, row
+
+
+def _check_finite(X: np.ndarray, columns: list[str]) -> None:
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, j = map(int, np.argwhere(bad)[0])
+        raise NotFinite(columns[j], row)
+
+
+# Beyond this magnitude a value's square overflows float64: statistics are then computed on scaled columns.
+_SQUARE_SAFE = 1e150
+
+
+def _column_statistics(X: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-column mean and standard deviation in float64 (a float32 sum over a million rows loses digits); a
+    column holding huge values (1e308) is divided by its largest magnitude first, so its square never
+    overflows. A constant column keeps std 1."""
+    peak = np.abs(X).max(axis=0) if len(X) else np.zeros(X.shape[1])
+    if np.all(peak < _SQUARE_SAFE):
+        mean, std = X.mean(axis=0), X.std(axis=0)
+    else:
+        scale = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
+        unit = X / scale
+        mean, std = unit.mean(axis=0) * scale, unit.std(axis=0) * scale
+    return mean.tolist(), np.where(std > 0, std, 1.0).tolist()
+
+
 def _as_set(value) -> set[str]:
     return {str(value)} if isinstance(value, str) else set()
 
@@ -106,7 +154,8 @@ def _fill_values(train: Columns, numeric: list[str], categorical: list[str], str
 
     fill: dict[str, float | str] = {}
     if numeric:
-        X = np.column_stack([train[c] for c in numeric]).astype(np.float64)
+        X = train.astype(np.float64) if isinstance(train, np.ndarray) else \
+            np.column_stack([train[c] for c in numeric]).astype(np.float64)
         imputer = SimpleImputer(strategy=strategy, keep_empty_features=True).fit(X)
         fill.update({c: float(v) for c, v in zip(numeric, imputer.statistics_)})
     for col in categorical:  # a mean of categories is meaningless: categories take the most frequent

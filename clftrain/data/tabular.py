@@ -12,9 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from clftrain.components.tasks import classes_task
-from clftrain.data.csvtable import CsvTable, is_missing, multilabel_targets
+from clftrain.data.csvtable import CsvTable, as_number, is_missing, multilabel_targets
 from clftrain.data.types import RawData
 from clftrain.errors import UserError
+from clftrain.readers import regular_file
+
+
+# float32 holds every integer below 2**24 exactly; a class id above could merge with its neighbour.
+FLOAT32_EXACT = 2**24
 
 
 def load_csv(cfg) -> RawData:
@@ -64,20 +69,25 @@ def read_numeric(cfg) -> RawData | None:
     if not isinstance(cfg.target, str) or (cfg.categorical and cfg.categorical != "auto"):
         return None
     path = Path(cfg.path)
+    regular_file(path, "CSV file")  # a FIFO or device would block the reader
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             header = [name.strip() for name in next(csv.reader(f), [])]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an empty file warns; the careful path explains it
-            data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2, encoding="utf-8-sig")
+            # comments=None: a row starting with '#' is data (numpy would skip it as a comment).
+            data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2, encoding="utf-8-sig",
+                              comments=None)
     except (OSError, ValueError, UnicodeDecodeError, csv.Error):
         return None
     features = cfg.features if cfg.features is not None else [c for c in header if c != cfg.target]
     names = [*features, cfg.target]
-    if (data.size == 0 or data.shape[1] != len(header) or len(set(header)) != len(header)
+    if (data.size == 0 or data.shape[1] != len(header) or len(set(header)) != len(header) or not features
             or not set(names) <= set(header) or cfg.target in features or not np.isfinite(data).all()):
         return None
     y_values = data[:, header.index(cfg.target)].astype(np.float64)
+    if np.abs(y_values).max() >= FLOAT32_EXACT:  # class ids float32 cannot tell apart: read them as text
+        return None
     X = data[:, [header.index(c) for c in features]]
     del data  # only X (a copy of the feature columns) stays
     if (y_values != np.round(y_values)).any():
@@ -101,8 +111,10 @@ def _categorical(table: CsvTable, setting, features: list[str]) -> list[str]:
 
 
 def _is_numeric(table: CsvTable, column: str) -> bool:
+    """Every cell is a number or missing. `inf` and `1e999` are numbers too (not categories): _numbers then
+    refuses them with their line."""
     for _, cell in table.cells(column):
-        if not is_missing(cell) and not _finite(cell):
+        if not is_missing(cell) and as_number(cell) is None:
             return False
     return True
 
@@ -127,11 +139,15 @@ def _check_missing(table: CsvTable, features: list[str], impute) -> None:
 
 def _numbers(table: CsvTable, column: str, categorical: list[str]) -> np.ndarray:
     for line, cell in table.cells(column):
-        if not is_missing(cell) and not _finite(cell):
-            raise UserError(
-                f"{table.path} line {line}, column '{column}': '{cell}' is not a number; declare the column in "
-                f"dataset.categorical (or set categorical: auto) to one-hot encode it, or fix the value"
-            )
+        if is_missing(cell) or _finite(cell):
+            continue
+        if as_number(cell) is not None:
+            raise UserError(f"{table.path} line {line}, column '{column}': '{cell}' is not a finite number "
+                            f"(numbers beyond ±{np.finfo(np.float64).max:.3g} read as infinite); fix or remove the value")
+        raise UserError(
+            f"{table.path} line {line}, column '{column}': '{cell}' is not a number; declare the column in "
+            f"dataset.categorical (or set categorical: auto) to one-hot encode it, or fix the value"
+        )
     return table.numbers(column, allow_missing=True)
 
 
