@@ -135,6 +135,7 @@ class Checkpoint(str, Enum):
     best = "best"
 
 
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite the -o file if it exists.")]
 RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by clftrain fit.", show_default=False)]
 CheckpointOption = Annotated[Checkpoint, typer.Option(
     "--checkpoint", "-c", help="Which weights: last (where training ended) or best (by the monitored metric).")]
@@ -181,6 +182,8 @@ def plot(run_dir: RunDirArgument, checkpoint: CheckpointOption = Checkpoint.last
     run = TrainedRun.load(run_dir, checkpoint.value, device, seed=seed, ensemble=ensemble)
     for path in run.draw_plots(run_dir):
         console.print(f"wrote {path}")
+    for note in run.notes:
+        err_console.print(Text("note: ", style="yellow") + Text(note))
 
 
 @app.command()
@@ -193,10 +196,14 @@ def predict(
     device: DeviceOption = None,
     seed: SeedOption = None,
     ensemble: EnsembleOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Class probabilities and predicted labels for each row of INPUT_CSV, as CSV."""
     from clftrain.inference import predict_csv, write_output
+    from clftrain.store import rundir
 
+    if out is not None:
+        rundir.check_output(out, force)
     text, notes = predict_csv(run_dir, input_csv, checkpoint.value, device, seed, ensemble)
     for note in notes:
         err_console.print(Text("note: ", style="yellow") + Text(note))
@@ -267,12 +274,21 @@ def runs(
 def compare(
     run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the figure.")] = Path("compare.png"),
+    force: ForceOption = False,
 ) -> None:
     """Print runs' metrics side by side; draw their test loss and accuracy curves in one figure."""
-    from clftrain.store import RunRecord, check_comparable, labels
+    from clftrain.store import RunRecord, check_comparable, labels, rundir
     from clftrain.views import show_compare
 
-    records = [RunRecord.read(path) for path in run_dirs]
+    rundir.check_output(out, force)
+    records = []
+    for path in run_dirs:
+        try:
+            records.append(RunRecord.read(path))
+        except UserError as exc:  # one damaged run does not stop the others being compared
+            if not path.is_dir() or not (path / rundir.CONFIG).exists():
+                raise
+            err_console.print(Text("note: ", style="yellow") + Text(f"left out: {exc}"))
     metric = check_comparable(records)
     show_compare(console, records, metric)
     from clftrain.views import plots  # matplotlib: after the table, which needs none
@@ -287,8 +303,12 @@ def compare(
 def activations(
     names: Annotated[Optional[list[str]], typer.Argument(help="Activations to draw (default: all).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the figure.")] = Path("activations.png"),
+    force: ForceOption = False,
 ) -> None:
     """Draw each activation function the models can use over [-10, 10], in one figure."""
+    from clftrain.store import rundir
+
+    rundir.check_output(out, force)
     from clftrain.components import ACTIVATIONS, activation_curves
     from clftrain.views import plots
 

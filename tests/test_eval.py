@@ -205,13 +205,33 @@ def test_a_run_on_a_missing_gpu_says_how_to_evaluate_it_here(tmp_path):
 
 
 def test_data_that_no_longer_matches_the_checkpoint_is_refused(tmp_path):
+    """The code that builds the dataset changed since training (simulated: blobs now draws a fourth class)."""
+    from clftrain.data import DATASETS, RawData
+
     run = fit_run(tmp_path, tiny_config(name="drift", dataset={"name": "blobs", "centers": 3}, train={"epochs": 2}))
-    config = run / "config.yaml"
-    config.write_text(config.read_text().replace("centers: 3", "centers: 4"))
-    result = invoke("eval", run)
+    blobs = DATASETS.get("blobs")
+    DATASETS.unregister("blobs")
+    DATASETS.register("blobs")(lambda cfg: RawData(blobs(cfg).X, np.arange(cfg.n_samples) % 4, ["x1", "x2"],
+                                                   ["0", "1", "2", "3"]))
+    try:
+        result = invoke("eval", run)
+    finally:
+        DATASETS.unregister("blobs")
+        DATASETS.register("blobs")(blobs)
     assert result.exit_code == 2
     assert "no longer matches the checkpoint: class names ['0', '1', '2', '3'] now, ['0', '1', '2'] when trained" \
         in result.output
+
+
+def test_a_config_edited_since_training_is_refused(tmp_path):
+    run = fit_run(tmp_path, tiny_config(name="edited", dataset={"name": "blobs", "centers": 3}, train={"epochs": 2}))
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("centers: 3", "centers: 4"))
+    for command in ("eval", "plot"):
+        result = invoke(command, run)
+        assert result.exit_code == 2
+        assert "belongs to another run: its config differs from config.yaml at dataset.centers (3 in the " \
+               "checkpoint, 4 in config.yaml)" in result.output
 
 
 def test_multilabel_metrics_and_external_label_columns(runs, tmp_path):

@@ -19,7 +19,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "clftrain"
 # Bottom up: a module may import its own package and the stages below it, never one above.
 STAGES = ["leaf", "components", "store", "config", "data", "training", "views", "inference", "runs", "cli"]
-LEAVES = {"clftrain", "clftrain.errors", "clftrain.registry", "clftrain.faces", "clftrain.readers"}
+LEAVES = {"clftrain", "clftrain.errors", "clftrain.registry", "clftrain.faces", "clftrain.readers", "clftrain.memory"}
 FACES = [p.parent.name for p in PACKAGE.glob("*/__init__.py")]
 
 

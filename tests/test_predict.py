@@ -122,6 +122,8 @@ def test_missing_or_empty_input_and_overwriting_the_input_are_refused(runs, tmp_
     assert result.exit_code == 2 and "is empty; it needs a header row" in result.output
     path = write_csv(tmp_path / "in.csv", ["x1", "x2"], [["0", "0"]])
     result = invoke("predict", runs["binary"], path, "-o", path)
+    assert result.exit_code == 2 and "already exists; choose another path, or pass --force" in result.output
+    result = invoke("predict", runs["binary"], path, "-o", path, "--force")
     assert result.exit_code == 2 and "is the input file" in result.output
     assert path.read_text().splitlines() == ["x1,x2", "0,0"]
 
@@ -175,3 +177,22 @@ def test_checkpoints_from_before_the_preprocessor_still_predict(runs, tmp_path):
     rundir.save_checkpoint(last, {**payload, "scaler": {"mean": pre["mean"], "std": pre["std"]}})
     path = write_csv(tmp_path / "in.csv", ["x1", "x2"], [["0.5", "-1"], ["3", "2"]])
     assert predict(run, path).stdout == predict(runs["blobs"], path).stdout
+
+
+def test_an_output_file_is_never_overwritten_unless_forced_nor_written_into_checkpoints(runs, tmp_path):
+    inputs = write_csv(tmp_path / "in.csv", ["x1", "x2"], [["0", "0"]])
+    last = runs["binary"] / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    for force in ([], ["--force"]):
+        result = invoke("predict", runs["binary"], inputs, "-o", last, *force)
+        assert result.exit_code == 2 and "is inside the run directory" in result.output
+    assert last.read_bytes() == before
+    out = tmp_path / "out.csv"
+    out.write_text("keep me")
+    result = invoke("predict", runs["binary"], inputs, "-o", out)
+    assert result.exit_code == 2 and out.read_text() == "keep me"
+    assert invoke("predict", runs["binary"], inputs, "-o", out, "--force").exit_code == 0
+    assert out.read_text().startswith("x1,x2,prob_0")
+    for command in (["activations", "-o", out], ["compare", runs["binary"], runs["binary"], "-o", out]):
+        result = invoke(*command)
+        assert result.exit_code == 2 and "already exists" in result.output, command

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from clftrain import memory
 from clftrain.components.tasks import classes_task, get_task, task_fits
 from clftrain.config import Config
 from clftrain.data.features import Columns, NotFinite, Preprocessor
@@ -22,6 +23,7 @@ from clftrain.errors import UserError
 def build_dataset(config: Config) -> Dataset:
     """Generate or load the data, split it (stratified for classes) and preprocess it."""
     cfg = config.dataset
+    memory.require(_generated_data(cfg), "this machine")
     raw = DATASETS.get(cfg.name)(cfg)
     task = get_task(_task_name(config, raw))
     parts = _split(raw, config, stratify=task.stratify)
@@ -47,6 +49,17 @@ def build_dataset(config: Config) -> Dataset:
     return Dataset(task=task, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
                    feature_names=pre.feature_names, class_names=raw.class_names, preprocessor=pre,
                    X_val=X_val, y_val=y_val)
+
+
+def _generated_data(cfg) -> list[memory.Term]:
+    """What generating the data costs: its float64 rows, about three times over (the draw, the shuffle and the
+    float32 splits); [] for tables read from files."""
+    rows = getattr(cfg, "n_samples", None)
+    if rows is None:
+        return []
+    columns = getattr(cfg, "n_features", 2) + (getattr(cfg, "n_classes", 1) if cfg.name == "multilabel" else 1)
+    return [memory.Term(f"the generated data ({rows:,} rows x {columns - 1:,} features)", 8 * 3 * rows * columns,
+                        "lower dataset.n_samples (or dataset.n_features)")]
 
 
 def _source_name(config: Config) -> str:

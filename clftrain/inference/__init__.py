@@ -5,7 +5,7 @@
 from clftrain.faces import lazy_face
 
 EXPORTS = {  # public name -> the module of this package that defines it
-    **dict.fromkeys(["TrainedRun", "ReplicaChoice", "median_replica"], "trained"),
+    **dict.fromkeys(["TrainedRun", "ReplicaChoice", "median_replica", "check_same_run"], "trained"),
     "Scored": "scoring",
     **dict.fromkeys(["evaluate_run", "write_eval", "fit_check", "EVAL"], "evaluate"),
     **dict.fromkeys(["predict_csv", "write_output", "output_columns", "PREDICTED"], "predict"),

@@ -36,7 +36,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = No
     task = run.inputs.task
     result = _metrics(task, y, scored, run.inputs.class_names)
     result["metrics"]["loss"] = scored.loss
-    result["notes"] = notes + result["notes"]
+    result["notes"] = run.notes + notes + result["notes"]
     report = {
         "run": run.config.name,
         "run_dir": str(run_dir),

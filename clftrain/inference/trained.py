@@ -19,7 +19,7 @@ from torch import nn
 
 from clftrain.components.losses import expects_probabilities
 from clftrain.components.tasks import Task
-from clftrain.config import Config, load_config
+from clftrain.config import Config, load_config, validate_config
 from clftrain.data import Dataset, ModelInputs, build_dataset
 from clftrain.errors import UserError
 from clftrain.inference.scoring import Scored, predict, score
@@ -42,6 +42,7 @@ class TrainedRun:
     recorded: dict[str, float] = field(default_factory=dict)  # the metrics.csv row of that epoch, if evaluated
     replicas: ReplicaChoice | None = None  # a run trained with seeds: which replica `model` is, or their ensemble
     loss_weights: dict[str, torch.Tensor] | None = None  # the loss's weights as the checkpoint saved them
+    notes: list[str] = field(default_factory=list)  # what could not be read and what was done without it
 
     def __post_init__(self) -> None:
         if self.inputs is None:
@@ -81,7 +82,8 @@ class TrainedRun:
         config_file = rundir.config_of(run_dir)
         config = load_config(config_file, check_files=False)  # the data file is read only if the data is built
         path = rundir.checkpoint_path(run_dir, checkpoint)
-        payload = rundir.load_checkpoint(path)
+        payload = _load_or_point_to_the_other(run_dir, checkpoint)
+        check_same_run(payload, config, path)
         inputs = ModelInputs.from_checkpoint(payload)
         weights = payload.get("loss_weights")
         if weights is None and needs_training_data(config.train):
@@ -90,11 +92,10 @@ class TrainedRun:
         if dataset is not None:
             _check_same_data(inputs, ModelInputs.from_dataset(dataset), config_file)
         resolved = _resolve_device(device, config.device, config_file)
-        metrics_file = run_dir / rundir.METRICS
-        rows = rundir.read_metrics(metrics_file) if metrics_file.is_file() else []
+        rows, notes = _metrics_rows(run_dir)
         if "seeds" in payload:
             run = cls._load_replicas(config, dataset, inputs, payload, path, resolved, rows, checkpoint, seed, ensemble)
-            run.loss_weights = weights
+            run.loss_weights, run.notes = weights, notes
             return run
         _check_one_seed(run_dir, config, seed, ensemble)
         model = _model_for(config, inputs)
@@ -104,7 +105,7 @@ class TrainedRun:
         if recorded.get("epoch") != epoch or payload.get("partial"):
             recorded = {}  # stopped between two evaluated epochs, or inside one: no row for these weights
         return cls(config, dataset, model.to(resolved), resolved, rows, checkpoint, inputs, epoch, recorded,
-                   loss_weights=weights)
+                   loss_weights=weights, notes=notes)
 
     @classmethod
     def _load_replicas(cls, config, dataset, inputs, payload, path, device, rows, checkpoint, seed, ensemble):
@@ -159,7 +160,9 @@ class TrainedRun:
                 train=train, test=test, predicted=scored.probabilities[:, 0], title=title)))
         else:
             jobs.append(FigureJob("decision_boundary", plot_dir / "decision_boundary.png", self._boundary(title)))
-            jobs.append(self._confusion(plot_dir, test[1], scored.labels, f"{title}\ntest split, {len(test[1])} rows"))
+            confusion = self._confusion(plot_dir, test[1], scored.labels, f"{title}\ntest split, {len(test[1])} rows")
+            if confusion is not None:
+                jobs.append(confusion)
         if self.rows:
             if self.replicas is not None:  # one line per split: the mean over the seeds, in their min-max band
                 curves = dict(figure="replica_curves", title=f"{self.config.name}: learning curves of "
@@ -178,9 +181,10 @@ class TrainedRun:
         plane = Plane.fit(data.X_train)
         extent, grid = plane.grid(np.concatenate([data.X_train, data.X_test]))
         regions = self.predict(grid)[1].reshape(GRID_STEPS, GRID_STEPS, -1)  # a last axis per label
-        return dict(regions=regions, extent=extent, train=(plane.to_plane(data.X_train), data.y_train),
-                    test=(plane.to_plane(data.X_test), data.y_test), class_names=data.class_names, title=title,
-                    axis_labels=plane.axis_labels, description=plane.description,
+        train, test = _drawn_points(data.X_train, data.y_train), _drawn_points(data.X_test, data.y_test)
+        return dict(regions=regions, extent=extent, train=(plane.to_plane(train[0]), train[1], len(data.X_train)),
+                    test=(plane.to_plane(test[0]), test[1], len(data.X_test)), class_names=data.class_names,
+                    title=title, axis_labels=plane.axis_labels, description=plane.description,
                     multilabel=self.inputs.task.target == "labels")
 
     def _confusion(self, plot_dir: Path, y_true: np.ndarray, y_pred: np.ndarray, title: str):
@@ -189,6 +193,10 @@ class TrainedRun:
 
         path = plot_dir / "confusion_matrix.png"
         names = self.inputs.class_names
+        if len(names) > MATRIX_CLASSES:
+            self.notes.append(f"confusion_matrix.png not drawn: {len(names):,} classes are more than a picture can show "
+                              f"({MATRIX_CLASSES:,} at most); clftrain eval writes the counts to eval.json")
+            return None
         if self.inputs.task.target == "labels":
             return FigureJob("label_confusions", path, dict(
                 matrices=metrics.label_confusions(y_true, y_pred), label_names=names, title=f"{title}, per label"))
@@ -254,6 +262,67 @@ def median_replica(rows: list[dict], task: Task) -> int:
 
     ranked = sorted(range(len(rows)), key=value)
     return ranked[(len(rows) - 1) // 2]
+
+
+# Points of a split drawn on the decision boundary: more hide the regions and each other (and slow the figure);
+# a fixed sample keeps every class that has rows.
+BOUNDARY_POINTS = 5_000
+# Classes beyond which a confusion matrix is not drawn (a million cells is no picture); eval.json keeps the counts.
+MATRIX_CLASSES = 1_000
+
+
+def _drawn_points(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(X) <= BOUNDARY_POINTS:
+        return X, y
+    rows = np.sort(np.random.default_rng(0).choice(len(X), BOUNDARY_POINTS, replace=False))
+    return X[rows], y[rows]
+
+
+def _load_or_point_to_the_other(run_dir: Path, checkpoint: str) -> dict:
+    """The checkpoint asked for; when it is damaged, the error says whether the other one can stand in."""
+    try:
+        return rundir.load_checkpoint(rundir.checkpoint_path(run_dir, checkpoint))
+    except UserError as exc:
+        other = rundir.BEST if checkpoint == rundir.LAST else rundir.LAST
+        try:
+            rundir.load_checkpoint(rundir.checkpoint_path(run_dir, other))
+        except UserError:
+            raise exc from None
+        raise UserError(f"{exc}; {other}.pt is intact: use --checkpoint {other}") from None
+
+
+def _metrics_rows(run_dir: Path) -> tuple[list[dict[str, float]], list[str]]:
+    """metrics.csv's rows, or none and a note when it is damaged (what needs rows, the curves, is left out)."""
+    path = run_dir / rundir.METRICS
+    if not path.exists():
+        return [], []
+    try:
+        return rundir.read_metrics(path), []
+    except UserError as exc:
+        return [], [f"{exc}: the learning curves are left out"]
+
+
+def check_same_run(payload: dict, config: Config, path: Path) -> None:
+    """A checkpoint copied from another run must not stand in for this one's: its config must be config.yaml's
+    (but for train.epochs, which a resume may raise, and where the run computes: device and threads)."""
+    mine, theirs = config.to_dict(), dict(payload.get("config") or {})
+    try:  # keys added since the checkpoint was written take their defaults, as in config.yaml
+        theirs = validate_config(theirs, source=str(path), check_files=False).to_dict()
+    except UserError:
+        pass  # not a config at all: the comparison below names where it differs
+    theirs["train"] = {**theirs.get("train", {}), "epochs": mine["train"]["epochs"]}
+    theirs.update({key: mine[key] for key in ("device", "threads")})
+    if mine != theirs:
+        raise UserError(f"{path} belongs to another run: its config differs from config.yaml at "
+                        f"{_first_difference(mine, theirs)}")
+
+
+def _first_difference(a, b, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+    return f"{prefix.rstrip('.')} ({b!r} in the checkpoint, {a!r} in config.yaml)"
 
 
 def _check_one_seed(run_dir: Path, config: Config, seed: int | None, ensemble: bool) -> None:

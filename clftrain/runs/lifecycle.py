@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from clftrain import __version__
-from clftrain.config import Config, config_to_yaml, validate_config
+from clftrain.config import Config, config_to_yaml
 from clftrain.data import Dataset
 from clftrain.errors import UserError
 from clftrain.store import rundir
@@ -189,7 +189,11 @@ def draw_plots(recorder: RunRecorder, summary: dict, drawer: Drawer) -> None:
     is, with a note in summary.json (`notes`, shown by the console) instead of a failure."""
     started = time.perf_counter()
     try:
-        recorder.trained_run().draw_plots(recorder.run_dir, drawer)
+        run = recorder.trained_run()
+        run.draw_plots(recorder.run_dir, drawer)
+        summary.setdefault("notes", []).extend(run.notes)
+        if not summary["notes"]:
+            del summary["notes"]
     except Exception as exc:  # noqa: BLE001 - whatever broke a picture, the trained run stays valid
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         summary.setdefault("notes", []).append(f"plots not drawn: {reason}; redraw with clftrain plot "
@@ -275,27 +279,6 @@ def checkpoint_facts(config: Config, dataset: Dataset, loss_fn) -> dict[str, Any
 
 
 # ---------------------------------------------------------------------- resume
-def check_same_run(payload: dict, config: Config, path: Path) -> None:
-    """A checkpoint copied from another run must not silently continue this one."""
-    mine, theirs = config.to_dict(), dict(payload.get("config") or {})
-    try:  # keys added since the checkpoint was written take their defaults, as in config.yaml
-        theirs = validate_config(theirs, source=str(path), check_files=False).to_dict()
-    except UserError:
-        pass  # not a config at all: the comparison below names where it differs
-    theirs["train"] = {**theirs.get("train", {}), "epochs": mine["train"]["epochs"]}
-    if mine != theirs:
-        raise UserError(f"{path} belongs to another run: its config differs from config.yaml at "
-                        f"{_first_difference(mine, theirs)}")
-
-
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-    return f"{prefix.rstrip('.')} ({b!r} in the checkpoint, {a!r} in config.yaml)"
-
-
 def is_finished(epoch: int, config: Config, payload: dict) -> bool:
     """Whether a checkpoint's run has nothing left to train: every epoch ran, it stopped early, or it diverged."""
     planned = ((payload.get("config") or {}).get("train") or {}).get("epochs", config.train.epochs)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from clftrain.config import Config
-from clftrain.inference import ReplicaChoice, TrainedRun, median_replica
+from clftrain.inference import ReplicaChoice, TrainedRun, check_same_run, median_replica
 from clftrain.runs import lifecycle
 from clftrain.store import rundir
 from clftrain.training import (
@@ -116,7 +116,7 @@ def resume_seeds(run_dir: Path, config: Config, payload: dict, overrides: list[s
     """Continue a multi-seed run from its last.pt (runs.fit.resume_run has checked the directory and overrides)."""
     last = rundir.checkpoint_path(run_dir, rundir.LAST)
     group = setup_group([config])
-    lifecycle.check_same_run(payload, config, last)
+    check_same_run(payload, config, last)
     member, trainer = group.members[0], group.trainer
     best_file = rundir.checkpoint_path(run_dir, rundir.BEST)
     best = rundir.load_checkpoint(best_file) if best_file.is_file() else None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clftrain.config import Config
-from clftrain.inference import TrainedRun
+from clftrain.inference import TrainedRun, check_same_run
 from clftrain.runs import lifecycle
 from clftrain.store import rundir
 from clftrain.training import Callback, SingleSetup, count_parameters, describe_model, load_weights, setup_single
@@ -89,7 +89,7 @@ def resume_single(run_dir: Path, config: Config, payload: dict, overrides: list[
     """Continue a one-seed run from its last.pt (runs.fit.resume_run has checked the directory and overrides)."""
     last = rundir.checkpoint_path(run_dir, rundir.LAST)
     run = setup_single(config)
-    lifecycle.check_same_run(payload, config, last)
+    check_same_run(payload, config, last)
     best_file = rundir.checkpoint_path(run_dir, rundir.BEST)
     best_payload = rundir.load_checkpoint(best_file) if best_file.is_file() else None
     load_weights(run.trainer.model, payload["model"], last)  # names the first mismatching layer

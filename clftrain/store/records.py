@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-
 from clftrain.components.tasks import TASKS, metric_higher_is_better
 from clftrain.errors import UserError
+from clftrain.readers import parse_yaml, read_text
 from clftrain.store import rundir
 
 _STAMP = re.compile(r"^(\d{8}-\d{6})-")  # runs/<YYYYmmdd-HHMMSS>-<name>
@@ -30,14 +29,13 @@ class RunRecord:
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:
+        """A run directory's config, summary and rows, each read within bounds; a UserError naming the damaged
+        file otherwise (`runs` lists such a run as unreadable, `compare` leaves it out)."""
         config_file = rundir.config_of(path)
-        try:
-            config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-            summary_file, metrics_file = path / rundir.SUMMARY, path / rundir.METRICS
-            summary = rundir.read_json(summary_file) if summary_file.is_file() else {}
-            rows = rundir.read_metrics(metrics_file) if metrics_file.is_file() else []
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise UserError(f"cannot read run directory {path}: {exc}") from None
+        config = parse_yaml(read_text(config_file, "config file"), str(config_file)) or {}
+        summary_file, metrics_file = path / rundir.SUMMARY, path / rundir.METRICS
+        summary = rundir.read_json(summary_file, "summary") if summary_file.exists() else {}
+        rows = rundir.read_metrics(metrics_file) if metrics_file.exists() else []
         return cls(path, config if isinstance(config, dict) else {}, summary, _mean_over_seeds(rows))
 
     @property
@@ -108,19 +106,20 @@ def find_runs(root: Path) -> list[RunRecord]:
     found = []
     for directory, subdirs, files in os.walk(root):
         if rundir.CONFIG in files and (rundir.SUMMARY in files or rundir.CHECKPOINTS in subdirs):
-            found.append(_read_or_mark(Path(directory)))
+            found.append(read_or_mark(Path(directory)))
             subdirs.clear()  # a run's own folders hold no runs
         else:
             subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
     return sorted(found, key=lambda run: (run.started, run.path.name))
 
 
-def _read_or_mark(path: Path) -> RunRecord:
-    """One damaged run (a hand-edited summary.json, say) is listed as such rather than hiding the others."""
+def read_or_mark(path: Path) -> RunRecord:
+    """One damaged run (a hand-edited summary.json, say) is listed as unreadable rather than hiding the others;
+    its summary's `error` says what is damaged."""
     try:
         return RunRecord.read(path)
-    except UserError:
-        return RunRecord(path, {}, {"status": "unreadable"}, [])
+    except UserError as exc:
+        return RunRecord(path, {}, {"status": "unreadable", "error": str(exc)}, [])
 
 
 def check_comparable(runs: list[RunRecord]) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from clftrain.errors import UserError
+from clftrain.readers import read_text, regular_file
 
 CONFIG = "config.yaml"
 METRICS = "metrics.csv"
@@ -27,6 +28,9 @@ BEST = "best"
 LAST = "last"
 PLOTS = "plots"
 CHECKPOINT_FORMAT = "clftrain-checkpoint/1"
+# What every checkpoint holds, and of which kind: checked on load, so that a damaged one is named, not a KeyError.
+CHECKPOINT_KEYS = {"model": dict, "epoch": int, "config": dict, "task": str, "feature_names": list, "class_names": list}
+MAX_METRICS_BYTES = 1 << 30  # a million evaluated epochs of 32 replicas is about 2 GiB less than this
 
 
 def create_run_dir(name: str, out: Path | None = None, root: Path = Path("runs")) -> Path:
@@ -91,8 +95,15 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+def read_json(path: Path, what: str = "file") -> Any:
+    """A run directory's JSON file (a mapping), bounded in size; a UserError naming it when damaged."""
+    try:
+        value = json.loads(read_text(path, what))
+    except ValueError as exc:
+        raise UserError(f"{path} is damaged (not JSON: {exc})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} is damaged (a {type(value).__name__}, not a mapping of fields)")
+    return value
 
 
 def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
@@ -106,8 +117,25 @@ def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """metrics.csv's rows as numbers; a UserError naming the file and line when it is damaged (cut short,
+    overwritten, not a table of numbers). A last line cut in half by a kill is left out."""
+    text = read_text(path, METRICS, MAX_METRICS_BYTES)
+    lines = text.splitlines()
+    if text and not text.endswith("\n") and len(lines) > 1:
+        lines = lines[:-1]  # a row being appended when the process died
+    try:
+        reader = csv.DictReader(lines)
+        columns = reader.fieldnames or []
+        if "epoch" not in columns:
+            raise ValueError("no 'epoch' column in its header")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            if None in row or None in row.values():
+                raise ValueError(f"line {line} has {len(row) - (None in row)} values for {len(columns)} columns")
+            rows.append({key: float(value) for key, value in row.items()})
+    except (ValueError, csv.Error) as exc:
+        raise UserError(f"{path} is damaged: {exc}") from None
+    return rows
 
 
 def config_of(run_dir: Path) -> Path:
@@ -118,6 +146,19 @@ def config_of(run_dir: Path) -> Path:
     if not config_file.is_file():
         raise UserError(f"{run_dir} is not a clftrain run directory (no {CONFIG})")
     return config_file
+
+
+def check_output(path: Path, force: bool) -> None:
+    """Where a command writes a file the user named (-o): never into a run directory's checkpoints, and never
+    over an existing file unless asked (--force)."""
+    resolved = path.resolve()
+    for folder in resolved.parents:
+        if folder.name == CHECKPOINTS and (folder.parent / CONFIG).is_file():
+            raise UserError(f"-o {path} is inside the run directory {folder.parent}'s checkpoints; write it elsewhere")
+    if resolved.is_dir():
+        raise UserError(f"-o {path} is a directory; give a file path")
+    if resolved.exists() and not force:
+        raise UserError(f"-o {path} already exists; choose another path, or pass --force to overwrite it")
 
 
 def checkpoint_path(run_dir: Path, which: str) -> Path:
@@ -141,6 +182,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    if regular_file(path, "checkpoint") == 0:
+        raise UserError(f"checkpoint {path} is empty (0 bytes): the save that wrote it was cut short")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -152,9 +195,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                 "run code; nothing was executed. Only load checkpoints written by clftrain"
             ) from None
         raise UserError(f"checkpoint {path} is truncated or corrupt (not a readable torch file)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        reason = str(exc).split(". ")[0].splitlines()[0]
+    except Exception as exc:  # noqa: BLE001 - torch.load on a damaged file raises whatever its bytes lead to
+        reason = (str(exc).split(". ")[0].splitlines() or [type(exc).__name__])[0]
         raise UserError(f"checkpoint {path} is truncated or corrupt: {reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a clftrain checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    missing = [key for key, kind in CHECKPOINT_KEYS.items() if not isinstance(payload.get(key), kind)]
+    if missing:
+        raise UserError(f"checkpoint {path} is damaged: {', '.join(map(repr, missing))} missing or of the wrong kind")
     return payload

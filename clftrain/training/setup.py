@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from clftrain import memory
 from clftrain.components.losses import LOSSES, expects_probabilities
 from clftrain.components.optimizers import build_optimizer
 from clftrain.components.schedulers import SCHEDULERS
@@ -24,7 +25,7 @@ from clftrain.errors import UserError, did_you_mean
 from clftrain.training.callbacks import BestTracker, EarlyStopping
 from clftrain.training.device import resolve_device
 from clftrain.training.loop import Split
-from clftrain.training.model import build_model
+from clftrain.training.model import EVAL_ROWS, build_model
 from clftrain.training.replica_decisions import ReplicaBest, ReplicaStopping
 from clftrain.training.replica_trainer import FrozenReplicas, Member, ReplicaRates, ReplicaTrainer
 from clftrain.training.replicas import ReplicaLoss, StackedMLP
@@ -93,6 +94,40 @@ def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig, n_trai
         return None, "epoch"
     steps = -(-n_train // (train.batch_size or n_train))  # steps per epoch: ceil
     return SCHEDULERS.get(cfg.name)(optimizer, cfg, train.epochs, steps, mode)
+
+
+# ---------------------------------------------------------------------- what it will need
+# Per parameter: the weight, its gradient, the best-weights copy, and the optimizer's state (a momentum
+# buffer; Adam's two moments), in float32.
+_STATE_COPIES = {"adam": 2, "adamw": 2, "rmsprop": 2}
+
+
+def check_memory(configs: list[Config], dataset: Dataset, device: torch.device) -> None:
+    """Refuse (memory.require) a model and loop that would not fit, before building them."""
+    config = configs[0]
+    replicas = sum(len(c.seeds) if c.seeds is not None else 1 for c in configs)
+    widths = [dataset.n_features, *config.model.layers, dataset.task.out_features(dataset.n_classes)]
+    weights = sum((a + 1) * b for a, b in zip(widths, widths[1:])) * replicas
+    optimizer = config.train.optimizer
+    copies = 3 + _STATE_COPIES.get(optimizer, 1 if config.train.momentum > 0 else 0)
+    hidden = sum(config.model.layers) + widths[-1]
+    n_train = len(dataset.X_train)
+    step_rows = min(config.train.batch_size or n_train, n_train)
+    eval_rows = min(EVAL_ROWS, max(len(dataset.X_test), len(dataset.X_val) if dataset.X_val is not None else 0))
+    terms = [
+        memory.Term(f"the model's {weights:,} weights with their gradients, best copy and {optimizer} state",
+                    4 * weights * copies, "shrink model.layers (or train fewer seeds at once)"),
+        memory.Term(f"one training step's activations ({step_rows:,} rows x {hidden:,} units"
+                    f"{f' x {replicas} replicas' if replicas > 1 else ''})", 4 * 4 * step_rows * hidden * replicas,
+                    "set a smaller train.batch_size (or shrink model.layers)"),
+        memory.Term(f"evaluating {eval_rows:,} rows at a time", 4 * 2 * eval_rows * hidden * replicas,
+                    "shrink model.layers (or train fewer seeds at once)"),
+    ]
+    if device.type != "cpu":  # on the CPU the tensors share the dataset's arrays
+        rows = n_train + len(dataset.X_test) + (len(dataset.X_val) if dataset.X_val is not None else 0)
+        terms.append(memory.Term(f"the data on {device} ({rows:,} rows x {dataset.n_features:,} features)",
+                                 4 * rows * (dataset.n_features + 1), "lower the data's rows or features"))
+    memory.require(terms, "this machine" if device.type == "cpu" else str(device), device)
 
 
 # ---------------------------------------------------------------------- the loss
@@ -182,6 +217,7 @@ def setup_single(config: Config) -> SingleSetup:
     device = resolve_device(config.device)
     dataset = build_dataset(config)
     config = resolve_task(config, dataset)
+    check_memory([config], dataset, device)
     trainer = build_trainer(config, dataset, device)
     monitor = decision_monitor(config, dataset)
     check_batch_size(config, dataset)
@@ -220,6 +256,7 @@ def setup_group(configs: list[Config], dataset: Dataset | None = None) -> Group:
     dataset = dataset or build_dataset(first)
     configs = [resolve_task(c, dataset) for c in configs]
     check_batch_size(first, dataset)
+    check_memory(configs, dataset, device)
     model = _stack_replicas(configs, dataset, device)
     members, first_replica = [], 0
     for part, config in enumerate(configs):

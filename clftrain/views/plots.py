@@ -49,8 +49,8 @@ def decision_boundary(
     """Train | test side by side: predicted class regions, true classes as points on top.
 
     `regions`: [H, W, L] predicted labels over a grid of the drawing plane (views/plane.py) spanning `extent`;
-    `train`, `test`: (points [N, 2] in that plane, targets). Multi-label: one row per label, its regions where
-    the model predicts it.
+    `train`, `test`: (points [N, 2] in that plane, targets, the split's row count: more than N when only a
+    sample of it is drawn). Multi-label: one row per label, its regions where the model predicts it.
     """
     if multilabel:
         rows = [(f"label '{name}': ", regions[..., j], train[1][:, j], test[1][:, j], [f"not {name}", name])
@@ -60,7 +60,7 @@ def decision_boundary(
                  test[1].reshape(len(test[1]), -1)[:, 0], class_names)]
     fig, axes = new_figure(len(rows), 2, (12, 5.2 if len(rows) == 1 else 4.2 * len(rows)), sharex=True, sharey=True)
     for ax_pair, (label, row_regions, y_train, y_test, names) in zip(axes, rows):
-        splits = [(train[0], y_train), (test[0], y_test)]
+        splits = [(train[0], y_train, train[2]), (test[0], y_test, test[2])]
         _boundary_row(ax_pair, row_regions, extent, splits, names, label, axis_labels)
     fig.suptitle(f"{title}\n{description}", fontsize=11)
     save_figure(fig, path)
@@ -68,13 +68,14 @@ def decision_boundary(
 
 def _boundary_row(axes, regions, extent, splits, class_names: list[str], label: str, axis_labels) -> None:
     n_classes = max(len(class_names), 2)
-    for ax, (points, y), split in zip(axes, splits, ("Train", "Test")):
+    for ax, (points, y, total), split in zip(axes, splits, ("Train", "Test")):
         # The regions as an image of the predicted class over the grid: one draw call, not a contour per class.
         ax.imshow(regions, origin="lower", extent=extent, aspect="auto", interpolation="nearest", cmap=REGIONS,
                   alpha=0.7, vmin=-0.5, vmax=n_classes - 0.5)
         scatter = ax.scatter(points[:, 0], points[:, 1], c=y, s=18,
                              cmap=REGIONS, vmin=0, vmax=n_classes - 1, edgecolors="k", linewidths=0.4)
-        ax.set_title(f"{label}{split} ({len(points)} points)")
+        shown = f"{len(points):,} of {total:,}" if total > len(points) else f"{total}"
+        ax.set_title(f"{label}{split} ({shown} points)")
         ax.set_xlabel(axis_labels[0])
         ax.set_ylabel(axis_labels[1])
     handles, _ = scatter.legend_elements()
@@ -167,7 +168,7 @@ def confusion_matrix(path: Path, counts: np.ndarray, class_names: list[str], tit
     """Counts | row-normalised (each true class's share of predictions: the diagonal is its recall)."""
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
-    size = 5 + 0.35 * len(class_names)  # room for the labels of many classes
+    size = min(5 + 0.35 * len(class_names), 20)  # room for the labels of many classes, within a screen
     fig, (axes,) = new_figure(1, 2, (2 * size + 1, size))
     _matrix(axes[0], counts, "{:d}", class_names, "Counts")
     _matrix(axes[1], shares, "{:.2f}", class_names, "Normalised by true class")
@@ -188,17 +189,27 @@ def label_confusions(path: Path, matrices: np.ndarray, label_names: list[str], t
     save_figure(fig, path)
 
 
+# A matrix of more classes than this is drawn as colours alone: its cells are too small for numbers. Beyond
+# LABELLED_CLASSES the class names are left off the axes too.
+NUMBERED_CLASSES = 30
+LABELLED_CLASSES = 60
+
+
 def _matrix(ax, values: np.ndarray, fmt: str, names: list[str], title: str) -> None:
     """One confusion matrix: rows the true class, columns the predicted one, each cell's value written on it
-    (white on the dark cells)."""
+    (white on the dark cells) where there is room."""
     ax.imshow(values, cmap="Blues", interpolation="nearest")
-    threshold = (values.max() + values.min()) / 2
-    for (i, j), value in np.ndenumerate(values):
-        ax.text(j, i, fmt.format(value.item()), ha="center", va="center",
-                color="white" if value > threshold else "black")
-    ticks = range(len(names))
-    ax.set_xticks(ticks, names, rotation=45 if len(names) > 6 else 0)
-    ax.set_yticks(ticks, names)
+    if len(names) <= NUMBERED_CLASSES:
+        threshold = (values.max() + values.min()) / 2
+        for (i, j), value in np.ndenumerate(values):
+            ax.text(j, i, fmt.format(value.item()), ha="center", va="center",
+                    color="white" if value > threshold else "black")
+    else:
+        title += f" ({len(names)} classes: colour only)"
+    if len(names) <= LABELLED_CLASSES:
+        ticks = range(len(names))
+        ax.set_xticks(ticks, names, rotation=45 if len(names) > 6 else 0)
+        ax.set_yticks(ticks, names)
     ax.set_xlabel("Predicted label")
     ax.set_ylabel("True label")
     ax.set_title(title)
