@@ -3,6 +3,7 @@
 #   make test   create .venv if missing, then run the whole test suite
 #   make bench  benchmark clftrain against a hand-written loop, scikit-learn and Lightning
 #               (make bench WORKLOADS=circles,blobs REPS=3 TRAINERS=bare,clftrain THREADS=1)
+#   make fuzz   every hostile input of tests/fuzz_matrix.py, with the counts (exit 1 on a bad case)
 #   make bench-replicas  1, 8, 32, 128 seeds of circles as one batched model vs one after another
 #               (make bench-replicas REPLICAS=1,8,32 THREADS=2 DEVICE=cuda)
 PYTHON ?= python3
@@ -16,7 +17,7 @@ THREADS ?=
 REPLICAS ?= 1,8,32,128
 DEVICE ?= cpu
 
-.PHONY: fit test install clean bench bench-replicas
+.PHONY: fit test install clean bench bench-replicas fuzz
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,10 @@ $(VENV)/.bench-deps: pyproject.toml | install
 	@torch=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("torch"))'); \
 	if $(BIN)/pip install --quiet 'lightning>=2' "torch==$$torch"; then touch $@; \
 	else echo "bench: lightning cannot be installed next to torch $$torch: its rows will say 'not installed'"; fi
+
+# The whole hostile-input matrix (about 3,000 cases, ~20 minutes here); the suite runs a sample of it.
+fuzz: install
+	$(BIN)/python tests/fuzz_matrix.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

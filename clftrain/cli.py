@@ -98,6 +98,10 @@ def fit(
     if result.summary["status"] == "interrupted":
         console.print(f"interrupted by {result.signal}; continue with: clftrain fit --resume {result.run_dir}")
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
+    if result.signal:  # after training ended: only the plots are missing
+        console.print(f"interrupted by {result.signal} while drawing the plots; the run is complete, and "
+                      f"clftrain fit --resume {result.run_dir} draws them")
+        raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
     if result.summary["status"] == "diverged":
         raise typer.Exit(2)
 

@@ -196,3 +196,13 @@ def test_an_output_file_is_never_overwritten_unless_forced_nor_written_into_chec
     for command in (["activations", "-o", out], ["compare", runs["binary"], runs["binary"], "-o", out]):
         result = invoke(*command)
         assert result.exit_code == 2 and "already exists" in result.output, command
+
+
+def test_predict_of_a_diverged_run_is_refused_instead_of_printing_nan(write_config, cli, tmp_path):
+    config = {"name": "blowup", "task": "regression", "dataset": {"name": "linear"},
+              "train": {"loss": "mse", "lr": 1e6, "epochs": 50}}
+    assert cli("fit", write_config(config), "--out", "run", "-q").exit_code == 2  # diverged
+    inputs = write_csv(tmp_path / "in.csv", ["x"], [["0.5"]])
+    result = cli("predict", "run", inputs)
+    assert result.exit_code == 2 and "gives outputs that are not numbers (NaN or infinite): its training diverged" \
+        in result.output and "nan" not in result.stdout

@@ -322,3 +322,71 @@ def test_resume_of_a_run_killed_before_its_final_summary_writes_it(write_config,
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["final"] == final["final"] and summary["best"] == final["best"]
+
+
+def test_a_run_being_trained_cannot_be_resumed_by_another_process(write_config, tmp_path, cli):
+    run = tmp_path / "run"
+    proc = start_fit([write_config(SLOW), "--out", run], tmp_path)
+    try:
+        wait_for(run / ".lock")
+        wait_for(run / "summary.json")
+        result = cli("fit", "--resume", run)
+        assert result.exit_code == 2, result.output
+        assert f"{run} is being trained by another clftrain process right now (pid {proc.pid})" in result.output
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    saved = rundir.load_checkpoint(run / "checkpoints" / "last.pt")  # the refused resume changed nothing
+    assert saved["status"] == "interrupted"
+    assert cli("fit", "--resume", run, "--set", "train.epochs=" + str(saved["epoch"] + 2)).exit_code == 0
+
+
+def test_a_resume_that_cannot_write_is_a_clear_error(write_config, cli, tmp_path, monkeypatch):
+    """A read-only run directory (simulated: the tests may run as root, who writes anyway)."""
+    assert cli("fit", write_config(tiny_config(train={"epochs": 4})), "--out", "run", "-q").exit_code == 0
+    real = os.open
+
+    def read_only(path, flags, *args):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and str(tmp_path / "run") in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    result = cli("fit", "--resume", "run", "--set", "train.epochs=6")
+    assert result.exit_code == 2 and "cannot write to run directory run: Permission denied" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_resume_on_a_full_disk_is_a_clear_error(write_config, cli, tmp_path, monkeypatch):
+    assert cli("fit", write_config(tiny_config(train={"epochs": 4})), "--out", "run", "-q").exit_code == 0
+    before = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rundir, "atomic_write_bytes", full)
+    result = cli("fit", "--resume", "run", "--set", "train.epochs=6")
+    assert result.exit_code == 2 and "No space left on device" in result.output and "Traceback" not in result.output
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_a_signal_while_the_plots_are_drawn_leaves_a_completed_run_that_resume_finishes(write_config, cli,
+                                                                                        monkeypatch, tmp_path):
+    from clftrain.views import plots
+
+    real = plots.learning_curves
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # as if SIGTERM came while this figure was drawn
+        time.sleep(1)
+
+    monkeypatch.setattr(plots, "learning_curves", terminated)
+    result = cli("fit", write_config(tiny_config()), "--out", "run")
+    assert result.exit_code == 143, result.output
+    assert "interrupted by SIGTERM while drawing the plots; the run is complete" in result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["final"] and summary["best"]
+    assert "plots not drawn: interrupted by SIGTERM" in summary["notes"][0]
+    monkeypatch.setattr(plots, "learning_curves", real)
+    result = cli("fit", "--resume", tmp_path / "run")
+    assert result.exit_code == 0 and "wrote plots/curves.png" in result.output

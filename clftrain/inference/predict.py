@@ -36,6 +36,10 @@ def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last", device
         raise UserError(f"{input_csv} already has column(s) {', '.join(map(repr, clashes))}, which predict adds; "
                         "rename or drop them")
     probabilities, labels = run.predict(inputs.features(table))
+    if not np.isfinite(probabilities).all():
+        raise UserError(f"the model in {run_dir}'s {checkpoint}.pt gives outputs that are not numbers (NaN or "
+                        "infinite): its training diverged; predict with --checkpoint best (from before) or train "
+                        "it again with a lower train.lr")
     multilabel = inputs.task.target == "labels"
     rows = [row + _predicted_cells(p, label, inputs.class_names, multilabel)
             for row, p, label in zip(table.rows, probabilities, labels)]

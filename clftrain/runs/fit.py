@@ -10,7 +10,7 @@ from pathlib import Path
 
 from clftrain.config import Config, load_config
 from clftrain.errors import UserError
-from clftrain.runs.lifecycle import RESUMABLE_KEYS, FitResult
+from clftrain.runs.lifecycle import RESUMABLE_KEYS, FitResult, hold_run, write_summary
 from clftrain.runs.seeds import fit_seeds, resume_seeds
 from clftrain.runs.single import fit_single, resume_single
 from clftrain.store import rundir
@@ -26,7 +26,14 @@ def fit_run(config: Config, out: Path | None = None, runs_root: Path = Path("run
 
 def resume_run(run_dir: Path, overrides: list[str] | None = None,
                callbacks: list[Callback] = (), on_model=None) -> FitResult:
-    """Continue a run from its directory alone: config.yaml and checkpoints/last.pt."""
+    """Continue a run from its directory alone: config.yaml and checkpoints/last.pt; refused while another
+    process trains it (the run directory's lock, held from here to the end)."""
+    rundir.config_of(run_dir)
+    with hold_run(run_dir):
+        return _resume(run_dir, overrides, callbacks, on_model)
+
+
+def _resume(run_dir: Path, overrides: list[str] | None, callbacks, on_model) -> FitResult:
     config_file = rundir.config_of(run_dir)
     overrides = overrides or []
     changed = {item.partition("=")[0].strip() for item in overrides} - RESUMABLE_KEYS
@@ -40,7 +47,7 @@ def resume_run(run_dir: Path, overrides: list[str] | None = None,
         result = fit(config, callbacks=callbacks, on_model=on_model, restart=run_dir)
         result.summary.setdefault("notes", []).insert(0, f"{run_dir} had no checkpoint (it stopped before its first "
                                                          "save): trained it again from the start, in place")
-        rundir.write_json(run_dir / rundir.SUMMARY, result.summary)
+        write_summary(run_dir, result.summary)
         return result
     payload = rundir.load_checkpoint(last)
     scheduler = config.train.scheduler

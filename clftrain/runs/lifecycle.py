@@ -15,6 +15,7 @@ so a writer or logger added later is added once and runs for single runs, seeds 
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import signal
 import threading
@@ -130,6 +131,55 @@ class RunWriter(Callback):
             ) from None
 
 
+# ---------------------------------------------------------------------- one process per run directory
+LOCK = ".lock"
+_held: dict[Path, tuple[int, int]] = {}  # run directory -> (open lock file, times this process holds it)
+
+
+@contextlib.contextmanager
+def hold_run(run_dir: Path) -> Iterator[None]:
+    """The run directory's lock, for as long as this process trains it (re-entrant within the process): a
+    second fit --resume of it, or one during its fit, is refused instead of both writing its files."""
+    key = run_dir.resolve()
+    if key in _held:
+        fd, count = _held[key]
+        _held[key] = (fd, count + 1)
+    else:
+        _held[key] = (_lock(run_dir), 1)
+    try:
+        yield
+    finally:
+        fd, count = _held.pop(key)
+        if count > 1:
+            _held[key] = (fd, count - 1)
+        elif fd >= 0:
+            os.close(fd)  # closing the file releases the lock
+
+
+def _lock(run_dir: Path) -> int:
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks here (Windows): nothing to hold
+        return -1
+    path = run_dir / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror or exc}; check its permissions "
+                        "(or free space) and try again") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise UserError(f"{run_dir} is being trained by another clftrain process right now"
+                        f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end (or stop it) "
+                        "before resuming it") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 # ---------------------------------------------------------------------- start, train, finish
 def create_run(config: Config, out: Path | None, runs_root: Path) -> Path:
     """A new run directory holding the resolved config."""
@@ -165,35 +215,80 @@ def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[
                for recorder in recorders]
     loop.callbacks = assemble_callbacks(deciders, callbacks, writers)
     drawer = shared_drawer()  # its workers import matplotlib while this process trains
-    try:
+    with contextlib.ExitStack() as held:
         for recorder in recorders:
-            rundir.write_json(recorder.run_dir / rundir.SUMMARY,
-                              {"name": recorder.config.name, "status": "running", "epochs_run": loop.epoch})
+            held.enter_context(hold_run(recorder.run_dir))
+        return _train_held(loop, recorders, writers, drawer, threads)
+
+
+def _train_held(loop: EpochLoop, recorders: Sequence[RunRecorder], writers: list[RunWriter], drawer: Drawer,
+                threads: int | str) -> tuple[list[dict], str | None]:
+    for recorder in recorders:  # before the guard: a directory that cannot be written is not marked failed in it
+        write_summary(recorder.run_dir, {"name": recorder.config.name, "status": "running", "epochs_run": loop.epoch})
+    try:
         with stop_on_signals(loop) as received, training_threads_of(loop, threads) as used:
             loop.fit()
         summaries = [{**recorder.summary(), "threads": used,
                       "timings": {"checkpoints": round(writer.seconds, 3)}} for recorder, writer in zip(recorders, writers)]
         for recorder, summary in zip(recorders, summaries):
-            rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
+            write_summary(recorder.run_dir, summary)
     except BaseException as exc:
         for recorder in recorders:
             mark_failed(recorder, loop.epoch, exc)
         raise
-    for recorder, summary in zip(recorders, summaries):
-        draw_plots(recorder, summary, drawer)
+    with signals_stop_drawing():  # Ctrl-C or SIGTERM now: the run is complete; only its pictures are missing
+        for recorder, summary in zip(recorders, summaries):
+            late = draw_plots(recorder, summary, drawer)
+            if late:
+                received.append(late)
+                break
     return summaries, received[0] if received else None
 
 
-def draw_plots(recorder: RunRecorder, summary: dict, drawer: Drawer) -> None:
+class DrawingStopped(Exception):
+    """A signal arrived while the end-of-run plots were drawn."""
+
+
+@contextlib.contextmanager
+def signals_stop_drawing() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise DrawingStopped(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    try:
+        rundir.write_json(run_dir / rundir.SUMMARY, summary)
+    except OSError as exc:
+        raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror or exc}; free space (or fix "
+                        f"permissions) and resume with clftrain fit --resume {run_dir}") from None
+
+
+def draw_plots(recorder: RunRecorder, summary: dict, drawer: Drawer) -> str | None:
     """The run's plots, then summary.json again with their time; one that cannot be drawn leaves the run as it
-    is, with a note in summary.json (`notes`, shown by the console) instead of a failure."""
-    started = time.perf_counter()
+    is, with a note in summary.json (`notes`, shown by the console) instead of a failure. The signal that
+    stopped the drawing, if one did."""
+    started, stopped = time.perf_counter(), None
     try:
         run = recorder.trained_run()
         run.draw_plots(recorder.run_dir, drawer)
         summary.setdefault("notes", []).extend(run.notes)
         if not summary["notes"]:
             del summary["notes"]
+    except DrawingStopped as exc:
+        stopped = str(exc)
+        summary.setdefault("notes", []).append(f"plots not drawn: interrupted by {stopped}; clftrain fit --resume "
+                                               f"{recorder.run_dir} draws them")
     except Exception as exc:  # noqa: BLE001 - whatever broke a picture, the trained run stays valid
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         summary.setdefault("notes", []).append(f"plots not drawn: {reason}; redraw with clftrain plot "
@@ -201,6 +296,7 @@ def draw_plots(recorder: RunRecorder, summary: dict, drawer: Drawer) -> None:
     summary["timings"]["plots"] = round(time.perf_counter() - started, 3)
     with contextlib.suppress(OSError):  # the run is complete without this figure
         rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
+    return stopped
 
 
 def mark_failed(recorder: RunRecorder, epoch: int, exc: BaseException) -> None:
@@ -306,7 +402,7 @@ def finish(recorder: RunRecorder, loop: EpochLoop, missing: list[str]) -> dict:
     summary = {**recorder.summary(), "notes": [f"finished the end of a run that had stopped before it: wrote "
                                                f"{', '.join(missing)}"]}
     summary["timings"] = {}
-    rundir.write_json(recorder.run_dir / rundir.SUMMARY, summary)
+    write_summary(recorder.run_dir, summary)
     draw_plots(recorder, summary, Drawer())  # here: a one-off, not worth starting a worker for
     return summary
 
