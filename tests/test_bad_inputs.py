@@ -138,6 +138,46 @@ CASES = [
     Case("resume-truncated", ["fit", "--resume", "{run}", "--set", "train.epochs=9"], "truncated or corrupt", prepare=truncate_last),
     Case("resume-pickled-object", ["fit", "--resume", "{run}", "--set", "train.epochs=9"], "holds a pickled object", prepare=pickled_object_last),
     Case("resume-foreign-checkpoint", ["fit", "--resume", "{run}", "--set", "train.epochs=9"], "belongs to another run", prepare=foreign_checkpoint),
+    # ---- ranges (hostile input)
+    Case("seed-negative", ["fit", "{cfg}"], "seed = -1: Input should be greater than or equal to 0", config=T(seed=-1)),
+    Case("seed-too-big", ["fit", "{cfg}"], "dataset.seed = 4294967296: Input should be less than or equal to 4294967295",
+         config=T(dataset={"seed": 2**32})),
+    Case("seeds-too-big", ["fit", "{cfg}", "--seeds", "4294967296"], "seed 4294967296 is above 4294967295"),
+    Case("epochs-boolean", ["fit", "{cfg}"], "train.epochs = True: expected a number, not true", config=T(train={"epochs": True})),
+    Case("noise-infinite", ["fit", "{cfg}", "--set", "dataset.noise=1e400"], "dataset.noise = '1e400': Input should be a finite number"),
+    Case("lr-huge", ["fit", "{cfg}"], "train.lr = '1e+300': Input should be less than or equal to 1000000", config=T(train={"lr": 1e300})),
+    Case("threads-huge", ["fit", "{cfg}"], "threads = 2147483648: expected auto or a whole number from 1 to 4,096",
+         config=T(threads=2**31)),
+    Case("width-huge", ["fit", "{cfg}"], "model.layers.0 = 4294967296: Input should be less than or equal to 1000000",
+         config=T(model={"layers": [2**32]})),
+    Case("memory", ["fit", "{cfg}"], "of memory and this machine has", config=T(model={"layers": [1_000_000, 1_000_000]})),
+    Case("binary-on-ten-classes", ["fit", "{cfg}"], "binary needs exactly 2",
+         config=T(task="binary", dataset={"name": "blobs", "centers": 10})),
+    # ---- bounded reading
+    Case("config-fifo", ["fit", "pipe.yaml"], "is a FIFO (named pipe), not a file clftrain can read",
+         prepare=lambda tmp: os.mkfifo(tmp / "pipe.yaml")),
+    Case("config-device", ["validate", "/dev/urandom"], "is a character device, not a file clftrain can read"),
+    Case("config-too-big", ["fit", "{cfg}"], "bytes; at most 1,000,000 are read",
+         config="dataset: {name: circles}\n#" + "x" * 1_000_001 + "\n"),
+    Case("config-aliases", ["fit", "{cfg}"], "more than 100,000 values once its aliases (*name) are expanded",
+         config="a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" + "".join(
+             f"a{i}: &a{i} [{', '.join([f'*a{i - 1}' if i > 1 else '*a'] * 10)}]\n" for i in range(1, 7))
+         + "dataset: {name: circles}\n"),
+    Case("config-deep", ["fit", "{cfg}"], "nested", config="dataset: {name: circles}\nx: " + "[" * 3000 + "]" * 3000 + "\n"),
+    Case("config-key-mapping", ["fit", "{cfg}"], "a key that is a mapping or a list", config="? {a: 1}\n: 1\ndataset: {name: circles}\n"),
+    Case("config-int-key", ["fit", "{cfg}"], "the key 1 is a int; keys are names", config="1: 2\ndataset: {name: circles}\n"),
+    Case("config-long-int", ["fit", "{cfg}"], "an integer of 5000 digits (at most 30 are read)",
+         config="seed: " + "9" * 5000 + "\ndataset: {name: circles}\n"),
+    Case("config-not-utf8", ["fit", "{cfg}"], "is not UTF-8 text",
+         prepare=lambda tmp: (tmp / "cfg.yaml").write_bytes("name: caf\xe9\ndataset: {name: circles}\n".encode("latin-1"))),
+    Case("set-long-int", ["fit", "{cfg}", "--set", "seed=" + "9" * 5000], "the value is not valid YAML: an integer of 5000 digits"),
+    # ---- damaged run directories
+    Case("eval-empty-last", ["eval", "{run}"], "is empty (0 bytes): the save that wrote it was cut short; best.pt is "
+         "intact: use --checkpoint best", prepare=lambda tmp: (tmp / "run" / "checkpoints" / "last.pt").write_bytes(b"")),
+    Case("eval-garbage-checkpoint", ["eval", "{run}"], "truncated or corrupt",
+         prepare=lambda tmp: (tmp / "run" / "checkpoints" / "last.pt").write_bytes(os.urandom(3000))),
+    Case("compare-only-damaged", ["compare", "{run}", "{run}", "-o", "cmp.png"], "summary.json is damaged",
+         prepare=lambda tmp: (tmp / "run" / "summary.json").write_text("[1, 2]")),
 ]
 
 

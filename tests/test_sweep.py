@@ -178,3 +178,11 @@ def test_the_readme_sweep_of_the_csv_example_trains(cli, tmp_path):
     for row in rows:
         summary = json.loads((tmp_path / "sweep" / row["run"] / "summary.json").read_text())
         assert summary["monitor"] == "val_loss" and summary["stopped_early"] == (summary["epochs_run"] < 300)
+
+
+def test_a_grid_of_too_many_combinations_is_refused_before_anything(write_config, cli, tmp_path):
+    lrs = ",".join(str(0.001 * (i + 1)) for i in range(30))
+    result = cli("sweep", write_config(tiny_config()), "--grid", f"train.lr={lrs}", "--grid", "seed=1,2,3,4,5,6,7,8,9")
+    assert result.exit_code == 2 and "the grid makes 270 combinations (30 train.lr x 9 seed); a sweep trains at " \
+        "most 256: give fewer values" in result.output
+    assert not (tmp_path / "runs").exists()

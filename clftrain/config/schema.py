@@ -272,7 +272,11 @@ class CsvConfig(_DatasetBase):
         resolved = Path(path).expanduser()
         if not resolved.is_absolute() and base is not None:
             resolved = Path(base) / resolved
-        if context.get("check_files", True) and not resolved.is_file():
+        try:
+            is_file = resolved.is_file()
+        except OSError as exc:  # a name longer than the file system takes, say
+            raise ValueError(f"not a usable file path: {exc.strerror or exc}") from None
+        if context.get("check_files", True) and not is_file:
             where = f" (looked for {resolved})" if str(resolved) != path else ""
             if resolved.exists():
                 raise ValueError(f"{resolved} is not a regular file (a directory, FIFO, socket or device); "

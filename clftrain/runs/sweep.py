@@ -38,6 +38,7 @@ PER_RUN_KEYS = (
     "train.weight_decay", "train.grad_clip", "train.scheduler", "train.early_stopping", "train.log_every",
 )
 SWEEP_CSV = "sweep.csv"
+MAX_COMBINATIONS = 256  # one sweep's runs (each a run directory); more is a typo or a search, not a grid
 SWEEP_JSON = "sweep.json"
 
 
@@ -127,6 +128,11 @@ def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | 
         if "seeds" in grid or "seeds" in overrides:
             raise UserError("seeds: given both with --seeds and with --grid or --set; keep one")
         overrides["seeds"] = parse_seeds(seeds)
+    count = math.prod(len(values) for values in grid.values())
+    if count > MAX_COMBINATIONS:
+        sizes = " x ".join(f"{len(values)} {key}" for key, values in grid.items())
+        raise UserError(f"the grid makes {count:,} combinations ({sizes}); a sweep trains at most "
+                        f"{MAX_COMBINATIONS}: give fewer values")
     combos = _value_combinations(grid)
     configs, problems = [], []
     for values in combos:
