@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import sys
 import time
 from collections.abc import Callable
@@ -72,7 +71,7 @@ def leaf_keys() -> list[tuple[str, str | None]]:
 
 
 # A key inside an optional section is tried with the section present (its name set where it has one).
-SECTIONS = {"train.early_stopping": {"monitor": "test_loss", "patience": 2},
+SECTIONS = {"train.early_stopping": {"monitor": "val_loss", "patience": 2},
             "train.scheduler": {"name": "step"}}
 SCHEDULER_OF = {"step_size": "step", "gamma": "step", "min_lr": "cosine", "factor": "plateau", "patience": "plateau",
                 "max_lr": "onecycle"}

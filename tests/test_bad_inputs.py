@@ -116,7 +116,8 @@ CASES = [
     Case("negative-noise", ["fit", "{cfg}"], "dataset.noise = -0.1", config=T(dataset={"noise": -0.1})),
     Case("name-with-slash", ["fit", "{cfg}"], "name = '../escape'", config=T(name="../escape")),
     Case("momentum-adam", ["fit", "{cfg}"], "not used by optimizer 'adam'", config=T(train={"optimizer": "adam", "momentum": 0.9})),
-    Case("monitor-unknown", ["fit", "{cfg}"], "early_stopping.monitor = 'val_acc' is not a recorded metric", config=T(train={"early_stopping": {"monitor": "val_acc"}})),
+    Case("monitor-unknown", ["fit", "{cfg}"], "early_stopping.monitor = 'val_accuracy' is not a recorded metric (did you mean 'val_acc'?)", config=T(train={"early_stopping": {"monitor": "val_accuracy"}})),
+    Case("monitor-test", ["fit", "{cfg}"], "the test split only reports, it never decides", config=T(train={"early_stopping": {"monitor": "test_loss"}})),
     Case("cuda-absent", ["fit", "{cfg}"], "no CUDA GPU is available here", config=T(device="cuda")),
     # ---- --set
     Case("set-unknown-key", ["fit", "{cfg}", "--set", "model.layer=[4]"], "model.layer: unknown key (did you mean 'layers'?)"),
@@ -186,8 +187,8 @@ def finished_run(tmp_path_factory) -> Path:
     from clftrain.config import validate_config
     from clftrain.runs import fit_run
 
-    return fit_run(validate_config(tiny_config(train={"epochs": 3})),
-                          out=tmp_path_factory.mktemp("template") / "run").run_dir
+    return fit_run(validate_config(tiny_config(train={"epochs": 3}, dataset={"val_size": 0.2})),
+                   out=tmp_path_factory.mktemp("template") / "run").run_dir
 
 
 def snapshot(root: Path) -> dict[str, str]:

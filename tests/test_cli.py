@@ -18,7 +18,7 @@ def run_dirs(root: Path) -> list[Path]:
 
 
 def test_fit_writes_the_whole_run_directory(cli, write_config, tmp_path):
-    result = cli("fit", write_config(tiny_config()))
+    result = cli("fit", write_config(tiny_config(dataset={"val_size": 0.2})))
     assert result.exit_code == 0, result.output
     (run,) = run_dirs(tmp_path)
     assert run.name.endswith("-tiny")

@@ -168,7 +168,7 @@ def test_resolved_config_round_trips():
     ({"epochs": 5000, "log_every": 50}, 50),  # capped by log_every: logged epochs are regular evaluations
     ({"epochs": 1000, "log_every": 7}, 7),  # 7 has no divisor between 1 and 7 but itself
     ({"epochs": 1000, "log_every": 12}, 6),  # the largest divisor of 12 up to 10
-    ({"early_stopping": {"monitor": "test_loss", "patience": 20}}, 1),
+    ({"early_stopping": {"monitor": "val_loss", "patience": 20}}, 1),
     ({"scheduler": {"name": "plateau"}}, 1),
     ({"eval_every": 3}, 3),  # an explicit number is kept
 ])

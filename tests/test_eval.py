@@ -14,16 +14,18 @@ from trained_runs import fit_run, invoke, metrics_rows, write_csv
 # standardisation, dropout and batch norm (eval mode), mini-batches, several classes, regression,
 # class weights and label smoothing in the loss, several labels per row, one-hot columns and imputation.
 CONFIGS = {
-    "binary": tiny_config(name="binary"),
-    "bce-standardized": tiny_config(name="bce-standardized", dataset={"standardize": True},
+    "binary": tiny_config(name="binary", dataset={"val_size": 0.2}),
+    "bce-standardized": tiny_config(name="bce-standardized", dataset={"standardize": True, "val_size": 0.2},
                                     model={"dropout": 0.2}, train={"loss": "bce", "batch_size": 32}),
-    "multiclass": tiny_config(name="multiclass", dataset={"name": "blobs", "centers": 3, "n_features": 3},
+    "multiclass": tiny_config(name="multiclass", dataset={"name": "blobs", "centers": 3, "n_features": 3, "val_size": 0.2},
                               model={"batch_norm": True}, train={"optimizer": "adam", "lr": 0.01}),
-    "regression": tiny_config(name="regression", task="regression", dataset={"name": "linear", "n_samples": 50},
+    "regression": tiny_config(name="regression", task="regression", dataset={"name": "linear", "n_samples": 50,
+                                                                           "val_size": 0.2},
                               model={"layers": []}, train={"lr": 0.01}),
-    "weighted": tiny_config(name="weighted", dataset={"name": "blobs", "centers": 3},
+    "weighted": tiny_config(name="weighted", dataset={"name": "blobs", "centers": 3, "val_size": 0.2},
                             train={"class_weight": "balanced", "label_smoothing": 0.1}),
-    "multilabel": tiny_config(name="multilabel", dataset={"name": "multilabel", "n_features": 4, "n_classes": 3}),
+    "multilabel": tiny_config(name="multilabel", dataset={"name": "multilabel", "n_features": 4, "n_classes": 3,
+                                                          "val_size": 0.2}),
 }
 RUNS = [*CONFIGS, "table"]
 
@@ -43,7 +45,8 @@ def write_patients(path):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     table = {**tiny_config(name="table"), "dataset": {"name": "csv", "path": str(write_patients(root / "patients.csv")),
-                                                      "target": "sick", "categorical": ["colour"], "impute": "mean"}}
+                                                      "target": "sick", "categorical": ["colour"], "impute": "mean",
+                                                      "val_size": 0.2}}
     return {name: fit_run(root, config) for name, config in {**CONFIGS, "table": table}.items()}
 
 
@@ -184,7 +187,7 @@ def test_eval_user_errors(runs, tmp_path, args, expected):
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    run = fit_run(tmp_path, tiny_config(name="lost", train={"epochs": 2}))
+    run = fit_run(tmp_path, tiny_config(name="lost", train={"epochs": 2}, dataset={"val_size": 0.2}))
     (run / "checkpoints" / "best.pt").unlink()
     result = invoke("eval", run, "--checkpoint", "best")
     assert result.exit_code == 2 and "checkpoint not found" in result.output and "best.pt" in result.output

@@ -10,15 +10,15 @@ from clftrain.config import validate_config
 from clftrain.data import build_dataset
 from clftrain.errors import UserError
 from clftrain.runs import fit_run
-from clftrain.training import setup_single
+from clftrain.training import SingleSetup, setup_single
 from conftest import tiny_config
 
 
-def session_for(**overrides) -> Session:
+def session_for(**overrides) -> SingleSetup:
     return setup_single(validate_config(tiny_config(**overrides)))
 
 
-def lrs(session: Session) -> list[float]:
+def lrs(session: SingleSetup) -> list[float]:
     return [row["lr"] for row in session.trainer.fit().history]
 
 

@@ -183,7 +183,8 @@ def test_a_run_whose_replicas_all_stop_early_is_complete(write_config, cli):
 def seeds_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("seeds")
     config = root / "c.yaml"
-    config.write_text(json.dumps(tiny_config(train={"epochs": 30, "log_every": 10, "optimizer": "adam", "lr": 0.05})))
+    config.write_text(json.dumps(tiny_config(train={"epochs": 30, "log_every": 10, "optimizer": "adam", "lr": 0.05},
+                                             dataset={"val_size": 0.2})))
     result = invoke("fit", config, "--seeds", "0-4", "--out", root / "run")
     assert result.exit_code == 0, result.output
     return root / "run", result.output
@@ -217,7 +218,7 @@ def test_summary_reports_mean_std_min_max_over_the_seeds(seeds_run):
     assert stats["std"] == pytest.approx(math.sqrt(sum((a - mean) ** 2 for a in accuracies) / 4))
     for r, replica in zip(finals, summary["replicas"]):
         assert replica["final"]["test_loss"] == r["test_loss"]
-        assert replica["best"]["test_loss"] <= r["test_loss"]  # best by test_loss
+        assert replica["best"]["val_loss"] <= r["val_loss"]  # best by the validation loss
     best = summary["spread"]["best"]["test_loss"]
     assert best["mean"] == pytest.approx(sum(x["best"]["test_loss"] for x in summary["replicas"]) / 5)
     assert isinstance(summary["best"]["epoch"], int)
@@ -377,15 +378,15 @@ def assert_bit_for_bit(run, reference) -> None:
 
 @pytest.mark.parametrize("stop", [InterruptAt(9), InterruptAtStep(35)], ids=["epoch-end", "between-mini-batches"])
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, tmp_path, stop):
-    config = validate_config(tiny_config(seeds=[3, 4], model={"dropout": 0.2},
+    config = validate_config(tiny_config(seeds=[3, 4], model={"dropout": 0.2}, dataset={"val_size": 0.2},
                                          train={"epochs": 24, "log_every": 4, "batch_size": 40, "optimizer": "adam",
                                                 "lr": 0.01, "scheduler": {"name": "step", "step_size": 5}}))
     straight = fit_run(config, out=tmp_path / "straight")
     interrupted = fit_run(config, out=tmp_path / "interrupted", callbacks=[stop])
     assert interrupted.summary["status"] == "interrupted"
-    if isinstance(stop, InterruptAtStep):  # 160 rows in batches of 40: 4 steps an epoch, stopped after step 35
-        assert interrupted.summary["epochs_run"] == 8
-        assert interrupted.summary["epoch_in_progress"] == {"epoch": 9, "steps_done": 3}
+    if isinstance(stop, InterruptAtStep):  # 120 rows in batches of 40: 3 steps an epoch, stopped after step 35
+        assert interrupted.summary["epochs_run"] == 11
+        assert interrupted.summary["epoch_in_progress"] == {"epoch": 12, "steps_done": 2}
     resumed = resume_run(tmp_path / "interrupted")
     assert resumed.summary["status"] == "completed" and resumed.summary["epochs_run"] == 24
     assert_bit_for_bit(tmp_path / "interrupted", straight.run_dir)

@@ -17,7 +17,7 @@ from trained_runs import fit_run, invoke
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return {
-        "circles": fit_run(root, tiny_config(name="circles")),
+        "circles": fit_run(root, tiny_config(name="circles", dataset={"val_size": 0.2})),
         "blobs4d": fit_run(root, tiny_config(name="blobs4d", dataset={"name": "blobs", "centers": 3, "n_features": 4},
                                              train={"optimizer": "adam", "lr": 0.01})),
         "line": fit_run(root, tiny_config(name="line", task="regression", dataset={"name": "linear"},
@@ -66,7 +66,7 @@ def test_plot_redraws_every_plot_from_the_run_directory(runs, figures):
     for name in names:  # every title names the run, the weights drawn and their test accuracy
         assert "circles (last checkpoint, epoch 20): test accuracy " in figures[name]["text"]
     boundary = figures["decision_boundary.png"]["text"]
-    assert "Train (160 points)" in boundary and "Test (40 points)" in boundary
+    assert "Train (120 points)" in boundary and "Test (40 points)" in boundary
     assert "decision regions over the two features" in boundary
     curves = figures["curves.png"]["text"]
     assert all(word in curves for word in ("train", "test", "Loss", "Accuracy", "epoch"))

@@ -64,16 +64,16 @@ def weights(run: Path, which: str = "last") -> dict:
 @pytest.mark.parametrize(
     "config",
     [
-        tiny_config(train={"epochs": 40, "log_every": 5}),
+        tiny_config(train={"epochs": 40, "log_every": 5}, dataset={"val_size": 0.2}),
         # mini-batches with shuffling, dropout and Adam: every RNG and optimizer state matters
         tiny_config(train={"epochs": 30, "log_every": 4, "batch_size": 32, "optimizer": "adam", "lr": 0.01},
-                    model={"dropout": 0.3}),
+                    model={"dropout": 0.3}, dataset={"val_size": 0.2}),
         # early stopping state survives too
-        tiny_config(train={"epochs": 40, "log_every": 5, "early_stopping": {"monitor": "test_acc", "patience": 15}}),
+        tiny_config(train={"epochs": 40, "log_every": 5, "early_stopping": {"monitor": "val_acc", "patience": 15}}),
         # learning-rate schedules: per epoch, and per batch
         tiny_config(train={"epochs": 30, "log_every": 5, "scheduler": {"name": "plateau", "patience": 1}}),
         tiny_config(train={"epochs": 30, "log_every": 5, "batch_size": 50, "optimizer": "adam",
-                           "scheduler": {"name": "onecycle"}}),
+                           "scheduler": {"name": "onecycle"}}, dataset={"val_size": 0.2}),
     ],
     ids=["full-batch", "mini-batch-dropout-adam", "early-stopping", "plateau", "onecycle"],
 )
@@ -97,9 +97,9 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(write_config, t
     "config",
     [
         tiny_config(train={"epochs": 12, "log_every": 4, "batch_size": 32, "optimizer": "adam", "lr": 0.01},
-                    model={"dropout": 0.3}),
+                    model={"dropout": 0.3}, dataset={"val_size": 0.2}),
         tiny_config(train={"epochs": 12, "log_every": 4, "batch_size": 50, "optimizer": "adam",
-                           "scheduler": {"name": "onecycle"}}, model={"batch_norm": True}),
+                           "scheduler": {"name": "onecycle"}}, model={"batch_norm": True}, dataset={"val_size": 0.2}),
     ],
     ids=["dropout-adam", "onecycle-batchnorm"],
 )
@@ -107,9 +107,9 @@ def test_a_mini_batch_epoch_interrupted_between_steps_resumes_exactly(write_conf
     path = write_config(config)
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     fit_run(load_config(path), out=straight)
-    # 160 training rows in batches of 32 (or 50): 5 (or 4) steps an epoch; stop asked during step 23
+    # 120 training rows in batches of 32 (or 50): 4 (or 3) steps an epoch; stop asked during step 23
     result = fit_run(load_config(path), out=interrupted, callbacks=[InterruptAtStep(23)])
-    steps = -(-160 // config["train"]["batch_size"])
+    steps = -(-120 // config["train"]["batch_size"])
     epoch, done = divmod(23, steps)
     assert result.summary["status"] == "interrupted" and result.summary["epochs_run"] == epoch
     assert result.summary["epoch_in_progress"] == {"epoch": epoch + 1, "steps_done": done}
@@ -259,7 +259,7 @@ class BlowUpAt(Callback):
 
 
 def test_divergence_stops_at_once_and_keeps_best_from_before(write_config, tmp_path):
-    config = load_config(write_config(tiny_config(train={"epochs": 200, "log_every": 5})))
+    config = load_config(write_config(tiny_config(train={"epochs": 200, "log_every": 5}, dataset={"val_size": 0.2})))
     result = fit_run(config, out=tmp_path / "run", callbacks=[BlowUpAt(30)])
     summary = result.summary
     assert summary["status"] == "diverged"
@@ -381,7 +381,7 @@ def test_a_signal_while_the_plots_are_drawn_leaves_a_completed_run_that_resume_f
         time.sleep(1)
 
     monkeypatch.setattr(plots, "learning_curves", terminated)
-    result = cli("fit", write_config(tiny_config()), "--out", "run")
+    result = cli("fit", write_config(tiny_config(dataset={"val_size": 0.2})), "--out", "run")
     assert result.exit_code == 143, result.output
     assert "interrupted by SIGTERM while drawing the plots; the run is complete" in result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

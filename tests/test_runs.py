@@ -10,7 +10,7 @@ import pytest
 
 from clftrain.views import plots
 from conftest import tiny_config
-from trained_runs import fit_run, invoke
+from trained_runs import fit_run, invoke, metrics_rows
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,8 @@ def root(tmp_path_factory):
     """The tutorial's comparison: the same circles, without and with a non-linearity; and a regression."""
     root = tmp_path_factory.mktemp("runs")
     fit_run(root, tiny_config(name="circles-linear", model={"activation": "none"}), "20260101-090000-circles-linear")
-    fit_run(root, tiny_config(name="circles-relu", train={"epochs": 30}), "20260102-100000-circles-relu")
+    fit_run(root, tiny_config(name="circles-relu", train={"epochs": 30}, dataset={"val_size": 0.2}),
+            "20260102-100000-circles-relu")
     fit_run(root, tiny_config(name="line", task="regression", dataset={"name": "linear"}, model={"layers": []}),
             "nested/line")
     return root
@@ -70,7 +71,7 @@ def test_runs_shows_unfinished_and_damaged_runs_and_fits_a_narrow_terminal(root,
     # statuses and scores stay whole (directory names fold on a narrow terminal)
     assert sum("completed" in line for line in lines) == 3
     assert any("incomplete" in line for line in lines) and any("unreadable" in line for line in lines)
-    assert sum(line.count("%") for line in lines) == 4  # best and final of the two classification runs
+    assert sum(line.count("%") for line in lines) == 3  # final of both classification runs, best (val) of one
 
 
 def test_runs_on_an_empty_or_missing_root(tmp_path):
@@ -99,7 +100,7 @@ def test_compare_prints_metrics_side_by_side_and_overlays_the_curves(root, tmp_p
                     "-o", out)
     assert result.exit_code == 0, result.output
     for text in ("circles-linear", "circles-relu", "[8] none", "[8] relu", "final test accuracy",
-                 "best test accuracy (epoch)", "final test loss", "parameters", f"wrote {out}"):
+                 "best validation accuracy (epoch)", "final test loss", "parameters", f"wrote {out}"):
         assert text in result.output, text
     assert out.is_file()
     loss_ax, acc_ax = drawn["fig"].axes
@@ -123,3 +124,13 @@ def test_compare_user_errors(root, tmp_path, runs, expected):
     assert result.exit_code == 2, result.output
     assert expected in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x.png").exists()
+
+
+def test_runs_and_compare_show_a_best_only_where_a_validation_split_chose_it(root, wide):
+    """The test split decides nothing: not even which of its own epochs looks best."""
+    result = invoke("runs", root)
+    linear = next(line for line in result.output.splitlines() if "circles-linear" in line)
+    relu = next(line for line in result.output.splitlines() if "circles-relu" in line)
+    rows = metrics_rows(root / "20260102-100000-circles-relu")
+    assert f"{max(r['val_acc'] for r in rows):.2%}" in relu
+    assert linear.count("%") == 1  # its final test accuracy only

@@ -57,7 +57,7 @@ def test_sweep_csv_is_ranked_and_the_console_shows_it(sweep_run):
     sweep, output, _ = sweep_run
     rows = list(csv.DictReader((sweep / "sweep.csv").open()))
     assert len(rows) == 6 and [int(r["rank"]) for r in rows] == [1, 2, 3, 4, 5, 6]
-    scores = [float(r["test_acc_mean"]) for r in rows]
+    scores = [float(r["val_acc_mean"]) for r in rows]  # ranked on validation: the test split only reports
     assert scores == sorted(scores, reverse=True)
     for row in rows:
         summary = json.loads((sweep / row["run"] / "summary.json").read_text())
@@ -65,16 +65,14 @@ def test_sweep_csv_is_ranked_and_the_console_shows_it(sweep_run):
         assert float(row["test_acc_min"]) <= float(row["test_acc_mean"]) <= float(row["test_acc_max"])
         assert row["seeds"] == "0 1" and row["status"] == "completed"
     assert list(rows[0])[:4] == ["rank", "run", "train.lr", "model.layers"]
-    assert "runs ranked by final test accuracy" in output and "wrote " in output
+    assert "runs ranked by final val accuracy" in output and "wrote " in output
     assert output.index(rows[0]["run"][:12]) < output.index(rows[-1]["run"][:12])
 
 
 def test_a_run_trained_in_a_sweep_equals_it_trained_alone(sweep_run, tmp_path):
     sweep, _, base = sweep_run
-    config = tmp_path / "alone.yaml"
-    config.write_text(yaml.safe_dump({**yaml.safe_load(base.read_text()), "seeds": [0, 1],
-                                      "train": {"epochs": 6, "log_every": 3, "lr": 0.03},
-                                      "model": {"layers": [16]}}))
+    config = tmp_path / "alone.yaml"  # the sweep run's resolved config: its validation split was carved for ranking
+    config.write_text((sweep / "04-lr=0.03-layers=16" / "config.yaml").read_text())
     assert invoke("fit", config, "--out", tmp_path / "alone", "-q").exit_code == 0
     mine, theirs = metrics_rows(sweep / "04-lr=0.03-layers=16"), metrics_rows(tmp_path / "alone")
     for a, b in zip(mine, theirs):
@@ -186,3 +184,11 @@ def test_a_grid_of_too_many_combinations_is_refused_before_anything(write_config
     assert result.exit_code == 2 and "the grid makes 270 combinations (30 train.lr x 9 seed); a sweep trains at " \
         "most 256: give fewer values" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_sweep_ranks_on_a_validation_split_it_carves_and_refuses_none(write_config, cli, tmp_path):
+    plan = plan_sweep(write_config(tiny_config()), ["train.lr=0.1,0.2"])
+    assert {c.config.dataset.val_size for c in plan.combinations} == {0.16}  # 20% of the training rows
+    result = cli("sweep", write_config(tiny_config(dataset={"val_size": 0})), "--grid", "train.lr=0.1,0.2")
+    assert result.exit_code == 2 and "dataset.val_size = 0 leaves no validation split, and a sweep's ranking " \
+        "decides on one" in result.output

@@ -122,14 +122,16 @@ class InvalidConfig(UserError):
 
 
 def validate_config(data: dict[str, Any], source: str = "config", set_keys: set[str] | dict[str, str] = frozenset(),
-                    base_dir: Path | None = None, check_files: bool = True) -> Config:
+                    base_dir: Path | None = None, check_files: bool = True, decides: bool = False) -> Config:
     """Validate a raw mapping; relative dataset paths resolve against `base_dir` (the config's folder).
 
     `set_keys`: the dotted keys that came from the command line, named in their errors as
     `(from --set KEY)`; a mapping gives each key its own origin (a sweep's `--grid KEY=VALUE`).
+    `decides`: the run will be chosen among others (a sweep), so `val_size: auto` carves a validation split.
     """
     try:
-        return Config.model_validate(data, context={"base_dir": base_dir, "check_files": check_files})
+        return Config.model_validate(data, context={"base_dir": base_dir, "check_files": check_files,
+                                                    "decides": decides})
     except ValidationError as exc:
         raise InvalidConfig(source, [_describe(error, data, set_keys) for error in exc.errors()]) from None
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, ValidationInfo, WrapValidator,
-    field_validator, model_validator,
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, PrivateAttr, ValidationInfo,
+    WrapValidator, field_validator, model_validator,
 )
 
 from clftrain.components.activations import ACTIVATIONS
@@ -36,6 +36,8 @@ MAX_COUNT = 1_000_000_000  # epochs, patience, step sizes, evaluation and log ca
 SCALE_MAX = 1e6  # |noise|, cluster_std, class_sep, slope, intercept: data stays finite in float32
 RATE_MAX = 1e6  # learning rates, weight decay: an update stays finite in float32
 MAX_THREADS = 4096
+# val_size: auto carves this share of the training rows for a run that makes decisions.
+AUTO_VALIDATION = 0.2
 MAX_SEEDS = 4096  # replicas of one run: a typo such as --seeds 0-10000000 must not allocate ten million
 
 
@@ -76,13 +78,17 @@ class StrictModel(BaseModel):
 # --------------------------------------------------------------------------- dataset
 class _DatasetBase(StrictModel):
     test_size: Float = Field(0.2, gt=0, lt=1, description="Fraction held out for testing.")
-    val_size: Float = Field(0.0, ge=0, lt=1, description="Fraction held out for validation.")
+    val_size: Union[Literal["auto"], Annotated[Float, Field(ge=0, lt=1)]] = Field(
+        "auto", description="Fraction of all rows held out for validation, where decisions are made (the best "
+        "checkpoint, early stopping, plateau, a sweep's ranking); the test split only reports. auto: when the "
+        f"run makes a decision, {AUTO_VALIDATION:.0%} of the training rows (stratified), else none; the "
+        "resolved fraction is written to the run's config.yaml.")
     seed: Seed = Field(42, description="Seeds the data generator and the train/test split.")
     standardize: bool = Field(False, description="Scale features to zero mean, unit variance (fitted on train).")
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self):
-        if self.test_size + self.val_size >= 1:
+        if self.val_size != "auto" and self.test_size + self.val_size >= 1:
             raise ValueError(
                 f"dataset.test_size + dataset.val_size = {self.test_size + self.val_size:g} "
                 "leaves no training data; make their sum less than 1"
@@ -323,10 +329,21 @@ def _registered(registry, name: str) -> str:
 
 # --------------------------------------------------------------------------- training
 class EarlyStoppingConfig(StrictModel):
-    monitor: str = Field("test_loss", description="A metrics.csv column, e.g. test_loss or test_acc.")
+    monitor: str = Field("val_loss", description="A validation column of metrics.csv: val_loss, or val_acc "
+                         "(val_mae for regression). Never a test column: the test split only reports.")
     patience: Int = Field(50, ge=1, le=MAX_COUNT, description="Epochs without improvement before stopping.")
     min_delta: Float = Field(0.0, ge=0, le=1e12, description="Smallest change that counts as an improvement.")
     mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for *_acc, min otherwise.")
+
+    @field_validator("monitor")
+    @classmethod
+    def _watches_validation(cls, monitor: str) -> str:
+        if monitor.startswith("test_"):
+            raise ValueError(
+                "the test split only reports, it never decides: a choice made on its rows makes the test score "
+                f"optimistic; watch val_{monitor.removeprefix('test_')} instead (a validation split is carved from "
+                "the training rows when dataset.val_size is auto)")
+        return monitor
 
 
 class SchedulerConfig(StrictModel):
@@ -365,6 +382,9 @@ class TrainConfig(StrictModel):
         "epoch and the last). auto: about 100 rows per run (every epoch with early_stopping or a plateau "
         "scheduler, which act on each evaluation); the resolved number is written to the run's config.yaml.")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="null: train all epochs.")
+    restore_best: bool = Field(
+        True, description="With early_stopping: the run ends with the best epoch's weights (last.pt, the final "
+        "metrics, eval, plot and predict), as Keras' restore_best_weights; false: with the last epoch's.")
     scheduler: SchedulerConfig | None = Field(None, description="null: constant learning rate.")
     class_weight: Literal["balanced"] | None = Field(
         None, description="cross_entropy: weight classes inversely to their frequency in training.")
@@ -451,6 +471,29 @@ class Config(StrictModel):
     dataset: DatasetConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    # Whether val_size was auto and a validation split was carved for this run's decisions (not in config.yaml).
+    _validation_carved: bool = PrivateAttr(False)
+
+    def decides(self) -> bool:
+        """Whether the run makes decisions (which need a validation split): early stopping, a plateau schedule."""
+        train = self.train
+        return train.early_stopping is not None or (train.scheduler is not None and train.scheduler.name == "plateau")
+
+    @model_validator(mode="after")
+    def _resolve_validation(self, info: ValidationInfo):
+        # A sweep ranks its runs: that is a decision too (its planner says so in the validation context).
+        decides = self.decides() or bool((info.context or {}).get("decides"))
+        dataset = self.dataset
+        if dataset.val_size == "auto":
+            self._validation_carved = decides
+            dataset.val_size = round(AUTO_VALIDATION * (1 - dataset.test_size), 6) if decides else 0.0
+        elif decides and dataset.val_size == 0:
+            what = ("train.early_stopping" if self.train.early_stopping is not None else
+                    "the plateau scheduler" if self.decides() else "a sweep's ranking")
+            raise ValueError(f"dataset.val_size = 0 leaves no validation split, and {what} decides on one (the test "
+                             "split only reports); set dataset.val_size > 0, or auto to carve one from the "
+                             "training rows")
+        return self
 
     @model_validator(mode="after")
     def _resolve_task_and_loss(self):

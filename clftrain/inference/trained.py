@@ -100,7 +100,7 @@ class TrainedRun:
         _check_one_seed(run_dir, config, seed, ensemble)
         model = _model_for(config, inputs)
         load_weights(model, payload["model"], path)
-        epoch = int(payload["epoch"])
+        epoch = int(payload.get("restored_from") or payload["epoch"])  # restore_best: the best epoch's weights
         recorded = dict(payload.get("metrics") or {})
         if recorded.get("epoch") != epoch or payload.get("partial"):
             recorded = {}  # stopped between two evaluated epochs, or inside one: no row for these weights
@@ -121,11 +121,13 @@ class TrainedRun:
         choice = ReplicaChoice.make(seeds, seed, ensemble, recorded_rows, inputs.task, path)
         if choice.seed is None:
             model = ReplicaEnsemble(stacked, inputs.task, expects_probabilities(config.train.loss))
-            epoch = int(payload["epoch"]) if checkpoint == rundir.LAST else None  # best: each replica its own epoch
+            restored = checkpoint == rundir.BEST or payload.get("restored_from")  # each replica at its own epoch
+            epoch = None if restored else int(payload["epoch"])
             return cls(config, dataset, model, device, rows, checkpoint, inputs, epoch, {}, choice)
         index = seeds.index(choice.seed)
         recorded = recorded_rows[index]
-        epoch = int(recorded["epoch"]) if checkpoint == rundir.BEST and recorded else int(payload["epoch"])
+        restored = checkpoint == rundir.BEST or payload.get("restored_from")  # each replica at its best epoch
+        epoch = int(recorded["epoch"]) if restored and recorded else int(payload["epoch"])
         if recorded.get("epoch") != epoch or payload.get("partial"):
             recorded = {}
         return cls(config, dataset, ReplicaSelect(stacked, index), device, rows, checkpoint, inputs, epoch, recorded,

@@ -359,6 +359,12 @@ def run_summary(config: Config, dataset: Dataset, loop: EpochLoop, device, model
     }
 
 
+def validation_facts(config: Config) -> dict:
+    """summary.json's word on the validation split: how large, and whether it was carved for the run's decisions
+    (val_size: auto)."""
+    return {"validation": {"fraction": config.dataset.val_size, "carved": config._validation_carved}}
+
+
 def versions() -> dict[str, str]:
     """The versions a run was made with (read from the installed metadata: importing scikit-learn only to ask
     would cost a second)."""

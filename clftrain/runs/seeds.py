@@ -39,7 +39,8 @@ class MemberRecorder(lifecycle.RunRecorder):
     def checkpoint(self, best: bool = False) -> dict[str, Any]:
         trainer, member = self.group.trainer, self.member
         payload = trainer.member_state(member)
-        payload["metrics"] = member.last_rows()  # one row per replica
+        payload["metrics"] = self.final_rows()  # one row per replica
+        payload["restored_from"] = "each replica's best epoch" if member.best.restored else None
         if best:  # each replica's weights and row at its own best epoch
             payload.update(model=member.best.state, metrics=member.best.rows, partial=None)
         payload.update(seeds=member.seeds, status=member.status(trainer.status),
@@ -58,7 +59,7 @@ class MemberRecorder(lifecycle.RunRecorder):
     def summary(self) -> dict[str, Any]:
         """Final and best averaged over the replicas, their `spread`, and each replica's own rows."""
         group, member, trainer = self.group, self.member, self.group.trainer
-        finals, bests = member.last_rows(), member.best.rows
+        finals, bests = self.final_rows(), member.best.rows
         best_epochs = [int(row["epoch"]) for row in bests if row]
         return {
             **lifecycle.run_summary(member.config, group.dataset, trainer, group.device, model_description(group, member)),
@@ -73,16 +74,23 @@ class MemberRecorder(lifecycle.RunRecorder):
             "replicas": [_replica(seed, final, best, diverged, stopped) for seed, final, best, diverged, stopped
                          in zip(member.seeds, finals, bests, member.diverged_at, member.stopped_at)],
             "batch": {"replicas": trainer.model.replicas, "runs": len(trainer.members)},  # trained together
+            "weights": {"epoch": statistics.median_low(best_epochs) if member.best.restored and best_epochs
+                        else trainer.epoch, "restored_best": member.best.restored},
+            **lifecycle.validation_facts(member.config),
         }
+
+    def final_rows(self) -> list[dict | None]:
+        """Each replica's row of the weights it holds: its best epoch's after restore_best, else its last."""
+        return list(self.member.best.rows) if self.member.best.restored else self.member.last_rows()
 
     def trained_run(self) -> TrainedRun:
         """The member's median replica (by final test metric): what its plots show."""
         group, member = self.group, self.member
-        rows = [row or {} for row in member.last_rows()]
+        rows = [row or {} for row in self.final_rows()]
         index = median_replica(rows, group.dataset.task)
         model = ReplicaSelect(group.trainer.model, member.first + index)
         choice = ReplicaChoice(member.seeds, member.seeds[index], "median", group.dataset.task)
-        epoch = group.trainer.epoch
+        epoch = int(rows[index]["epoch"]) if member.best.restored else group.trainer.epoch
         recorded = rows[index] if rows[index].get("epoch") == epoch else {}
         return TrainedRun(member.config, group.dataset, model, group.device, member.history, rundir.LAST,
                           epoch=epoch, recorded=recorded, replicas=choice)

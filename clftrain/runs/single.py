@@ -25,7 +25,7 @@ class SingleRecorder(lifecycle.RunRecorder):
     def checkpoint(self, weights: dict | None = None, row: dict | None = None) -> dict[str, Any]:
         run = self.run
         payload = run.trainer.state()
-        payload["metrics"] = run.trainer.history[-1] if run.trainer.history else {}
+        payload["metrics"] = self.final_row() or {}
         if weights is not None:  # best.pt: the best epoch's weights and metrics (no epoch in progress)
             payload.update(model=weights, epoch=int(row["epoch"]), metrics=row, partial=None)
         payload.update(
@@ -54,13 +54,25 @@ class SingleRecorder(lifecycle.RunRecorder):
             **lifecycle.run_summary(run.config, run.dataset, trainer, run.device, model_description(run)),
             "stopped_early": trainer.stopped_early,
             "monitor": run.best.monitor,
-            "final": metrics(trainer.history[-1] if trainer.history else None),
+            "final": metrics(self.final_row()),  # the weights the run ends with
             "best": metrics(run.best.best_row),
+            "weights": {"epoch": trainer.restored_from or trainer.epoch, "restored_best": trainer.restored_from is not None},
+            **lifecycle.validation_facts(run.config),
         }
+
+    def final_row(self) -> dict | None:
+        """The metrics.csv row of the weights the model holds: the best epoch's after restore_best, else the last."""
+        trainer = self.run.trainer
+        if trainer.restored_from is not None:
+            return self.run.best.best_row
+        return trainer.history[-1] if trainer.history else None
 
     def trained_run(self) -> TrainedRun:
         run = self.run
-        return TrainedRun(run.config, run.dataset, run.trainer.model, run.device, run.trainer.history)
+        trained = TrainedRun(run.config, run.dataset, run.trainer.model, run.device, run.trainer.history)
+        if run.trainer.restored_from is not None:
+            trained.epoch, trained.recorded = run.trainer.restored_from, dict(run.best.best_row)
+        return trained
 
     def restore(self, payload: dict, best_payload: dict | None) -> None:
         run = self.run

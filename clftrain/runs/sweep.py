@@ -172,7 +172,7 @@ def _validate(raw: dict, overrides: dict[str, Any], values: dict[str, Any], sour
         problems.append(f"--grid seed: the config trains seeds {data['seeds']}, so `seed` is not used; "
                         "grid over seeds instead, e.g. --grid seeds=[0,1],[2,3]")
     try:
-        return validate_config(data, source=str(source), set_keys=origins, base_dir=source.parent)
+        return validate_config(data, source=str(source), set_keys=origins, base_dir=source.parent, decides=True)
     except InvalidConfig as exc:
         where = ", ".join(f"{key}={_text(value)}" for key, value in values.items())
         for line in exc.lines:
@@ -271,10 +271,10 @@ def _datasets(plan: SweepPlan) -> dict:
 
 
 def _ranking_column(plan: SweepPlan, datasets: dict) -> str:
-    """Runs are ranked by their mean final validation score when they have a validation split, else test."""
+    """Runs are ranked by their mean final validation score (a sweep always has a validation split: ranking is
+    a decision, and the test split never decides)."""
     dataset = next(iter(datasets.values()))
-    split = "val" if dataset.X_val is not None else "test"
-    return f"{split}_{dataset.task.metric}_mean"
+    return f"val_{dataset.task.metric}_mean"
 
 
 def _row(combo: Combination, summary: dict, batch: int) -> dict[str, Any]:

@@ -79,9 +79,11 @@ class RunRecord:
         return self.rows[-1].get(column) if self.rows else None
 
     def best(self, column: str) -> tuple[float, int] | None:
-        """(value, epoch) of the best value a metrics.csv column reached: highest accuracy, lowest loss or error."""
+        """(value, epoch) of the best value a validation column reached (highest accuracy, lowest loss or error);
+        None for a test column or a run without a validation split: the test split decides nothing, not even
+        which of its own epochs looks best."""
         rows = [row for row in self.rows if column in row]
-        if not rows:
+        if not rows or not column.startswith("val_"):
             return None
         pick = max if metric_higher_is_better(column) else min
         row = pick(rows, key=lambda r: r[column])

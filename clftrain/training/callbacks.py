@@ -11,11 +11,11 @@ from clftrain.components.tasks import metric_higher_is_better
 from clftrain.training.loop import Callback, EpochLoop
 
 
-def monitor_mode(monitor: str, mode: str = "auto") -> str:
+def monitor_mode(monitor: str | None, mode: str = "auto") -> str:
     """'max' for accuracies, 'min' for losses and errors, unless given."""
     if mode != "auto":
         return mode
-    return "max" if metric_higher_is_better(monitor) else "min"
+    return "max" if monitor is not None and metric_higher_is_better(monitor) else "min"
 
 
 def improves(value: float, best_row: dict | None, monitor: str, mode: str, min_delta: float = 0.0) -> bool:
@@ -31,8 +31,9 @@ def improves(value: float, best_row: dict | None, monitor: str, mode: str, min_d
 class BestTracker(Callback):
     """Keeps a copy of the weights at the best value of `monitor` (in memory: disk writes are the caller's)."""
 
-    def __init__(self, monitor: str, mode: str = "auto") -> None:
-        self.monitor = monitor
+    def __init__(self, monitor: str | None, mode: str = "auto", restore: bool = False) -> None:
+        self.monitor = monitor  # None: no best epoch is chosen (there is no validation split)
+        self.restore_at_end = restore  # a completed run ends with the best epoch's weights (train.restore_best)
         self.mode = monitor_mode(monitor, mode)
         self.best_row: dict[str, float] | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -43,6 +44,8 @@ class BestTracker(Callback):
         return improves(value, self.best_row, self.monitor, self.mode, min_delta)
 
     def on_epoch_end(self, trainer: EpochLoop, row: dict[str, float]) -> None:
+        if self.monitor is None:  # no validation split: nothing chooses a best epoch
+            return
         if self.improved(row[self.monitor]):
             self.best_row = dict(row)
             self._copy_weights(trainer.model)
@@ -58,6 +61,12 @@ class BestTracker(Callback):
             self.best_state = {k: v.clone() for k, v in self._live.items()}
         else:
             torch._foreach_copy_(list(self.best_state.values()), list(self._live.values()))
+
+    def on_fit_end(self, trainer: EpochLoop) -> None:
+        """Keras' restore_best_weights: the run the user gets is the one its decisions chose."""
+        if self.restore_at_end and trainer.status == "completed" and self.best_state is not None:
+            trainer.model.load_state_dict(self.best_state)
+            trainer.restored_from = int(self.best_row["epoch"])
 
     def state(self) -> dict:
         return {"best_row": self.best_row}

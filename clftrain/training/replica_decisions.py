@@ -19,15 +19,24 @@ from clftrain.training.loop import Callback, EpochLoop
 class ReplicaBest(Callback):
     """callbacks.BestTracker for each replica of a member: its best row by `monitor` and its weights at that row."""
 
-    def __init__(self, member, monitor: str, mode: str = "auto") -> None:
+    def __init__(self, member, monitor: str | None, mode: str = "auto", restore: bool = False) -> None:
         self.member, self.monitor, self.mode = member, monitor, monitor_mode(monitor, mode)
+        self.restore_at_end = restore  # a completed run's replicas end with their best epochs' weights
+        self.restored = False
         replicas = len(member.seeds)
         self.rows: list[dict | None] = [None] * replicas
         self.state: dict[str, torch.Tensor] | None = None  # stacked like StackedMLP.part_state
         self.version = 0  # moves on every improvement: the writer saves best.pt when it did
 
     def on_epoch_end(self, trainer: EpochLoop, row: dict[str, float]) -> None:
-        self.update(self.member.latest, lambda: trainer.model.part_state(self.member.part, copy=False))
+        if self.monitor is not None:  # None: no validation split, no best epoch
+            self.update(self.member.latest, lambda: trainer.model.part_state(self.member.part, copy=False))
+
+    def on_fit_end(self, trainer: EpochLoop) -> None:
+        """callbacks.BestTracker.on_fit_end for every replica: each ends with its own best epoch's weights."""
+        if self.restore_at_end and trainer.status == "completed" and self.state is not None and all(self.rows):
+            trainer.model.load_part_state(self.member.part, self.state, "the best weights")
+            self.restored = True
 
     def improved(self, index: int, row: dict | None) -> bool:
         return row is not None and improves(row[self.monitor], self.rows[index], self.monitor, self.mode)

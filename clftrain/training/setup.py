@@ -43,7 +43,9 @@ def resolve_task(config: Config, dataset: Dataset) -> Config:
     """`task: auto` on data only the file could tell (CSV): the config with task and loss resolved."""
     if config.task != "auto":
         return config
-    return validate_config({**config.to_dict(), "task": dataset.task.name}, source="config")
+    resolved = validate_config({**config.to_dict(), "task": dataset.task.name}, source="config")
+    resolved._validation_carved = config._validation_carved
+    return resolved
 
 
 def check_batch_size(config: Config, dataset: Dataset) -> None:
@@ -61,13 +63,16 @@ def metric_columns(task_metric: str, has_val: bool) -> list[str]:
     return [f"{split}_{quantity}" for split in splits for quantity in ("loss", task_metric)]
 
 
-def decision_monitor(config: Config, dataset: Dataset) -> str:
+def decision_monitor(config: Config, dataset: Dataset) -> str | None:
     """The metrics.csv column the best checkpoint, early stopping and a plateau schedule watch: the config's
-    early_stopping.monitor, else the validation loss (the test loss without a validation split)."""
+    early_stopping.monitor, else the validation loss; None without a validation split (the test split never
+    decides: such a run keeps no best checkpoint)."""
     has_val = dataset.X_val is not None
     es = config.train.early_stopping
-    monitor = es.monitor if es else ("val_loss" if has_val else "test_loss")
-    columns = metric_columns(dataset.task.metric, has_val)
+    monitor = es.monitor if es else ("val_loss" if has_val else None)
+    if monitor is None:
+        return None
+    columns = [c for c in metric_columns(dataset.task.metric, has_val) if not c.startswith("test_")]
     if monitor not in columns:
         raise UserError(
             f"train.early_stopping.monitor = '{monitor}' is not a recorded metric"
@@ -223,7 +228,7 @@ def setup_single(config: Config) -> SingleSetup:
     check_batch_size(config, dataset)
     es = config.train.early_stopping
     stopper = EarlyStopping(monitor, es.patience, es.min_delta, es.mode) if es else None
-    best = BestTracker(monitor, es.mode if es else "auto")
+    best = BestTracker(monitor, es.mode if es else "auto", restore=es is not None and config.train.restore_best)
     trainer.scheduler, trainer.scheduler_interval = build_scheduler(
         trainer.optimizer, config.train, len(trainer.splits["train"]), best.mode)
     trainer.scheduler_monitor = monitor
@@ -311,7 +316,7 @@ def _member(config: Config, part: int, first: int, model: StackedMLP, monitor: s
                     generators=[torch.Generator(device=device).manual_seed(seed) for seed in config.seeds],
                     frozen=FrozenReplicas(model, part, optimizer))
     es = train.early_stopping
-    member.best = ReplicaBest(member, monitor, es.mode if es else "auto")
+    member.best = ReplicaBest(member, monitor, es.mode if es else "auto", restore=es is not None and train.restore_best)
     if es is not None:
         member.stopping = ReplicaStopping(member, monitor, es.patience, es.min_delta, es.mode)
     schedule = build_scheduler(optimizer, train, n_train, member.best.mode)

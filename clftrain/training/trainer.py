@@ -34,6 +34,7 @@ class Trainer(EpochLoop):
     scheduler_interval: str = "epoch"  # "epoch" | "step" | "metric" (see schedulers.py)
     scheduler_monitor: str = "test_loss"  # the metric a "metric" scheduler watches
     partial: dict | None = None  # an epoch stopped between mini-batches (run_epoch), continued on resume
+    restored_from: int | None = None  # the epoch whose weights the model holds after restore_best (callbacks.py)
 
     def __post_init__(self) -> None:
         device = self.splits["train"].X.device
@@ -126,6 +127,7 @@ class Trainer(EpochLoop):
             "rng": capture_rng(self.generator),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "partial": self._saved_partial(),  # an epoch stopped between mini-batches, or None
+            "restored_from": self.restored_from,
         }
 
     def restore(self, state: dict) -> None:
@@ -137,6 +139,7 @@ class Trainer(EpochLoop):
             self.scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"], self.generator)
         self._restore_partial(state.get("partial"))
+        self.restored_from = state.get("restored_from")
 
 
 def capture_rng(generator: torch.Generator) -> dict:

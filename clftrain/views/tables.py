@@ -48,9 +48,25 @@ def _show_one_seed_result(console: Console, run_dir: Path, summary: dict) -> Non
         f"loss {metric_text('test_loss', final.get('test_loss'))}, "
         f"{task.metric_label} {metric_text(f'test_{task.metric}', final.get(f'test_{task.metric}'))}"
     )
-    if summary.get("best"):
-        best = summary["best"]
-        console.print(f"best.pt: epoch {int(best['epoch'])} by {summary['monitor']} = {best[summary['monitor']]:.5f}")
+    _show_decisions(console, summary)
+
+
+def _show_decisions(console: Console, summary: dict) -> None:
+    """Where the run's decisions came from: the validation split (carved or given), best.pt, restored weights."""
+    validation = summary.get("validation") or {}
+    if validation.get("carved"):
+        console.print(f"validation: {summary['data']['val']} rows carved from the training rows for the run's "
+                      "decisions (dataset.val_size: auto); the test split only reports")
+    best = summary.get("best") or {}
+    if best.get("epoch") is None:
+        console.print("best.pt: none (no validation split chose a best epoch; set dataset.val_size to keep one)")
+        return
+    monitor = summary["monitor"]
+    value = f" = {metric_text(monitor, best.get(monitor))}" if monitor in best else " (each seed's own)"
+    console.print(f"best.pt: epoch {int(best['epoch'])} by {monitor}{value}")
+    if (summary.get("weights") or {}).get("restored_best"):
+        console.print(f"the run ends with the best epoch's weights (epoch {summary['weights']['epoch']}; "
+                      "train.restore_best)")
 
 
 def _spread_text(stats: dict, key: str) -> str:
@@ -75,10 +91,11 @@ def show_seeds_result(console: Console, run_dir: Path, summary: dict) -> None:
     console.print(f"[bold]Final test metrics over {len(seeds)} seeds[/bold] (epoch {summary['epochs_run']}, "
                   f"status {summary['status']}): loss {_spread_text(spread['final'], 'test_loss')}, "
                   f"{label} {_spread_text(spread['final'], f'test_{metric}')}")
-    if summary["best"]:
+    if summary["best"].get("epoch") is not None:
         console.print(f"[bold]Best[/bold] (each seed's best epoch by {summary['monitor']}, median epoch "
                       f"{summary['best']['epoch']}): loss {_spread_text(spread['best'], 'test_loss')}, "
                       f"{label} {_spread_text(spread['best'], f'test_{metric}')}")
+    _show_decisions(console, summary)
     diverged = [r["seed"] for r in summary["replicas"] if r["status"] == "diverged"]
     if diverged:
         console.print(f"[red]{len(diverged)} of {len(seeds)} seeds diverged[/red] (seed "
@@ -238,8 +255,8 @@ def show_runs(console: Console, root: Path, runs: list[RunRecord]) -> None:
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for run in runs:
-        best = run.best(f"test_{run.metric}")
-        best_text = metric_text(f"test_{run.metric}", best[0], 4) if best else "-"
+        best = run.best(f"val_{run.metric}")
+        best_text = metric_text(f"val_{run.metric}", best[0], 4) if best else "-"
         label = "" if run.metric == "acc" else "MAE "
         table.add_row(
             str(run.path.relative_to(root)) if run.path != root else str(run.path),
@@ -248,7 +265,8 @@ def show_runs(console: Console, root: Path, runs: list[RunRecord]) -> None:
             _status(run.status),
         )
     console.print(table)
-    console.print("best, final: test accuracy (MAE for regression), the best of any logged epoch and the last")
+    console.print("best: the best validation accuracy (MAE for regression) of any evaluated epoch ('-' without a "
+                  "validation split); final: the test accuracy the run ended with")
 
 
 def _status(status: str) -> str:
@@ -281,7 +299,8 @@ def show_compare(console: Console, runs: list[RunRecord], metric: str) -> None:
     table.add_section()
     row("final test loss", [metric_text("test_loss", run.final("test_loss"), 4) for run in runs])
     row(f"final test {score_name}", [metric_text(f"test_{metric}", run.final(f"test_{metric}"), 4) for run in runs])
-    bests = [run.best(f"test_{metric}") for run in runs]
-    row(f"best test {score_name} (epoch)", [f"{metric_text(f'test_{metric}', b[0], 4)} ({b[1]})" if b else "-" for b in bests])
+    bests = [run.best(f"val_{metric}") for run in runs]
+    row(f"best validation {score_name} (epoch)",
+        [f"{metric_text(f'val_{metric}', b[0], 4)} ({b[1]})" if b else "-" for b in bests])
     row("seconds", [f"{run.summary['seconds']:.1f}" if "seconds" in run.summary else "-" for run in runs])
     console.print(table)
