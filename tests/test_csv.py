@@ -64,7 +64,7 @@ def test_task_inference_from_targets(write_config, tmp_path):
     three = HEART + "40,male,never,70.0,maybe\n41,female,never,60.0,maybe\n"
     data = build(write_config, tmp_path, three, categorical="auto", test_size=0.3)
     assert data.task.name == "multiclass" and data.class_names == ["maybe", "no", "yes"]
-    floats = "x,y\n" + "".join(f"{i},{i * 0.7 + 0.31}\n" for i in range(20))
+    floats = "x,y\n" + "".join(f"{i % 9},{i * 0.7 + 0.31}\n" for i in range(20))
     data = build(write_config, tmp_path, floats, target="y")
     assert data.task.name == "regression" and data.class_names == []
 
@@ -102,11 +102,11 @@ def test_missing_values_are_imputed_from_training_rows_when_asked(write_config, 
         (HEART.replace("61,male,current,90.5,yes", "61,male,current,90.5"), {}, "line 2: 4 values for 5 columns"),
         ("a,a,disease\n1,2,yes\n3,4,no\n", {}, "column\\(s\\) 'a' appear more than once"),
         ("x,r,g\n1,1,0\n2,maybe,1\n", {"target": ["r", "g"]}, "line 3, column 'r': 'maybe' is not 0/1"),
-        ("a,disease\n" + "".join(f"{i},{i % 2}\n" for i in range(20)) + "1e309,1\n", {"categorical": "auto"},
+        ("a,disease\n" + "".join(f"{i % 7},{i % 2}\n" for i in range(20)) + "1e309,1\n", {"categorical": "auto"},
          "line 22, column 'a': '1e309' is not a finite number"),
-        ("a,disease\n" + "".join(f"{i},{i % 2}\n" for i in range(20)) + "inf,1\n", {"categorical": "auto"},
+        ("a,disease\n" + "".join(f"{i % 7},{i % 2}\n" for i in range(20)) + "inf,1\n", {"categorical": "auto"},
          "line 22, column 'a': 'inf' is not a finite number"),
-        ("a,b,disease\n1e300,1,0\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(20)), {"standardize": False},
+        ("a,b,disease\n1e300,1,0\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(20)), {"standardize": False},
          "column 'a', data row 1: the value does not fit in float32"),
         ("disease\n" + "0\n1\n" * 10, {}, "has no feature columns besides the target"),
     ],
@@ -184,18 +184,18 @@ def test_a_huge_finite_value_is_standardised_in_float64_and_trains(write_config,
 
 
 def test_class_ids_that_float32_would_merge_stay_apart(write_config, tmp_path):
-    text = "a,disease\n" + "".join(f"{i},{16777216 + i % 2}\n" for i in range(20))
+    text = "a,disease\n" + "".join(f"{i % 7},{16777216 + i % 2}\n" for i in range(20))
     data = build(write_config, tmp_path, text)
     assert data.class_names == ["16777216", "16777217"] and data.task.name == "binary"
 
 
 def test_rows_starting_with_a_hash_are_rows(write_config, tmp_path):
     """numpy's reader would skip them as comments; a table has no comments."""
-    text = "a,b,disease\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(19)) + "#7,1,0\n"
+    text = "a,b,disease\n" + "".join(f"{i % 9},{i % 5},{i % 2}\n" for i in range(19)) + "#7,1,0\n"
     result_rows = lambda data: len(data.X_train) + len(data.X_test)  # noqa: E731
     data = build(write_config, tmp_path, text, categorical="auto")
     assert result_rows(data) == 20 and "a" in data.preprocessor.categorical  # '#7' is text: a category
-    numeric = "a,b,disease\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(20))
+    numeric = "a,b,disease\n" + "".join(f"{i % 9},{i % 5},{i % 2}\n" for i in range(20))
     assert result_rows(build(write_config, tmp_path, numeric)) == 20
 
 
@@ -212,12 +212,12 @@ def test_a_csv_path_that_is_a_fifo_is_refused_without_reading(cli, write_config,
 @pytest.mark.parametrize(
     ("text", "task", "expected"),
     [
-        ("a,disease\n" + "".join(f"{i},{i % 10}\n" for i in range(60)), "binary",
+        ("a,disease\n" + "".join(f"{i % 13},{i % 10}\n" for i in range(60)), "binary",
          r"task = 'binary' does not fit the targets of .*table.csv: they hold 10 classes \(0: 6, 1: 6, 2: 6, 3: 6, 4: 6, "
          r"5: 6, \.\.\. 4 more\); binary needs exactly 2; use task: auto or multiclass"),
         (HEART, "multilabel", r"task = 'multilabel' does not fit the targets of .*: they hold 2 classes \(no: 4, yes: 4\); "
                               r"use task: auto or binary"),
-        ("a,disease\n" + "".join(f"{i},{i * 0.37}\n" for i in range(20)), "binary",
+        ("a,disease\n" + "".join(f"{i % 7},{i * 0.37}\n" for i in range(20)), "binary",
          r"they hold a regression task; use task: auto or regression"),
     ],
     ids=["binary-on-ten-classes", "multilabel-on-one-column", "binary-on-values"],
@@ -236,3 +236,37 @@ def test_two_classes_train_as_binary_or_as_two_way_multiclass(write_config, tmp_
         config = csv_config(tmp_path, categorical="auto")
         config["task"] = task
         assert build_dataset(load_config(write_config(config))).task.name == task
+
+
+PEOPLE = "id,name,age,city,bought\n" + "".join(
+    f"{1000 + i},person{i},{20 + i % 40},{['Paris', 'Lyon', 'Nice'][i % 3]},{int(i % 3 == 0 or i % 7 == 0)}\n"
+    for i in range(60))
+
+
+def test_identifier_and_free_text_columns_are_left_out_with_a_note(cli, write_config, tmp_path):
+    config = csv_config(tmp_path, PEOPLE, target="bought", categorical="auto")
+    result = cli("fit", write_config(config), "--out", "run", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["data"]["features"] == ["age", "city=Lyon", "city=Nice", "city=Paris"]  # no 'name=person0', ...
+    note = summary["notes"][0]
+    assert "left out of the inputs, 'id': an identifier (a different whole number on every row); 'name': free text " \
+           "(60 different values in 60 rows); to use them anyway, list the input columns in dataset.features" in note
+    assert "note: " in cli("fit", write_config(config), "--out", "run2").output
+
+
+def test_chosen_features_are_kept_and_exclude_drops_columns(write_config, tmp_path):
+    data = build(write_config, tmp_path, PEOPLE, target="bought", features=["id", "age"])
+    assert data.feature_names == ["id", "age"] and data.notes == []
+    data = build(write_config, tmp_path, PEOPLE, target="bought", categorical="auto", exclude=["city"])
+    assert data.feature_names == ["age"]
+    numeric = "row,a,b,y\n" + "".join(f"{i},{i % 7},{(i * 3) % 5},{i % 2}\n" for i in range(60))
+    data = build(write_config, tmp_path, numeric, target="y")  # the fast numeric path too
+    assert data.feature_names == ["a", "b"] and "'row': an identifier" in data.notes[0]
+
+
+def test_a_categorical_column_with_too_many_categories_is_refused(cli, write_config, tmp_path):
+    text = "code,x,y\n" + "".join(f"c{i % 300},{i},{i % 2}\n" for i in range(900))
+    result = cli("fit", write_config(csv_config(tmp_path, text, target="y", categorical=["code"])))
+    assert result.exit_code == 2 and "column 'code' has 300 categories; one-hot encoding more than 200 would drown " \
+        "the other inputs: leave it out with dataset.exclude: ['code']" in result.output

@@ -260,7 +260,10 @@ class CsvConfig(_DatasetBase):
     path: str = Field(description="The CSV file; a relative path is relative to the config file.")
     target: Union[str, Annotated[list[str], Field(min_length=1)]] = Field(
         description="The label column; a list of 0/1 columns makes a multi-label task.")
-    features: list[str] | None = Field(None, description="Input columns (default: every other column).")
+    features: list[str] | None = Field(None, description="Input columns (default: every other column, but for "
+                                       "identifier and free-text columns, which are left out with a note).")
+    exclude: list[str] = Field(default_factory=list, description="Columns never used as inputs (an identifier, a "
+                               "name, a leak of the label), without listing every other one in features.")
     categorical: Union[Literal["auto"], list[str]] = Field(
         default_factory=list, description="Columns to one-hot encode; auto: every non-numeric input column.")
     impute: Literal["mean", "median", "most_frequent"] | None = Field(

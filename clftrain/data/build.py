@@ -48,7 +48,7 @@ def build_dataset(config: Config) -> Dataset:
     (X_train, y_train), (X_test, y_test), (X_val, y_val) = split("train"), split("test"), split("val")
     return Dataset(task=task, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
                    feature_names=pre.feature_names, class_names=raw.class_names, preprocessor=pre,
-                   X_val=X_val, y_val=y_val)
+                   X_val=X_val, y_val=y_val, notes=list(raw.notes))
 
 
 def _generated_data(cfg) -> list[memory.Term]:

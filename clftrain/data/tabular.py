@@ -31,15 +31,23 @@ def load_csv(cfg) -> RawData:
     table = CsvTable.read(Path(cfg.path))
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
     _require(table, targets, "dataset.target")
-    features = cfg.features if cfg.features is not None else [c for c in table.header if c not in targets]
+    _require(table, cfg.exclude, "dataset.exclude")
+    chosen = cfg.features is not None
+    features = [c for c in (cfg.features if chosen else table.header) if c not in targets or chosen]
+    features = [c for c in features if c not in cfg.exclude]
     _require(table, features, "dataset.features")
     overlap = sorted(set(features) & set(targets))
     if overlap:
         raise UserError(f"dataset.features includes the target column(s) {', '.join(map(repr, overlap))}; "
                         "a model must not see its labels as inputs")
+    notes = []
+    if not chosen:  # columns nobody picked: leave out what cannot generalise, and say so
+        features, notes = _leave_out_identifiers(table, features, cfg)
     if not features:
-        raise UserError(f"{table.path} has no feature columns besides the target; add input columns")
+        why = f" ({notes[0].split(': ', 1)[1]})" if notes else ""
+        raise UserError(f"{table.path} has no feature columns besides the target{why}; add input columns")
     categorical = _categorical(table, cfg.categorical, features)
+    _check_cardinality(table, categorical)
     _check_missing(table, features, cfg.impute)
     columns = {name: table.texts(name) if name in categorical else _numbers(table, name, categorical)
                for name in features}
@@ -47,7 +55,50 @@ def load_csv(cfg) -> RawData:
         y, class_names, task = multilabel_targets(table, targets), targets, "multilabel"
     else:
         y, class_names, task = _single_target(table, targets[0])
-    return RawData(columns, y, features, class_names, categorical=categorical, task=task)
+    return RawData(columns, y, features, class_names, categorical=categorical, task=task, notes=notes)
+
+
+# A text column with more distinct values than this share of the rows is names or free text, not categories.
+FREE_TEXT_SHARE = 0.5
+# Fewer rows than this and a column unique per row may just be a small table: nothing is left out.
+IDENTIFIER_ROWS = 20
+# A categorical column with more categories than this is refused: one input per category would drown the rest.
+MAX_CATEGORIES = 200
+
+
+def _leave_out_identifiers(table: CsvTable, features: list[str], cfg) -> tuple[list[str], list[str]]:
+    """Features without identifier columns (whole numbers, a different one on every row: a row number, a
+    customer id) and free-text columns (text whose distinct values are most of the rows: names, comments);
+    a note naming each one left out and how to keep it."""
+    rows = len(table.rows)
+    if rows < IDENTIFIER_ROWS:
+        return features, []
+    left_out = {}
+    for column in features:
+        cells = [cell.strip() for _, cell in table.cells(column) if not is_missing(cell)]
+        distinct = len(set(cells))
+        numbers = [as_number(cell) for cell in cells]
+        if all(n is not None for n in numbers):
+            if distinct == rows and all(n == int(n) for n in numbers if math.isfinite(n)):
+                left_out[column] = "an identifier (a different whole number on every row)"
+        elif distinct > FREE_TEXT_SHARE * rows:
+            left_out[column] = f"free text ({distinct} different values in {rows} rows)"
+    if not left_out:
+        return features, []
+    kept = [c for c in features if c not in left_out]
+    listed = "; ".join(f"'{c}': {why}" for c, why in left_out.items())
+    note = (f"{table.path}: left out of the inputs, {listed}; to use them anyway, list the input columns in "
+            f"dataset.features (e.g. features: [{', '.join(features)}])")
+    return kept, [note]
+
+
+def _check_cardinality(table: CsvTable, categorical: list[str]) -> None:
+    for column in categorical:
+        count = len({cell.strip() for _, cell in table.cells(column) if not is_missing(cell)})
+        if count > MAX_CATEGORIES:
+            raise UserError(f"{table.path} column '{column}' has {count:,} categories; one-hot encoding more than "
+                            f"{MAX_CATEGORIES} would drown the other inputs: leave it out with dataset.exclude: "
+                            f"['{column}'], or group its rare values into fewer categories in the file")
 
 
 def _require(table: CsvTable, columns: list[str], key: str) -> None:
@@ -80,24 +131,48 @@ def read_numeric(cfg) -> RawData | None:
                               comments=None)
     except (OSError, ValueError, UnicodeDecodeError, csv.Error):
         return None
-    features = cfg.features if cfg.features is not None else [c for c in header if c != cfg.target]
-    names = [*features, cfg.target]
+    chosen = cfg.features is not None
+    features = [c for c in (cfg.features if chosen else [c for c in header if c != cfg.target])
+                if c not in cfg.exclude]
+    names = [*features, cfg.target, *cfg.exclude]
     if (data.size == 0 or data.shape[1] != len(header) or len(set(header)) != len(header) or not features
             or not set(names) <= set(header) or cfg.target in features or not np.isfinite(data).all()):
         return None
+    notes = []
+    if not chosen:
+        features, notes = _leave_out_numeric_identifiers(data, header, features, Path(cfg.path))
+        if not features:
+            return None  # the careful path says what is left
     y_values = data[:, header.index(cfg.target)].astype(np.float64)
     if np.abs(y_values).max() >= FLOAT32_EXACT:  # class ids float32 cannot tell apart: read them as text
         return None
     X = data[:, [header.index(c) for c in features]]
     del data  # only X (a copy of the feature columns) stays
     if (y_values != np.round(y_values)).any():
-        return RawData(X, y_values, features, [], task="regression")
+        return RawData(X, y_values, features, [], task="regression", notes=notes)
     classes = np.unique(y_values)
     if len(classes) < 2:
         return None  # the careful path names the single class
     class_names = [str(int(c)) for c in classes]
     y = np.searchsorted(classes, y_values)
-    return RawData(X, y, features, class_names, task=classes_task(len(classes)))
+    return RawData(X, y, features, class_names, task=classes_task(len(classes)), notes=notes)
+
+
+def _leave_out_numeric_identifiers(data: np.ndarray, header: list[str], features: list[str], path: Path):
+    """_leave_out_identifiers on the fast path's matrix: whole numbers, a different one on every row."""
+    if len(data) < IDENTIFIER_ROWS:
+        return features, []
+    left_out = []
+    for column in features:
+        values = data[:, header.index(column)]
+        if np.all(values == np.round(values)) and len(np.unique(values)) == len(values):  # rounding check first: fast
+            left_out.append(column)
+    if not left_out:
+        return features, []
+    listed = "; ".join(f"'{c}': an identifier (a different whole number on every row)" for c in left_out)
+    return [c for c in features if c not in left_out], [
+        f"{path}: left out of the inputs, {listed}; to use them anyway, list the input columns in dataset.features "
+        f"(e.g. features: [{', '.join(features)}])"]
 
 
 def _categorical(table: CsvTable, setting, features: list[str]) -> list[str]:

@@ -20,6 +20,7 @@ class RawData:
     class_names: list[str] = field(default_factory=list)  # index -> name; [] for regression
     categorical: list[str] = field(default_factory=list)  # columns to one-hot encode
     task: str | None = None  # what the targets imply, when only the data can tell (CSV)
+    notes: list[str] = field(default_factory=list)  # what the source decided for the user (columns left out)
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Dataset:
     preprocessor: Preprocessor
     X_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)  # said to the user (columns the source left out)
 
     @property
     def n_features(self) -> int:

@@ -356,6 +356,7 @@ def run_summary(config: Config, dataset: Dataset, loop: EpochLoop, device, model
                  "features": dataset.feature_names, "classes": dataset.class_names},
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": versions(),
+        **({"notes": list(dataset.notes)} if dataset.notes else {}),
     }
 
 
