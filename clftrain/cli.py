@@ -139,6 +139,9 @@ class Checkpoint(str, Enum):
     best = "best"
 
 
+ThresholdOption = Annotated[Optional[float], typer.Option(
+    "--threshold", help="Two classes: predict the positive class (dataset.positive_class) from this probability "
+    "instead of 0.5.")]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite the -o file if it exists.")]
 RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by clftrain fit.", show_default=False)]
 CheckpointOption = Annotated[Checkpoint, typer.Option(
@@ -162,11 +165,12 @@ def evaluate(
     device: DeviceOption = None,
     seed: SeedOption = None,
     ensemble: EnsembleOption = False,
+    threshold: ThresholdOption = None,
 ) -> None:
     """Re-evaluate a checkpoint on the run's rebuilt test split (or a CSV); print the metrics, write eval.json."""
     from clftrain.inference import evaluate_run, write_eval
 
-    report = evaluate_run(run_dir, checkpoint.value, data, device, seed, ensemble)
+    report = evaluate_run(run_dir, checkpoint.value, data, device, seed, ensemble, threshold)
     path = write_eval(run_dir, report)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -201,6 +205,7 @@ def predict(
     seed: SeedOption = None,
     ensemble: EnsembleOption = False,
     force: ForceOption = False,
+    threshold: ThresholdOption = None,
 ) -> None:
     """Class probabilities and predicted labels for each row of INPUT_CSV, as CSV."""
     from clftrain.inference import predict_csv, write_output
@@ -208,7 +213,7 @@ def predict(
 
     if out is not None:
         rundir.check_output(out, force)
-    text, notes = predict_csv(run_dir, input_csv, checkpoint.value, device, seed, ensemble)
+    text, notes = predict_csv(run_dir, input_csv, checkpoint.value, device, seed, ensemble, threshold)
     for note in notes:
         err_console.print(Text("note: ", style="yellow") + Text(note))
     if out is None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from trained_runs import fit_run, invoke, metrics_rows, write_csv
+from trained_runs import fit_run, invoke, metrics_rows, read_csv, write_csv
 
 # Each exercises something that could make eval drift from fit: probabilities out of the model (bce),
 # standardisation, dropout and batch norm (eval mode), mini-batches, several classes, regression,
@@ -303,3 +303,47 @@ def test_eval_data_and_predict_need_nothing_of_the_training_file(tmp_path):
     assert predicted.exit_code == 0, predicted.output
     result = invoke("eval", run)  # the test split itself is rebuilt from the training file: a clear error
     assert result.exit_code == 2 and "patients.csv" in result.output
+
+
+def test_the_positive_class_and_a_threshold_choose_what_precision_and_labels_are_about(tmp_path):
+    run = fit_run(tmp_path, tiny_config(name="credit", dataset={"val_size": 0.2, "positive_class": "0"},
+                                        train={"epochs": 30, "optimizer": "adam", "lr": 0.05}))
+    assert json.loads((run / "summary.json").read_text())["positive_class"] == "0"
+    report = json.loads(invoke("eval", run, "--json").stdout)
+    assert report["metrics"]["positive_class"] == "0"
+    counts = np.array(report["confusion_matrix"]["counts"])  # rows true, columns predicted
+    assert report["metrics"]["recall"] == pytest.approx(counts[0, 0] / counts[0].sum())  # recall of class '0'
+    hint = report["threshold_hint"]
+    assert 0 < hint["threshold"] < 1 and hint["positive_class"] == "0" and 0 <= hint["validation_f1"] <= 1
+    lenient = json.loads(invoke("eval", run, "--threshold", "0.01", "--json").stdout)
+    assert lenient["threshold"] == 0.01 and lenient["metrics"]["recall"] == 1.0  # every row is called '0'
+    result = invoke("eval", run, "--threshold", "0.3")
+    assert "decision threshold: a row is '0' from probability 0.3 (not 0.5)" in result.output
+    assert "hint: on the validation split, threshold" in result.output
+    inputs = write_csv(tmp_path / "in.csv", ["x1", "x2"], [["0.1", "0.2"], ["0.9", "-0.5"]])
+    predicted = [r["predicted"] for r in read_csv(invoke("predict", run, inputs, "--threshold", "0.01").stdout)]
+    assert predicted == ["0", "0"]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "args", "expected"),
+    [
+        ({"positive_class": "yes"}, [], "dataset.positive_class = 'yes' is not a class of dataset 'circles'; "
+                                        "its classes are: '0', '1'"),
+        ({"name": "blobs", "centers": 3, "positive_class": "1"}, [],
+         "dataset.positive_class = '1' needs a task of two classes; this one is multiclass with 3 classes"),
+        ({"name": "blobs", "centers": 3}, ["--threshold", "0.3"], "--threshold applies to two classes"),
+        ({}, ["--threshold", "1.5"], "--threshold 1.5: give a probability between 0 and 1"),
+    ],
+    ids=["unknown-positive", "positive-of-three", "threshold-of-three", "threshold-out-of-range"],
+)
+def test_positive_class_and_threshold_errors(tmp_path, dataset, args, expected):
+    config = tiny_config(name="p", dataset={"name": "circles", **dataset}, train={"epochs": 2})
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps(config))
+    result = invoke("fit", path, "--out", tmp_path / "run", "-q")
+    if not args:
+        assert result.exit_code == 2 and expected in result.output, result.output
+        return
+    result = invoke("eval", tmp_path / "run", *args)
+    assert result.exit_code == 2 and expected in result.output, result.output

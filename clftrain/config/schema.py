@@ -85,6 +85,9 @@ class _DatasetBase(StrictModel):
         "resolved fraction is written to the run's config.yaml.")
     seed: Seed = Field(42, description="Seeds the data generator and the train/test split.")
     standardize: bool = Field(False, description="Scale features to zero mean, unit variance (fitted on train).")
+    positive_class: str | None = Field(
+        None, max_length=1000, description="Binary tasks: the class that precision, recall, F1, ROC-AUC and a "
+        "decision threshold are about (e.g. 'bad' in a credit table); null: the second class name.")
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self):

@@ -7,7 +7,7 @@ from clftrain.faces import lazy_face
 EXPORTS = {  # public name -> the module of this package that defines it
     "RawData": "types", "Dataset": "types",
     "DATASETS": "sources",
-    "build_dataset": "build",
+    "build_dataset": "build", "positive_index": "build",
     "Preprocessor": "features", "Columns": "features",
     "CsvTable": "csvtable", "is_missing": "csvtable", "MISSING_MARKERS": "csvtable",
     "load_csv": "tabular",

@@ -46,9 +46,25 @@ def build_dataset(config: Config) -> Dataset:
                 "dataset.standardize: true)") from None
 
     (X_train, y_train), (X_test, y_test), (X_val, y_val) = split("train"), split("test"), split("val")
+    positive_index(config, task, raw.class_names)  # a positive_class that is not a class: refused now
     return Dataset(task=task, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
                    feature_names=pre.feature_names, class_names=raw.class_names, preprocessor=pre,
                    X_val=X_val, y_val=y_val, notes=list(raw.notes))
+
+
+def positive_index(config: Config, task, class_names: list[str]) -> int:
+    """The index of the class precision, recall, F1 and thresholds are about (dataset.positive_class, else the
+    second class); a UserError for a class the data does not have, or a task that has no positive class."""
+    name = config.dataset.positive_class
+    if name is None:
+        return 1
+    if len(class_names) != 2 or task.target != "class":
+        raise UserError(f"dataset.positive_class = '{name}' needs a task of two classes; this one is "
+                        f"{task.name} with {len(class_names)} {'classes' if task.target == 'class' else 'labels'}")
+    if name not in class_names:
+        raise UserError(f"dataset.positive_class = '{name}' is not a class of {_source_name(config)}; its classes "
+                        f"are: {', '.join(map(repr, class_names))}")
+    return class_names.index(name)
 
 
 def _generated_data(cfg) -> list[memory.Term]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from clftrain.data import CsvTable, target_columns
+from clftrain.data import CsvTable, positive_index, target_columns
 from clftrain.errors import UserError
 from clftrain.inference import metrics
 from clftrain.inference.trained import TrainedRun
@@ -20,8 +20,10 @@ EVAL = "eval.json"
 
 
 def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = None,
-                 device: str | None = None, seed: int | None = None, ensemble: bool = False) -> dict:
-    """The content of eval.json: what was evaluated, on what, and every metric."""
+                 device: str | None = None, seed: int | None = None, ensemble: bool = False,
+                 threshold: float | None = None) -> dict:
+    """The content of eval.json: what was evaluated, on what, and every metric. `threshold`: two classes, the
+    probability of the positive class from which a row is predicted positive (default: the model's 0.5)."""
     # With --data the training data is not rebuilt: the loss's class weights are in the checkpoint.
     run = TrainedRun.load(run_dir, checkpoint, device, with_data=data is None, seed=seed, ensemble=ensemble)
     notes = []
@@ -34,7 +36,11 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = No
         X, y, source, notes = _read_external(run, data)
     scored = run.score(X, y)
     task = run.inputs.task
-    result = _metrics(task, y, scored, run.inputs.class_names)
+    positive = positive_index(run.config, task, run.inputs.class_names) if len(run.inputs.class_names) == 2 else 1
+    if threshold is not None:
+        check_threshold(threshold, run)
+        scored.labels = metrics.thresholded(scored.probabilities, positive, threshold)
+    result = _metrics(task, y, scored, run.inputs.class_names, positive)
     result["metrics"]["loss"] = scored.loss
     result["notes"] = run.notes + notes + result["notes"]
     report = {
@@ -47,20 +53,44 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = No
         "data": source,
         "device": str(run.device),
         **({"replica": run.replicas.to_dict()} if run.replicas is not None else {}),
+        **({"threshold": threshold} if threshold is not None else {}),
         **result,
     }
+    hint = _threshold_hint(run, positive)
+    if hint is not None:
+        report["threshold_hint"] = hint
     if data is None:
         report["fit_check"] = fit_check(run, scored.loss, scored.score)
     report["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return report
 
 
-def _metrics(task, y, scored, class_names: list[str]) -> dict:
+def _metrics(task, y, scored, class_names: list[str], positive: int) -> dict:
     if task.target == "value":
         return metrics.regression(y, scored.probabilities[:, 0])
     if task.target == "labels":
         return metrics.multilabel(y, scored.labels, scored.probabilities, class_names)
-    return metrics.classification(y, scored.labels, scored.probabilities, class_names)
+    return metrics.classification(y, scored.labels, scored.probabilities, class_names, positive)
+
+
+def check_threshold(threshold: float, run: TrainedRun) -> None:
+    if len(run.inputs.class_names) != 2 or run.inputs.task.target != "class":
+        raise UserError(f"--threshold applies to two classes; {run.config.name} is a {run.inputs.task.name} task")
+    if not 0 < threshold < 1:
+        raise UserError(f"--threshold {threshold:g}: give a probability between 0 and 1 (exclusive)")
+
+
+def _threshold_hint(run: TrainedRun, positive: int) -> dict | None:
+    """Two classes and a validation split: the threshold with the best F1 of the positive class there (the
+    validation split may choose it; the test split must not)."""
+    data = run.dataset
+    if len(run.inputs.class_names) != 2 or run.inputs.task.target != "class" or data is None or data.X_val is None:
+        return None
+    found = metrics.best_f1_threshold(data.y_val, run.predict(data.X_val)[0], positive)
+    if found is None:
+        return None
+    return {"threshold": round(found[0], 4), "validation_f1": found[1],
+            "positive_class": run.inputs.class_names[positive]}
 
 
 def write_eval(run_dir: Path, report: dict) -> Path:

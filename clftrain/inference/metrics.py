@@ -20,8 +20,9 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndar
 
 
 def classification(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray,
-                   class_names: list[str]) -> dict:
-    """Accuracy, precision/recall/F1, ROC-AUC, log loss, confusion matrix and a per-class table."""
+                   class_names: list[str], positive: int = 1) -> dict:
+    """Accuracy, precision/recall/F1 (two classes: of class `positive`), ROC-AUC, log loss, confusion matrix and a
+    per-class table."""
     from sklearn import metrics as skm
 
     y_true, y_pred = _labels(y_true), _labels(y_pred)
@@ -30,10 +31,10 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.nda
     notes: list[str] = []
     result = {"accuracy": skm.accuracy_score(y_true, y_pred)}
     if len(class_names) == 2:
-        result["positive_class"] = class_names[1]  # precision, recall and F1 are about this class
+        result["positive_class"] = class_names[positive]  # precision, recall and F1 are about this class
         for name, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
-            result[name] = fn(y_true, y_pred, pos_label=1, average="binary", zero_division=0)
-        result["roc_auc"] = _roc_auc(lambda: skm.roc_auc_score(y_true, full[:, 1]), notes)
+            result[name] = fn(y_true, y_pred, pos_label=positive, average="binary", zero_division=0)
+        result["roc_auc"] = _roc_auc(lambda: skm.roc_auc_score(y_true == positive, full[:, positive]), notes)
     else:
         for average in ("macro", "weighted"):
             p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average,
@@ -54,6 +55,28 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.nda
         "confusion_matrix": {"labels": list(class_names), "counts": counts.tolist()},  # rows true, columns predicted
         "notes": notes,
     }
+
+
+def thresholded(probabilities: np.ndarray, positive: int, threshold: float) -> np.ndarray:
+    """Two classes: the positive class where its probability reaches `threshold`, the other class elsewhere."""
+    p = _full_probabilities(probabilities)[:, positive]
+    return np.where(p >= threshold, positive, 1 - positive)
+
+
+def best_f1_threshold(y_true: np.ndarray, probabilities: np.ndarray, positive: int) -> tuple[float, float] | None:
+    """(threshold, F1) with the highest F1 of the positive class over every cut between the rows' probabilities
+    (None without both classes)."""
+    y = _labels(y_true) == positive
+    if y.all() or not y.any():
+        return None
+    p = _full_probabilities(probabilities)[:, positive]
+    order = np.argsort(-p, kind="stable")
+    hits = np.cumsum(y[order])  # true positives when the threshold admits the k highest rows
+    k = np.arange(1, len(p) + 1)
+    f1 = 2 * hits / (k + y.sum())
+    last_of_tie = np.r_[p[order][1:] != p[order][:-1], True]  # a threshold cannot split equal probabilities
+    best = int(np.argmax(np.where(last_of_tie, f1, -1)))
+    return float(p[order][best]), float(f1[best])
 
 
 def label_confusions(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

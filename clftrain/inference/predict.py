@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clftrain.data import CsvTable
+from clftrain.data import CsvTable, positive_index
 from clftrain.errors import UserError
+from clftrain.inference.evaluate import check_threshold
+from clftrain.inference.metrics import thresholded
 from clftrain.inference.trained import TrainedRun
 from clftrain.store.rundir import atomic_write_text
 
@@ -23,7 +25,7 @@ PREDICTED = "predicted"
 
 
 def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last", device: str | None = None,
-                seed: int | None = None, ensemble: bool = False) -> tuple[str, list[str]]:
+                seed: int | None = None, ensemble: bool = False, threshold: float | None = None) -> tuple[str, list[str]]:
     """The output CSV as text, one row per input row in the input's order; and notes for the user."""
     # The training data is not needed: feature order, scaling and classes come from the checkpoint.
     run = TrainedRun.load(run_dir, checkpoint, device, with_data=False, seed=seed, ensemble=ensemble)
@@ -36,6 +38,10 @@ def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last", device
         raise UserError(f"{input_csv} already has column(s) {', '.join(map(repr, clashes))}, which predict adds; "
                         "rename or drop them")
     probabilities, labels = run.predict(inputs.features(table))
+    if threshold is not None:  # two classes: the positive class from this probability of it
+        check_threshold(threshold, run)
+        positive = positive_index(run.config, inputs.task, inputs.class_names)
+        labels = thresholded(probabilities, positive, threshold)
     if not np.isfinite(probabilities).all():
         raise UserError(f"the model in {run_dir}'s {checkpoint}.pt gives outputs that are not numbers (NaN or "
                         "infinite): its training diverged; predict with --checkpoint best (from before) or train "

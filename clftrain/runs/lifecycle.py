@@ -29,7 +29,7 @@ from typing import Any
 
 from clftrain import __version__
 from clftrain.config import Config, config_to_yaml
-from clftrain.data import Dataset
+from clftrain.data import Dataset, positive_index
 from clftrain.errors import UserError
 from clftrain.store import rundir
 from clftrain.training import Callback, EpochLoop, loss_weights, training_threads
@@ -356,6 +356,8 @@ def run_summary(config: Config, dataset: Dataset, loop: EpochLoop, device, model
                  "features": dataset.feature_names, "classes": dataset.class_names},
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": versions(),
+        **({"positive_class": dataset.class_names[positive_index(config, dataset.task, dataset.class_names)]}
+           if len(dataset.class_names) == 2 and dataset.task.target == "class" else {}),
         **({"notes": list(dataset.notes)} if dataset.notes else {}),
     }
 

@@ -171,6 +171,13 @@ def show_eval(console: Console, report: dict, path: Path) -> None:
         console.print(_confusion_table(report["confusion_matrix"]))
     for note in report.get("notes", []):
         console.print(f"[yellow]note:[/yellow] {note}")
+    if "threshold" in report:
+        console.print(f"decision threshold: a row is '{report['metrics']['positive_class']}' from probability "
+                      f"{report['threshold']:g} (not 0.5)")
+    hint = report.get("threshold_hint")
+    if hint:
+        console.print(f"hint: on the validation split, threshold {hint['threshold']:g} gives the best F1 of "
+                      f"'{hint['positive_class']}' ({hint['validation_f1']:.2%}); try --threshold {hint['threshold']:g}")
     _show_fit_check(console, report.get("fit_check"))
     console.print(f"wrote {path}")
 
