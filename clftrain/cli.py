@@ -127,11 +127,20 @@ def validate(
     config: Annotated[Path, typer.Argument(help="The experiment's YAML config.")],
     overrides: SetOption = None,
     seeds: SeedsOption = None,
+    data: Annotated[bool, typer.Option("--data", help="Also read the data and make every check fit makes before "
+                                                       "training; print the columns, task, classes and splits.")] = False,
 ) -> None:
     """Check CONFIG and print it resolved (defaults filled in); exit 2 listing every error."""
     from clftrain.config import config_to_yaml, load_config
 
-    console.print(config_to_yaml(load_config(config, _with_seeds(overrides, seeds))), end="", markup=False)
+    resolved = load_config(config, _with_seeds(overrides, seeds))
+    console.print(config_to_yaml(resolved), end="", markup=False)
+    if data:
+        from clftrain.training import check_data
+        from clftrain.views import show_data_check
+
+        checked, dataset = check_data(resolved)
+        show_data_check(console, checked, dataset)
 
 
 class Checkpoint(str, Enum):

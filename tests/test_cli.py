@@ -138,3 +138,16 @@ def test_diverged_run_is_reported(cli, write_config, tmp_path):
 def test_module_entry_point_runs(tmp_path):
     result = subprocess.run([sys.executable, "-m", "clftrain", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "fit" in result.stdout
+
+
+def test_validate_data_makes_every_data_check_without_training(cli, tmp_path):
+    result = cli("validate", CONFIGS / "heart.yaml", "--data")
+    assert result.exit_code == 0, result.output
+    for text in ("every check fit makes passed", "one-hot: sex, smoking", "task: binary", "classes: no 183, yes 217",
+                 "splits: train 260, validation 60, test 80 rows"):
+        assert text in result.output, text
+    assert not (tmp_path / "runs").exists()  # nothing trained, nothing written
+    (tmp_path / "t.yaml").write_text("task: binary\ndataset: {name: csv, path: %s, target: age, categorical: auto}\n"
+                                     % (CONFIGS / "data" / "heart.csv"))
+    result = cli("validate", tmp_path / "t.yaml", "--data")
+    assert result.exit_code == 2 and "task = 'binary' does not fit the targets" in result.output

@@ -276,6 +276,18 @@ def setup_group(configs: list[Config], dataset: Dataset | None = None) -> Group:
     return Group(trainer, dataset, device)
 
 
+def check_data(config: Config) -> tuple[Config, Dataset]:
+    """Every check fit makes before training (the data and its columns, the task, the device, the batch size,
+    the monitor, the memory), without building a model: `clftrain validate --data`."""
+    device = resolve_device(config.device)
+    dataset = build_dataset(config)
+    config = resolve_task(config, dataset)
+    check_batch_size(config, dataset)
+    decision_monitor(config, dataset)
+    check_memory([config], dataset, device)
+    return config, dataset
+
+
 def check_group(configs: list[Config], dataset: Dataset) -> None:
     """The user errors setup_group would raise for these configs, without building anything."""
     resolve_device(configs[0].device)

@@ -6,7 +6,8 @@ from clftrain.faces import lazy_face
 
 EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["ConsoleProgress", "SweepProgress", "show_model", "format_row"], "progress"),
-    **dict.fromkeys(["show_result", "show_seeds_result", "show_sweep", "show_eval", "show_runs", "show_compare"],
+    **dict.fromkeys(["show_result", "show_seeds_result", "show_sweep", "show_eval", "show_runs", "show_compare",
+                     "show_data_check"],
                     "tables"),
     **dict.fromkeys(["metric_text", "is_fraction"], "format"),
 }

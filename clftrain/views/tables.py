@@ -156,6 +156,30 @@ def show_sweep(console: Console, sweep_dir: Path, rows: list[dict], ranked_by: s
     console.print(table)
 
 
+def show_data_check(console: Console, config, dataset) -> None:
+    """What `validate --data` found: the inputs, the task, the classes and how many rows each split has."""
+    import numpy as np
+
+    console.print(f"\n[bold]Data[/bold] ({config.dataset.name}): every check fit makes passed")
+    pre = dataset.preprocessor
+    console.print(f"inputs: {len(pre.input_columns)} columns -> {dataset.n_features} model inputs: "
+                  f"{', '.join(pre.numeric) or '-'}" + (f"; one-hot: {', '.join(pre.categorical)}" if pre.categorical
+                                                        else ""))
+    console.print(f"task: {dataset.task.name} (loss {config.train.loss})")
+    if dataset.task.target == "class":
+        ys = [dataset.y_train] + ([dataset.y_val] if dataset.y_val is not None else []) + [dataset.y_test]
+        counts = np.bincount(np.concatenate([y.reshape(len(y), -1)[:, 0].astype(int) for y in ys]),
+                             minlength=dataset.n_classes)
+        console.print("classes: " + ", ".join(f"{name} {count}" for name, count in zip(dataset.class_names, counts)))
+    elif dataset.task.target == "labels":
+        console.print(f"labels: {', '.join(dataset.class_names)}")
+    val = 0 if dataset.X_val is None else len(dataset.X_val)
+    console.print(f"splits: train {len(dataset.X_train)}, validation {val}, test {len(dataset.X_test)} rows"
+                  + (" (validation carved for the run's decisions)" if config._validation_carved else ""))
+    for note in dataset.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+
+
 def show_eval(console: Console, report: dict, path: Path) -> None:
     data = report["data"]
     where = "the rebuilt test split" if data["source"] == "test split" else data["path"]
