@@ -257,7 +257,7 @@ def _clftrain(workload: Workload, data: Data, eval_every: int | str, log_every: 
     last = trainer.history[-1]
     return {"seconds": seconds, "epochs": trainer.epoch, "test_acc": last["test_acc"], "test_loss": last["test_loss"],
             "train_loss": last["train_loss"], "evaluations": len(trainer.history),
-            "eval_every": config.train.eval_every, "clftrain_threads": threads}
+            "eval_every": config.train.eval_every, "clftrain_threads": threads.report()}
 
 
 @trainer("clftrain")

@@ -102,22 +102,77 @@ def test_best_tracker_keeps_weights_of_the_best_epoch():
     assert correct / len(trainer.splits["test"]) == best.best_row["test_acc"]
 
 
-def test_small_cpu_models_train_with_one_thread_and_give_torch_its_setting_back(monkeypatch):
-    from clftrain.training import threads_for, training_threads
+def test_threads_auto_measures_one_and_many_and_keeps_the_faster(monkeypatch):
+    """A step whose time depends on the thread count (as on a busy machine, where two threads wait on each other)."""
+    import time
+
+    from clftrain.training import ThreadChooser
+
+    def step_slow_at(slow_threads: int, times_slower: float, seconds: float = 0.002):
+        def step():
+            time.sleep(seconds * (times_slower if torch.get_num_threads() == slow_threads else 1))
+            return torch.get_num_threads()
+        return step
+
+    before = torch.get_num_threads()
+    try:
+        # N faster: a warm-up step at 1, five steps at 1 and at N in turn, then N; between steps, 1
+        chooser = ThreadChooser(2)
+        step = chooser.wrap(step_slow_at(1, times_slower=5))
+        used = [step() for _ in range(20)]
+        assert used[:11] == [1] + [1, 2] * 5 and set(used[11:]) == {2}
+        report = chooser.report()
+        assert report["chosen"] == 2 and report["measurements"] == 1
+        measured = report["latest"][0]["seconds_per_step"]
+        assert measured["1"] > 3 * measured["2"] and report["latest"][0]["steps"] == {"1": 5, "2": 5}
+        # N a little slower (not 10% faster): 1 is kept, after all five pairs
+        chooser = ThreadChooser(2)
+        step = chooser.wrap(step_slow_at(2, times_slower=1.5))
+        used = [step() for _ in range(14)]
+        assert used[:11] == [1] + [1, 2] * 5 and set(used[11:]) == {1}
+        # N far slower (a busy machine): the first N step settles it, no more are spent on N
+        chooser = ThreadChooser(2)
+        step = chooser.wrap(step_slow_at(2, times_slower=10))
+        used = [step() for _ in range(10)]
+        assert used[:3] == [1, 1, 2] and set(used[3:]) == {1}
+        assert chooser.report()["latest"][0]["steps"] == {"1": 1, "2": 1}
+        # the machine got busy: steps twice as slow as measured start a new measurement
+        monkeypatch.setattr(ThreadChooser, "MEASURED", 3)
+        chooser = ThreadChooser(2)
+        fast = chooser.wrap(step_slow_at(2, times_slower=10))
+        [fast() for _ in range(6)]
+        assert not chooser.schedule and chooser.report()["chosen"] == 1
+        slow = chooser.wrap(lambda: time.sleep(0.05))
+        slow()
+        assert not chooser.schedule  # one slow step is not a jump
+        slow()
+        assert chooser.schedule  # two of the last three are (their median): measuring again
+        # and every RECHECK_S seconds in any case
+        monkeypatch.setattr(ThreadChooser, "RECHECK_S", 0.0)
+        chooser = ThreadChooser(2)
+        fast = chooser.wrap(step_slow_at(2, times_slower=10))
+        [fast() for _ in range(4)]
+        assert chooser.schedule and chooser.report()["measurements"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_auto_gives_torch_its_setting_back_and_a_number_is_kept(monkeypatch):
+    from clftrain.training import training_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    small = torch.nn.Sequential(torch.nn.Linear(2, 10), torch.nn.Linear(10, 1))  # 30 weights
-    large = torch.nn.Linear(1000, 1000)  # a million weights
-    assert threads_for("auto", small, rows_per_step=800) == 1
-    assert threads_for("auto", large, rows_per_step=256) is None  # torch's default
-    assert threads_for(3, large, rows_per_step=256) == 3  # an explicit number wins
-    assert threads_for("auto", small.to("meta"), rows_per_step=800) is None  # not on the CPU
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert threads_for("auto", small, rows_per_step=800) is None  # the user chose already
+    trainer = trainer_for(train={"epochs": 30})
     before = torch.get_num_threads()
-    with training_threads(1, small, 800) as used:
-        assert used == 1 and torch.get_num_threads() == 1
+    with training_threads(1, trainer) as used:
+        assert torch.get_num_threads() == 1 and used.report() == 1
+        trainer.fit()
     assert torch.get_num_threads() == before
+    if before > 1:
+        with training_threads("auto", trainer) as used:
+            trainer.cfg = trainer.cfg.model_copy(update={"epochs": 60})
+            trainer.fit()
+        assert used.report()["chosen"] in (1, before) and torch.get_num_threads() == before
+        assert "train_step" not in vars(trainer)  # the timing wrapper is gone
 
 
 def test_adam_and_adamw_take_the_fused_kernel_on_the_cpu():

@@ -32,7 +32,7 @@ from clftrain.config import Config, config_to_yaml
 from clftrain.data import Dataset, positive_index
 from clftrain.errors import UserError
 from clftrain.store import rundir
-from clftrain.training import Callback, EpochLoop, loss_weights, training_threads
+from clftrain.training import Callback, EpochLoop, current_threads, loss_weights, training_threads
 from clftrain.views.drawing import Drawer, shared_drawer
 
 # Exit codes of a run stopped by a signal, as shells report them (128 + signal number).
@@ -119,7 +119,9 @@ class RunWriter(Callback):
             if version != self._best_written:
                 rundir.save_checkpoint(rundir.checkpoint_path(run_dir, rundir.BEST), recorder.best_checkpoint())
                 self._best_written = version
-            rundir.save_checkpoint(rundir.checkpoint_path(run_dir, rundir.LAST), recorder.checkpoint())
+            # The thread count too: where it changes how sums round, a resume must go on with the same.
+            rundir.save_checkpoint(rundir.checkpoint_path(run_dir, rundir.LAST),
+                                   {**recorder.checkpoint(), "threads": current_threads()})
             rundir.write_metrics(run_dir / rundir.METRICS, recorder.rows())
             self.seconds += time.perf_counter() - started
             self._saved_at = time.monotonic()
@@ -228,7 +230,7 @@ def _train_held(loop: EpochLoop, recorders: Sequence[RunRecorder], writers: list
     try:
         with stop_on_signals(loop) as received, training_threads_of(loop, threads) as used:
             loop.fit()
-        summaries = [{**recorder.summary(), "threads": used,
+        summaries = [{**recorder.summary(), "threads": used.report(),
                       "timings": {"checkpoints": round(writer.seconds, 3)}} for recorder, writer in zip(recorders, writers)]
         for recorder, summary in zip(recorders, summaries):
             write_summary(recorder.run_dir, summary)
@@ -332,10 +334,16 @@ def stop_on_signals(loop: EpochLoop) -> Iterator[list[str]]:
             signal.signal(sig, old)
 
 
+def resumed_threads(config: Config, payload: dict) -> int | str:
+    """`threads: auto` resumed: the count the run was training with when it saved (measuring again could round
+    differently and break bit-for-bit resume); a number in the config stays."""
+    saved = payload.get("threads")
+    return saved if config.threads == "auto" and isinstance(saved, int) and saved >= 1 else config.threads
+
+
 def training_threads_of(loop: EpochLoop, setting: int | str):
-    """training.training_threads for a loop: its model and the rows of one step."""
-    n_train = len(loop.splits["train"])
-    return training_threads(setting, loop.model, min(loop.cfg.batch_size or n_train, n_train))
+    """training.training_threads for a loop (its train_step is timed while `auto` measures)."""
+    return training_threads(setting, loop)
 
 
 # ---------------------------------------------------------------------- what every summary and checkpoint holds

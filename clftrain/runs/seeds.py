@@ -140,7 +140,7 @@ def resume_seeds(run_dir: Path, config: Config, payload: dict, overrides: list[s
     show_model(group, on_model)
     if overrides:
         lifecycle.write_config(run_dir, config)
-    (summary,), signal = train_group(group, [run_dir], callbacks)
+    (summary,), signal = train_group(group, [run_dir], callbacks, lifecycle.resumed_threads(config, payload))
     return lifecycle.FitResult(run_dir, summary, signal)
 
 
@@ -153,10 +153,13 @@ def show_model(group: Group, on_model) -> None:
              f"{group.device}: {replicas} replica{'s' * (replicas > 1)} trained as one batched model")
 
 
-def train_group(group: Group, run_dirs: list[Path], callbacks: list[Callback] = ()) -> tuple[list[dict], str | None]:
-    """Train a group, each member into its run directory; the members' summaries and the signal that stopped it."""
+def train_group(group: Group, run_dirs: list[Path], callbacks: list[Callback] = (),
+                threads: int | str | None = None) -> tuple[list[dict], str | None]:
+    """Train a group, each member into its run directory; the members' summaries and the signal that stopped it.
+    `threads`: a resumed run's (lifecycle.resumed_threads), else the config's."""
     recorders = [MemberRecorder(group, member, run_dir) for member, run_dir in zip(group.members, run_dirs)]
-    return lifecycle.train(group.trainer, recorders, group.deciders(), callbacks, group.members[0].config.threads)
+    return lifecycle.train(group.trainer, recorders, group.deciders(), callbacks,
+                           threads or group.members[0].config.threads)
 
 
 # ---------------------------------------------------------------------- summary.json statistics

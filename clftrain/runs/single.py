@@ -116,13 +116,14 @@ def resume_single(run_dir: Path, config: Config, payload: dict, overrides: list[
     lifecycle.check_epochs_left(run_dir, run.trainer.epoch, config, payload)
     if overrides:
         lifecycle.write_config(run_dir, config)
-    return _train(run, run_dir, callbacks, on_model, recorder)
+    return _train(run, run_dir, callbacks, on_model, recorder, lifecycle.resumed_threads(config, payload))
 
 
-def _train(run: SingleSetup, run_dir: Path, callbacks, on_model, recorder: SingleRecorder | None = None):
+def _train(run: SingleSetup, run_dir: Path, callbacks, on_model, recorder: SingleRecorder | None = None,
+           threads: int | str | None = None):
     if on_model is not None:
         on_model(describe_model(run.trainer.model), count_parameters(run.trainer.model), run.device)
     recorder = recorder or SingleRecorder(run, run_dir)
     deciders = [run.best, *([run.stopper] if run.stopper else [])]
-    (summary,), signal = lifecycle.train(run.trainer, [recorder], deciders, callbacks, run.config.threads)
+    (summary,), signal = lifecycle.train(run.trainer, [recorder], deciders, callbacks, threads or run.config.threads)
     return lifecycle.FitResult(run_dir, summary, signal)

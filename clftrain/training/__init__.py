@@ -17,6 +17,6 @@ EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["setup_single", "setup_group", "check_group", "check_data", "SingleSetup", "Group", "build_trainer",
                      "build_loss", "loss_weights", "needs_training_data", "seed_everything", "device_splits",
                      "build_scheduler", "resolve_task", "check_batch_size", "decision_monitor"], "setup"),
-    **dict.fromkeys(["resolve_device", "training_threads", "threads_for"], "device"),
+    **dict.fromkeys(["resolve_device", "training_threads", "ThreadChooser", "current_threads"], "device"),
 }
 __getattr__, __dir__ = lazy_face(__name__, EXPORTS)

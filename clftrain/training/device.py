@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
+import time
 from collections.abc import Iterator
 
 import torch
@@ -34,33 +36,130 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-# Below this many multiply-adds per training step (rows x weights), one CPU thread is faster than
-# torch's default of one per core: the matrices are too small to split, and the threads' hand-offs
-# cost more than they save. Measured on 2 cores (README, Speed): circles (0.1 M) 5% faster with one
-# thread on an idle machine and 10-80x faster when another process keeps a core busy; 20-64-64-1 at
-# batch 256 (1.4 M) 7% slower, at batch 4096 (22 M) 53% slower.
-SMALL_STEP = 1_000_000
+class ThreadChooser:
+    """`threads: auto` on the CPU, measured rather than guessed: after one warm-up step, the next training steps
+    alternate between 1 thread and torch's default N, and the run goes on with the faster (by the median step
+    time; N must win by 10% to be kept, one thread being the cheaper bet on a shared machine). Only the timed
+    steps run at N: everything between them (evaluation, callbacks) runs at 1 until the choice is made. An N step
+    ABANDON times slower than one thread's ends the measurement at once: on a busy machine one such step costs
+    as much as a hundred at 1 thread (OpenMP threads spin waiting for a core), and five would cost more than the
+    choice saves. The machine's load changes, so the choice is measured again every RECHECK_S seconds of
+    training (another process may have left), and at once when the last MEASURED steps' median is SLOWER times
+    the measured one (another process took the cores). Each measurement costs at most one slow step.
+    The steps measured are training steps: nothing is repeated. Where a step's matrices are large enough for
+    torch to split them, 1 and N threads round sums differently (about 1e-7): the choice is in summary.json
+    (`threads`), and `threads: N` fixes it for runs that must match across machines and loads.
+
+    Measured in `make bench-threads` (README, Speed): a 12-seed [32, 32] run on a 214-row table picked 2
+    threads by the old size rule and took 15.1 s on a busy machine, 0.44 s with 1."""
+
+    MEASURED = 5  # steps at each thread count
+    KEPT = 5  # measurements summary.json lists (a long run on a changing machine measures every RECHECK_S)
+    RECHECK_S = 30.0
+    SLOWER = 2.0  # steps this many times slower than measured start a new measurement
+    ABANDON = 3.0  # an N-thread step this many times slower than the 1-thread median settles it: 1 thread
+    N_MARGIN = 0.9  # N threads are kept only when their median step takes less than this share of 1 thread's
+
+    def __init__(self, many: int) -> None:
+        self.counts = (1, many)
+        self.choices: list[dict] = []  # the latest KEPT measurements: seconds per step at each count, the count kept
+        self.measurements = 0
+        self._start_measuring()
+
+    def _start_measuring(self) -> None:
+        self.schedule = [1] + [c for _ in range(self.MEASURED) for c in self.counts]  # a warm-up step first
+        self.times: dict[int, list[float]] = {c: [] for c in self.counts}
+        torch.set_num_threads(1)
+
+    def wrap(self, step):
+        def timed_step(*args, **kwargs):
+            threads = self.schedule.pop(0) if self.schedule else None
+            if threads is not None:
+                torch.set_num_threads(threads)
+            started = time.perf_counter()
+            result = step(*args, **kwargs)
+            seconds = time.perf_counter() - started
+            if threads is None:
+                self._watch(seconds)
+            else:
+                self._measured(threads, seconds)
+            return result
+
+        return timed_step
+
+    def _measured(self, threads: int, seconds: float) -> None:
+        torch.set_num_threads(1)  # until the choice: the work between steps is not timed, and 1 is the safe bet
+        if len(self.schedule) == 2 * self.MEASURED:  # the warm-up step (allocations, first kernels): not counted
+            return
+        self.times[threads].append(seconds)
+        abandon = threads != 1 and seconds > self.ABANDON * statistics.median(self.times[1])
+        if abandon or not self.schedule:
+            self.schedule = []
+            self._choose()
+
+    def _choose(self) -> None:
+        one, many = (statistics.median(self.times[c]) for c in self.counts)
+        self.chosen = self.counts[1] if many < self.N_MARGIN * one else 1
+        torch.set_num_threads(self.chosen)
+        self.expected = many if self.chosen != 1 else one
+        self.checked_at, self.recent = time.monotonic(), []
+        self.measurements += 1
+        self.choices = [*self.choices[1 - self.KEPT:], {
+            "seconds_per_step": {str(c): round(statistics.median(self.times[c]), 6) for c in self.counts},
+            "steps": {str(c): len(self.times[c]) for c in self.counts}, "threads": self.chosen}]
+
+    def _watch(self, seconds: float) -> None:
+        self.recent = [*self.recent[1 - self.MEASURED:], seconds]
+        jumped = len(self.recent) == self.MEASURED and statistics.median(self.recent) > self.SLOWER * self.expected
+        if jumped or time.monotonic() - self.checked_at >= self.RECHECK_S:
+            self._start_measuring()
+
+    def report(self) -> dict | int:
+        """summary.json's `threads`: the count trained with last, how often it was measured, the latest
+        measurements."""
+        if not self.choices:  # training ended while measuring (the work between timed steps ran at 1)
+            return 1
+        return {"chosen": self.choices[-1]["threads"], "measurements": self.measurements, "latest": self.choices}
 
 
-def threads_for(setting: int | str, model: nn.Module, rows_per_step: int) -> int | None:
-    """The CPU threads to train with, or None to leave torch's default."""
-    if setting != "auto":
-        return int(setting)
+def current_threads() -> int:
+    """The CPU threads torch computes with right now (a checkpoint records them: resume goes on with them)."""
+    return torch.get_num_threads()
+
+
+def auto_measures(setting: int | str, model: nn.Module) -> bool:
+    """Whether `threads: auto` is measured here: the CPU, more than one thread to choose from, and no
+    OMP_NUM_THREADS (the user chose already)."""
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
-    if not on_cpu or os.environ.get("OMP_NUM_THREADS"):  # the user chose already
-        return None
-    weights = sum(p.numel() for p in model.parameters() if p.dim() >= 2)
-    return 1 if rows_per_step * weights < SMALL_STEP else None
+    return setting == "auto" and on_cpu and not os.environ.get("OMP_NUM_THREADS") and torch.get_num_threads() > 1
 
 
 @contextlib.contextmanager
-def training_threads(setting: int | str, model: nn.Module, rows_per_step: int) -> Iterator[int]:
-    """Train with threads_for(...) CPU threads, then give torch back its previous setting; yields the number."""
+def training_threads(setting: int | str, loop) -> Iterator:
+    """Train `loop` with `setting` CPU threads (a number) or measured ones (auto: ThreadChooser), then give torch
+    back its previous setting; yields what summary.json records (the number, or the measurements)."""
     previous = torch.get_num_threads()
-    chosen = threads_for(setting, model, rows_per_step)
-    if chosen is not None:
-        torch.set_num_threads(chosen)
+    chooser = ThreadChooser(previous) if auto_measures(setting, loop.model) else None
+    if setting != "auto":
+        torch.set_num_threads(int(setting))
+    replaced = "train_step" in vars(loop)  # a caller's own wrapper (a test's), kept as it was
+    step = loop.train_step
+    if chooser is not None:
+        loop.train_step = chooser.wrap(step)
     try:
-        yield torch.get_num_threads()
+        yield chooser if chooser is not None else _Fixed(torch.get_num_threads())
     finally:
+        if chooser is not None:
+            if replaced:
+                loop.train_step = step
+            else:
+                del loop.train_step  # the class's method again
         torch.set_num_threads(previous)
+
+
+class _Fixed:
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def report(self) -> int:
+        return self.threads
