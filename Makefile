@@ -6,6 +6,8 @@
 #   make fuzz   every hostile input of tests/fuzz_matrix.py, with the counts (exit 1 on a bad case)
 #   make bench-replicas  1, 8, 32, 128 seeds of circles as one batched model vs one after another
 #               (make bench-replicas REPLICAS=1,8,32 THREADS=2 DEVICE=cuda)
+#   make bench-threads  threads: auto against 1 and N threads, quiet, one core busy and under load
+#               (make bench-threads CONDITIONS=quiet,load REPS=5)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,8 +18,9 @@ TRAINERS ?=
 THREADS ?=
 REPLICAS ?= 1,8,32,128
 DEVICE ?= cpu
+CONDITIONS ?= quiet,half,load
 
-.PHONY: fit test install clean bench bench-replicas fuzz
+.PHONY: fit test install clean bench bench-replicas bench-threads fuzz
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +43,9 @@ bench: install $(VENV)/.bench-deps
 
 bench-replicas: install
 	$(BIN)/python -m bench.replicas --replicas $(REPLICAS) --device $(DEVICE) $(if $(THREADS),--threads $(THREADS))
+
+bench-threads: install
+	$(BIN)/python -m bench.threads --conditions $(CONDITIONS) --reps $(REPS)
 
 # The `bench` extra of pyproject.toml (Lightning), pinned to the installed torch so that it can
 # never move it; if that cannot be done the benchmark still runs and says "not installed".

@@ -6,8 +6,9 @@ table (9 numeric features, 6 classes, generated once), Adam, full batch. Each me
 data and plots do not blur it. Settings are measured in turn (auto, 1, N, auto, 1, N, ...) so that a change in
 the machine's load falls on all of them alike; the median of --reps counts.
 
-Two conditions:
+Three conditions:
   quiet  nothing else running
+  half   one other process multiplying matrices with torch on 1 thread (one core of two busy)
   load   two other processes, each multiplying matrices with torch on 2 threads (a plain busy loop does not
          show the problem: the spinning OpenMP threads of the other torch processes do)
 
@@ -31,9 +32,11 @@ from pathlib import Path
 from bench.run import RESULTS_DIR, clftrain_command, machine_info
 
 TARGET = 1.15
-# Another torch program on the same machine: 2 intra-op threads multiplying 256x256 matrices without end.
-LOAD = ("import torch\ntorch.set_num_threads(2)\na = torch.randn(256, 256)\n"
+# Another torch program on the same machine: intra-op threads multiplying 256x256 matrices without end.
+LOAD = ("import torch\ntorch.set_num_threads({threads})\na = torch.randn(256, 256)\n"
         "while True:\n    a = torch.tanh(a @ a)\n")
+# condition -> (other processes, threads each)
+CONDITIONS = {"quiet": (0, 0), "half": (1, 1), "load": (2, 2)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,9 +45,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=3, help="runs of each setting in each condition; the median counts")
     p.add_argument("--epochs", type=int, default=400)
     p.add_argument("--many", type=int, default=os.cpu_count() or 2, help="N, the thread count compared with 1")
-    p.add_argument("--conditions", default="quiet,load")
+    p.add_argument("--conditions", default="quiet,half,load", help=f"of {', '.join(CONDITIONS)}")
     p.add_argument("--results", type=Path, default=RESULTS_DIR)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    unknown = set(args.conditions.split(",")) - set(CONDITIONS)
+    if unknown:
+        p.error(f"--conditions: unknown {', '.join(sorted(unknown))}; choose from {', '.join(CONDITIONS)}")
+    return args
 
 
 def write_workload(folder: Path, epochs: int) -> Path:
@@ -69,8 +76,9 @@ train: {{optimizer: adam, lr: 0.01, epochs: {epochs}, log_every: 1000}}
 
 @contextmanager
 def load(condition: str):
-    """Nothing for `quiet`; two torch processes keeping the cores busy for `load`."""
-    procs = [subprocess.Popen([sys.executable, "-c", LOAD]) for _ in range(2 if condition == "load" else 0)]
+    """The other torch processes of `condition` (none for `quiet`), computing until the block ends."""
+    count, threads = CONDITIONS[condition]
+    procs = [subprocess.Popen([sys.executable, "-c", LOAD.format(threads=threads)]) for _ in range(count)]
     try:
         time.sleep(2.0 if procs else 0.0)  # let them start computing
         yield
@@ -133,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     args.results.mkdir(parents=True, exist_ok=True)
     record = {"workload": "12 seeds x [32, 32] relu, 214 rows x 9 features, 6 classes, adam, full batch",
-              "epochs": args.epochs, "reps": args.reps, "machine": machine_info(argparse.Namespace(threads=None)), "results": results,
-              "checks": checks}
+              "epochs": args.epochs, "reps": args.reps, "machine": machine_info(argparse.Namespace(threads=None)),
+              "results": results, "checks": checks}
     (args.results / f"threads-{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
     (args.results / f"threads-{stamp}.md").write_text(table + "\n\n" + "\n".join(checks) + "\n")
     return 0 if all(c.endswith("PASS") for c in checks) else 1

@@ -114,10 +114,13 @@ def test_threads_auto_measures_one_and_many_and_keeps_the_faster(monkeypatch):
             return torch.get_num_threads()
         return step
 
+    def chooser_with_free_cores(free: int | None = 2) -> ThreadChooser:
+        return ThreadChooser(2, free_cores=lambda: free)
+
     before = torch.get_num_threads()
     try:
         # N faster: a warm-up step at 1, five steps at 1 and at N in turn, then N; between steps, 1
-        chooser = ThreadChooser(2)
+        chooser = chooser_with_free_cores()
         step = chooser.wrap(step_slow_at(1, times_slower=5))
         used = [step() for _ in range(20)]
         assert used[:11] == [1] + [1, 2] * 5 and set(used[11:]) == {2}
@@ -126,22 +129,41 @@ def test_threads_auto_measures_one_and_many_and_keeps_the_faster(monkeypatch):
         measured = report["latest"][0]["seconds_per_step"]
         assert measured["1"] > 3 * measured["2"] and report["latest"][0]["steps"] == {"1": 5, "2": 5}
         # N a little slower (not 10% faster): 1 is kept, after all five pairs
-        chooser = ThreadChooser(2)
+        chooser = chooser_with_free_cores()
         step = chooser.wrap(step_slow_at(2, times_slower=1.5))
         used = [step() for _ in range(14)]
         assert used[:11] == [1] + [1, 2] * 5 and set(used[11:]) == {1}
         # N far slower (a busy machine): the first N step settles it, no more are spent on N
-        chooser = ThreadChooser(2)
+        chooser = chooser_with_free_cores()
         step = chooser.wrap(step_slow_at(2, times_slower=10))
         used = [step() for _ in range(10)]
         assert used[:3] == [1, 1, 2] and set(used[3:]) == {1}
         assert chooser.report()["latest"][0]["steps"] == {"1": 1, "2": 1}
-        # the machine got busy: steps twice as slow as measured start a new measurement
+        # ... and measuring again waits until that slow step is at most BUDGET of the training time
+        monkeypatch.setattr(ThreadChooser, "RECHECK_S", 0.0)
+        step()
+        assert not chooser.schedule
+        chooser.began -= 10.0  # ten seconds of training later
+        step()
+        assert chooser.schedule and chooser.report()["measurements"] == 1
+        monkeypatch.setattr(ThreadChooser, "RECHECK_S", 30.0)
+        # fewer cores free than N threads need: N is not tried at all, 1 thread is measured and kept
+        chooser = chooser_with_free_cores(1)
+        step = chooser.wrap(step_slow_at(1, times_slower=5))
+        used = [step() for _ in range(10)]
+        assert set(used) == {1}
+        latest = chooser.report()["latest"][0]
+        assert latest["steps"] == {"1": 5, "2": 0} and latest["not_tried"] == "2 threads: 1 of the cores were free"
+        # no /proc/loadavg (not Linux): measured as on a quiet machine
+        chooser = chooser_with_free_cores(None)
+        step = chooser.wrap(step_slow_at(1, times_slower=5))
+        assert [step() for _ in range(12)][:11] == [1] + [1, 2] * 5
+        # N chosen, then the machine got busy: steps twice as slow as measured start a new measurement
         monkeypatch.setattr(ThreadChooser, "MEASURED", 3)
-        chooser = ThreadChooser(2)
-        fast = chooser.wrap(step_slow_at(2, times_slower=10))
-        [fast() for _ in range(6)]
-        assert not chooser.schedule and chooser.report()["chosen"] == 1
+        chooser = chooser_with_free_cores()
+        fast = chooser.wrap(step_slow_at(1, times_slower=5))
+        [fast() for _ in range(8)]
+        assert not chooser.schedule and chooser.report()["chosen"] == 2
         slow = chooser.wrap(lambda: time.sleep(0.05))
         slow()
         assert not chooser.schedule  # one slow step is not a jump
@@ -149,9 +171,9 @@ def test_threads_auto_measures_one_and_many_and_keeps_the_faster(monkeypatch):
         assert chooser.schedule  # two of the last three are (their median): measuring again
         # and every RECHECK_S seconds in any case
         monkeypatch.setattr(ThreadChooser, "RECHECK_S", 0.0)
-        chooser = ThreadChooser(2)
-        fast = chooser.wrap(step_slow_at(2, times_slower=10))
-        [fast() for _ in range(4)]
+        chooser = chooser_with_free_cores()
+        fast = chooser.wrap(step_slow_at(1, times_slower=5))
+        [fast() for _ in range(8)]
         assert chooser.schedule and chooser.report()["measurements"] == 1
     finally:
         torch.set_num_threads(before)
