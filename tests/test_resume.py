@@ -144,6 +144,16 @@ def test_resume_can_extend_epochs(write_config, tmp_path):
     assert [int(r["epoch"]) for r in csv.DictReader((run / "metrics.csv").open())] == list(range(1, 26))
 
 
+def test_threads_auto_resumes_with_the_count_it_saved(write_config, tmp_path):
+    config = tiny_config(threads="auto", train={"epochs": 12})
+    run = fit_run(load_config(write_config(config)), out=tmp_path / "r", callbacks=[InterruptAt(6)]).run_dir
+    saved = rundir.load_checkpoint(run / "checkpoints" / "last.pt")["threads"]
+    assert isinstance(saved, int) and 1 <= saved <= torch.get_num_threads()
+    resumed = resume_run(run)
+    assert resumed.summary["status"] == "completed" and resumed.summary["threads"] == saved
+    assert "threads: auto" in (run / "config.yaml").read_text()  # the config still says what the user wrote
+
+
 def test_a_run_from_before_a_config_key_existed_still_resumes(write_config, tmp_path):
     import yaml
 
