@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -66,8 +67,11 @@ def test_plot_redraws_every_plot_from_the_run_directory(runs, figures):
     for name in names:  # every title names the run, the weights drawn and their test accuracy
         assert "circles (last checkpoint, epoch 20): test accuracy " in figures[name]["text"]
     boundary = figures["decision_boundary.png"]["text"]
-    assert "Train (120 points)" in boundary and "Test (40 points)" in boundary
-    assert "decision regions over the two features" in boundary
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    for split, rows in (("Train", 120), ("Test", 40)):  # the crosses are the rows the metrics count as wrong
+        wrong = round((1 - float(last[f"{split.lower()}_acc"])) * rows)
+        assert f"{split} ({rows} points, {wrong} predicted wrong)" in boundary
+    assert "regions: the model's predicted class over the two features" in boundary
     curves = figures["curves.png"]["text"]
     assert all(word in curves for word in ("train", "test", "Loss", "Accuracy", "epoch"))
 
@@ -87,8 +91,39 @@ def test_confusion_matrix_shows_counts_and_row_shares_with_class_labels(runs, fi
 def test_more_than_two_features_are_drawn_in_the_principal_component_plane(runs, figures):
     assert invoke("plot", runs["blobs4d"]).exit_code == 0
     text = figures["decision_boundary.png"]["text"]
-    assert "4 features: regions drawn in the plane of the first two principal components" in text
+    assert ("regions: the model's predicted class on the plane of the first two principal components of 4 features;\n"
+            "the rows lie off that plane, so a point marked right may sit on another colour") in text
     assert "PC1 (" in text and "PC2 (" in text
+    assert "predicted right" in text and "predicted wrong" in text  # the legend
+
+
+def test_boundary_points_are_discs_when_predicted_right_and_crosses_when_wrong(runs, figures):
+    """Each point's mark is the model's prediction of its own row, whatever colour its projection lands on."""
+    from clftrain.inference import TrainedRun
+
+    assert invoke("plot", runs["blobs4d"]).exit_code == 0
+    trained = TrainedRun.load(runs["blobs4d"])
+    train_axes = figures["decision_boundary.png"]["axes"][0]
+    predicted = trained.predict(trained.dataset.X_train)[1]
+    wrong = int((predicted != trained.dataset.y_train).sum())
+    drawn = [len(c.get_offsets()) for c in train_axes.collections]
+    assert sum(drawn) == len(predicted)
+    assert drawn == ([len(predicted) - wrong, wrong] if wrong else [len(predicted)])
+    assert f"Train ({len(predicted)} points, {wrong} predicted wrong)" in train_axes.get_title()
+
+
+def test_class_colours_are_distinct_and_none_is_near_white():
+    for n in (2, 3, 10, 12, 20, 40):
+        colours = plots.class_colours(n)
+        luminance = colours[:, :3] @ [0.2126, 0.7152, 0.0722]
+        assert len(colours) == n and luminance.max() < 0.8, n
+        assert len({tuple(c.round(3)) for c in colours}) == n, n
+
+
+def test_points_shrink_when_there_are_thousands():
+    sizes = [plots.point_size(n) for n in (100, 300, 1_000, 5_000, 50_000)]
+    assert sizes[0] == sizes[1] == 22 and sizes[-2] == sizes[-1] == 4
+    assert sizes == sorted(sizes, reverse=True)
 
 
 def test_best_checkpoint_is_named_in_the_titles_and_marked_on_the_curves(runs, figures):
@@ -112,7 +147,7 @@ def test_multilabel_run_gets_one_boundary_row_and_one_matrix_per_label(runs, fig
     boundary = figures["decision_boundary.png"]
     assert len(boundary["axes"]) == 6  # 3 labels x (train | test)
     for name in ("label1", "label2", "label3"):
-        assert f"label '{name}': Train (160 points)" in boundary["text"] and f"not {name}" in boundary["text"]
+        assert f"label '{name}': Train (160 points, " in boundary["text"] and f"not {name}" in boundary["text"]
     assert "test subset accuracy" in boundary["text"]
     confusion = figures["confusion_matrix.png"]
     assert [ax.get_title() for ax in confusion["axes"]] == ["label1", "label2", "label3"]

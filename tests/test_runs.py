@@ -72,6 +72,44 @@ def test_runs_shows_unfinished_and_damaged_runs_and_fits_a_narrow_terminal(root,
     assert sum("completed" in line for line in lines) == 3
     assert any("incomplete" in line for line in lines) and any("unreadable" in line for line in lines)
     assert sum(line.count("%") for line in lines) == 3  # final of both classification runs, best (val) of one
+    assert all(len(line) <= 80 for line in lines if "completed" in line)
+    for run in ("20260101-090000-circles-linear", "20260102-100000-circles-relu"):  # whole numbers, not 0.0…
+        final = json.loads((root / run / "summary.json").read_text())["final"]["test_acc"]
+        assert f"{final:.2%}" in result.output
+    assert "…" not in result.output
+
+
+def test_runs_leaves_out_the_date_then_the_dataset_rather_than_cut_a_number(root, monkeypatch):
+    from clftrain import cli
+
+    for width, left_out in ((120, None), (84, "date"), (64, "date and dataset")):
+        monkeypatch.setattr(cli.console, "width", width)
+        result = invoke("runs", root)
+        assert result.exit_code == 0, result.output
+        header = next(line for line in result.output.splitlines() if "status" in line and "run" in line)
+        if left_out is None:
+            assert "date" in header and "dataset" in header and "left out" not in result.output
+        else:
+            assert f"left out for the console's width: {left_out}" in result.output
+            assert "date" not in header and ("dataset" in header) == (left_out == "date")
+        assert "…" not in result.output and all(len(line) <= width for line in result.output.splitlines()
+                                                 if "completed" in line)
+
+
+def test_compare_splits_many_runs_into_tables_that_fit_80_columns(root, monkeypatch):
+    from clftrain import cli
+
+    monkeypatch.setattr(cli.console, "width", 80)
+    runs = [root / "20260101-090000-circles-linear", root / "20260102-100000-circles-relu"] * 3
+    result = invoke("compare", *runs, "-o", root / "cmp.png")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    parts = [line for line in lines if line.startswith("Runs compared")]
+    assert len(parts) >= 2 and parts[0].startswith("Runs compared (1-") and parts[-1].endswith("of 6)")
+    finals = [f'{json.loads((run / "summary.json").read_text())["final"]["test_acc"]:.2%}' for run in runs]
+    shown = [word for line in lines if "final test accuracy" in line for word in line.split() if word.endswith("%")]
+    assert shown == finals and "…" not in result.output  # every run once, in order, each number whole
 
 
 def test_runs_on_an_empty_or_missing_root(tmp_path):

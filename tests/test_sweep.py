@@ -66,7 +66,14 @@ def test_sweep_csv_is_ranked_and_the_console_shows_it(sweep_run):
         assert row["seeds"] == "0 1" and row["status"] == "completed"
     assert list(rows[0])[:4] == ["rank", "run", "train.lr", "model.layers"]
     assert "runs ranked by final val accuracy" in output and "wrote " in output
-    assert output.index(rows[0]["run"][:12]) < output.index(rows[-1]["run"][:12])
+    table = output[output.index("runs ranked by"):output.index("wrote ")].splitlines()
+    assert max(len(line) for line in table if "─" in line or "%" in line) <= 80  # a pipe's console: readable there
+    numbered = [line.split()[:2] for line in table if line.split() and line.split()[0].isdigit()]
+    assert numbered == [[r["rank"], r["run"].split("-")[0]] for r in rows]  # a run is its number, best first
+    for row in rows:  # each number whole, never cut to fit
+        mean, std = float(row["val_acc_mean"]), float(row["val_acc_std"])
+        assert f"{mean:.2%} ± {std:.2%}" in output and f"{float(row['test_loss_mean']):.4f}" in output
+    assert f"run NN: {sweep}/NN-... (sweep.csv has every column)" in output.replace("\n", " ")
 
 
 def test_a_run_trained_in_a_sweep_equals_it_trained_alone(sweep_run, tmp_path):

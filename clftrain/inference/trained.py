@@ -183,9 +183,15 @@ class TrainedRun:
         plane = Plane.fit(data.X_train)
         extent, grid = plane.grid(np.concatenate([data.X_train, data.X_test]))
         regions = self.predict(grid)[1].reshape(GRID_STEPS, GRID_STEPS, -1)  # a last axis per label
-        train, test = _drawn_points(data.X_train, data.y_train), _drawn_points(data.X_test, data.y_test)
-        return dict(regions=regions, extent=extent, train=(plane.to_plane(train[0]), train[1], len(data.X_train)),
-                    test=(plane.to_plane(test[0]), test[1], len(data.X_test)), class_names=data.class_names,
+
+        def drawn(X: np.ndarray, y: np.ndarray) -> tuple:
+            # Each point's own prediction (of the row, not of its projection) says whether it is marked right.
+            X, y = _drawn_points(X, y)
+            predicted = self.predict(X)[1].reshape(len(y), -1)
+            return plane.to_plane(X), y, predicted == y.reshape(len(y), -1)
+
+        return dict(regions=regions, extent=extent, train=(*drawn(data.X_train, data.y_train), len(data.X_train)),
+                    test=(*drawn(data.X_test, data.y_test), len(data.X_test)), class_names=data.class_names,
                     title=title, axis_labels=plane.axis_labels, description=plane.description,
                     multilabel=self.inputs.task.target == "labels")
 

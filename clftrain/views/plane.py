@@ -46,12 +46,14 @@ class Plane:
 
     @property
     def description(self) -> str:
+        """What the coloured regions are, for the figure's title."""
         if self.n_features == 1:
-            return "decision regions along the only feature"
+            return "regions: the model's predicted class along the only feature (points jittered up and down)"
         if self.n_features == 2:
-            return "decision regions over the two features"
-        return (f"{self.n_features} features: regions drawn in the plane of the first two principal components "
-                "of the training data")
+            return "regions: the model's predicted class over the two features"
+        return (f"regions: the model's predicted class on the plane of the first two principal components of "
+                f"{self.n_features} features;\nthe rows lie off that plane, so a point marked right may sit on "
+                "another colour")
 
     def to_plane(self, X: np.ndarray) -> np.ndarray:
         if self.n_features == 1:

@@ -23,9 +23,6 @@ from matplotlib.figure import Figure
 from clftrain.errors import UserError
 from clftrain.store.rundir import atomic_write_bytes
 
-REGIONS = colormaps["RdYlBu"]
-
-
 def new_figure(rows: int, columns: int, size: tuple[float, float], **subplots) -> tuple[Figure, np.ndarray]:
     """A figure and its [rows, columns] axes, laid out by the constrained layout engine when saved."""
     fig = Figure(figsize=size, layout="constrained")
@@ -43,44 +40,98 @@ def save_figure(fig, path: Path) -> None:
 
 def decision_boundary(
     path: Path, regions: np.ndarray, extent: tuple[float, float, float, float],
-    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], class_names: list[str], title: str,
+    train: tuple, test: tuple, class_names: list[str], title: str,
     axis_labels: tuple[str, str], description: str, multilabel: bool = False,
 ) -> None:
     """Train | test side by side: predicted class regions, true classes as points on top.
 
     `regions`: [H, W, L] predicted labels over a grid of the drawing plane (views/plane.py) spanning `extent`;
-    `train`, `test`: (points [N, 2] in that plane, targets, the split's row count: more than N when only a
-    sample of it is drawn). Multi-label: one row per label, its regions where the model predicts it.
+    `train`, `test`: (points [N, 2] in that plane, targets, [N, L] whether the model predicts each point's row
+    right, the split's row count: more than N when only a sample of it is drawn). Points predicted right are
+    filled discs, wrong ones crosses, so the picture never claims more than the model does off the plane.
+    Multi-label: one row per label, its regions where the model predicts it.
     """
     if multilabel:
-        rows = [(f"label '{name}': ", regions[..., j], train[1][:, j], test[1][:, j], [f"not {name}", name])
-                for j, name in enumerate(class_names)]
+        rows = [(f"label '{name}': ", regions[..., j], train[1][:, j], train[2][:, j], test[1][:, j],
+                 test[2][:, j], [f"not {name}", name]) for j, name in enumerate(class_names)]
     else:
-        rows = [("", regions[..., 0], train[1].reshape(len(train[1]), -1)[:, 0],
-                 test[1].reshape(len(test[1]), -1)[:, 0], class_names)]
+        rows = [("", regions[..., 0], _first_column(train[1]), train[2][:, 0], _first_column(test[1]),
+                 test[2][:, 0], class_names)]
     fig, axes = new_figure(len(rows), 2, (12, 5.2 if len(rows) == 1 else 4.2 * len(rows)), sharex=True, sharey=True)
-    for ax_pair, (label, row_regions, y_train, y_test, names) in zip(axes, rows):
-        splits = [(train[0], y_train, train[2]), (test[0], y_test, test[2])]
+    for ax_pair, (label, row_regions, y_train, right_train, y_test, right_test, names) in zip(axes, rows):
+        splits = [(train[0], y_train, right_train, train[3]), (test[0], y_test, right_test, test[3])]
         _boundary_row(ax_pair, row_regions, extent, splits, names, label, axis_labels)
     fig.suptitle(f"{title}\n{description}", fontsize=11)
     save_figure(fig, path)
 
 
+def _first_column(y: np.ndarray) -> np.ndarray:
+    return y.reshape(len(y), -1)[:, 0]
+
+
+def class_colours(n_classes: int) -> np.ndarray:
+    """[n, 4] RGBA, one saturated colour per class: tab10, past ten classes evenly spaced hues of turbo (not
+    tab20, whose second half is pale), none near white, so each class stays visible on its own region."""
+    if n_classes <= 10:
+        return colormaps["tab10"](np.arange(n_classes))
+    colours = colormaps["turbo"](np.linspace(0.05, 0.95, n_classes))
+    luminance = colours[:, :3] @ LUMINANCE
+    colours[:, :3] *= np.minimum(1.0, 0.75 / luminance)[:, None]  # turbo's yellows darkened to stay visible
+    return colours
+
+
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722])  # of linear RGB (ITU-R BT.709)
+
+
+REGION_ALPHA = 0.35  # regions pale, points full strength: the same hue reads as "this class" on both
+
+
+def point_size(n_points: int) -> float:
+    """Marker area: 22 up to 300 points, shrinking as n^-0.61 to 4 from about 5,000 (the most drawn), so
+    thousands do not bury a minority class or the regions."""
+    return float(np.clip(22 * (300 / max(n_points, 1)) ** 0.61, 4, 22))
+
+
 def _boundary_row(axes, regions, extent, splits, class_names: list[str], label: str, axis_labels) -> None:
-    n_classes = max(len(class_names), 2)
-    for ax, (points, y, total), split in zip(axes, splits, ("Train", "Test")):
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+
+    colours = class_colours(max(len(class_names), 2))
+    palette = ListedColormap(colours)
+    for ax, (points, y, right, total), split in zip(axes, splits, ("Train", "Test")):
         # The regions as an image of the predicted class over the grid: one draw call, not a contour per class.
-        ax.imshow(regions, origin="lower", extent=extent, aspect="auto", interpolation="nearest", cmap=REGIONS,
-                  alpha=0.7, vmin=-0.5, vmax=n_classes - 0.5)
-        scatter = ax.scatter(points[:, 0], points[:, 1], c=y, s=18,
-                             cmap=REGIONS, vmin=0, vmax=n_classes - 1, edgecolors="k", linewidths=0.4)
-        shown = f"{len(points):,} of {total:,}" if total > len(points) else f"{total}"
-        ax.set_title(f"{label}{split} ({shown} points)")
+        ax.imshow(regions, origin="lower", extent=extent, aspect="auto", interpolation="nearest", cmap=palette,
+                  alpha=REGION_ALPHA, vmin=-0.5, vmax=len(colours) - 0.5)
+        _scatter_points(ax, points, y.astype(int), right, colours)
+        shown = f"{len(points):,} of {total:,}" if total > len(points) else f"{total:,}"
+        wrong = int((~right).sum())
+        ax.set_title(f"{label}{split} ({shown} points, {wrong:,} predicted wrong)")
         ax.set_xlabel(axis_labels[0])
         ax.set_ylabel(axis_labels[1])
-    handles, _ = scatter.legend_elements()
+    handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor=colours[i], markeredgecolor="k",
+                      label=name) for i, name in enumerate(class_names)]
+    handles += [Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="k",
+                       label="predicted right"),
+                Line2D([], [], marker="X", linestyle="", markerfacecolor="white", markeredgecolor="k",
+                       markersize=8, label="predicted wrong")]
     # A fixed corner: loc="best" would test every point of the scatter against every legend position.
-    axes[1].legend(handles, class_names[: len(handles)], title="class", loc="upper right", fontsize=8, framealpha=0.8)
+    axes[1].legend(handles=handles, title="true class", loc="upper right", fontsize=8, framealpha=0.8)
+
+
+def _scatter_points(ax, points: np.ndarray, y: np.ndarray, right: np.ndarray, colours: np.ndarray) -> None:
+    """Right points as discs, wrong ones as larger crosses on top; the rarest class drawn last within each, so
+    a minority stays visible among thousands of points."""
+    size = point_size(len(points))
+    rarity = np.argsort(np.argsort(-np.bincount(y, minlength=len(colours))))  # 0 = the most common class
+    for is_right, marker, area in ((True, "o", size), (False, "X", max(2.2 * size, WRONG_SIZE))):
+        chosen = np.flatnonzero(right == is_right)
+        chosen = chosen[np.argsort(rarity[y[chosen]], kind="stable")]
+        if len(chosen):
+            ax.scatter(points[chosen, 0], points[chosen, 1], c=colours[y[chosen]], s=area, marker=marker,
+                       edgecolors="k", linewidths=0.3 if area < 10 else 0.6)
+
+
+WRONG_SIZE = 30.0  # a cross stays this big among thousands of small discs: the errors are what to look at
 
 
 def learning_curves(path: Path, rows: list[dict[str, float]], metric: str, title: str,

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from clftrain.components.tasks import TASKS
 from clftrain.store.records import RunRecord, labels
@@ -126,34 +127,77 @@ def _seeds_table(replicas: list[dict], metric: str) -> Table:
 
 
 def show_sweep(console: Console, sweep_dir: Path, rows: list[dict], ranked_by: str, grid_keys: list[str]) -> None:
-    """The sweep's runs, best first by `ranked_by` (a sweep.csv column: a mean over each run's seeds)."""
+    """The sweep's runs, best first by `ranked_by` (a sweep.csv column: a mean over each run's seeds).
+
+    Readable at 80 columns (a pipe, a narrow terminal): a run is its number, its grid values have their own
+    columns and wrap at their spaces, and a number is never cut (no column is narrower than its widest
+    word)."""
     metric = ranked_by.removesuffix("_mean")
     label = metric.replace("_acc", " accuracy").replace("_mae", " MAE")
-    table = Table(title=f"{sweep_dir}: runs ranked by final {label} (over each run's seeds)", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("run", overflow="fold")
-    shorts = [key.rsplit(".", 1)[-1] for key in grid_keys]
-    for key, short in zip(grid_keys, shorts):
-        table.add_column(short if shorts.count(short) == 1 else key, justify="right")
-    for column in ("mean ± std", "min - max", "test loss"):
-        table.add_column(column, justify="right", no_wrap=True)
-    show_status = any(row["status"] != "completed" for row in rows)
-    if show_status:
-        table.add_column("status", no_wrap=True)
 
     def number(value) -> str:
         return metric_text(metric, value, 4)
 
-    for row in rows:
-        loss = row.get("test_loss_mean")
-        table.add_row(
-            str(row["rank"]), row["run"], *(str(row[key]) for key in grid_keys),
-            f"{number(row.get(f'{metric}_mean'))} ± {number(row.get(f'{metric}_std'))}",
-            f"{number(row.get(f'{metric}_min'))} - {number(row.get(f'{metric}_max'))}",
-            metric_text("test_loss", loss, 4), *([row["status"]] if show_status else []),
-        )
+    cells = [[str(row["rank"]), row["run"].split("-", 1)[0], *(str(row[key]) for key in grid_keys),
+              f"{number(row.get(f'{metric}_mean'))} ± {number(row.get(f'{metric}_std'))}",
+              f"{number(row.get(f'{metric}_min'))} - {number(row.get(f'{metric}_max'))}",
+              metric_text("test_loss", row.get("test_loss_mean"), 4)] for row in rows]
+    shorts = [key.rsplit(".", 1)[-1] for key in grid_keys]
+    headers = ["#", "run", *(short if shorts.count(short) == 1 else key for key, short in zip(grid_keys, shorts)),
+               "mean ± std", "min - max", "test loss"]
+    if any(row["status"] != "completed" for row in rows):
+        headers.append("status")
+        for cell, row in zip(cells, rows):
+            cell.append(row["status"])
+    # Grid values wrap at their spaces; scores stay whole: where even so the table is wider than the console,
+    # min - max and then the test loss are left to sweep.csv rather than cut.
+    grid = set(headers[2:2 + len(grid_keys)])
+    headers, cells, left_out = _fit_columns(headers, cells, console.width, grid, ["min - max", "test loss"])
+    table = Table(title=f"{sweep_dir}: runs ranked by final {label} (over each run's seeds)", title_justify="left",
+                  caption=f"run NN: {sweep_dir}/NN-... (sweep.csv has every column"
+                          + (f", {' and '.join(left_out)} too)" if left_out else ")"),
+                  caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    _add_columns(table, headers, cells, grid, right=set(headers) - grid - {"status"})
     console.print(table)
+
+
+def _fit_columns(headers: list[str], cells: list[list[str]], width: int, wrapping: set[str],
+                 droppable: list[str]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Leave out the `droppable` columns, in their order, while the table's narrowest width (wrapping columns
+    at their longest word, the others whole, 2 of padding each) is more than `width`; what was left out too."""
+    left_out = []
+    for name in droppable:
+        narrowest = sum(_longest_word(column) if column[0] in wrapping else max(len(_plain(t)) for t in column)
+                        for column in zip(headers, *cells)) + 2 * len(headers)
+        if narrowest <= width:
+            break
+        column = headers.index(name)
+        headers = headers[:column] + headers[column + 1:]
+        cells = [cell[:column] + cell[column + 1:] for cell in cells]
+        left_out.append(name)
+    return headers, cells, left_out
+
+
+def _add_columns(table: Table, headers: list[str], cells: list[list[str]], wrapping: set[str], right: set[str],
+                 folding: set[str] = frozenset()) -> None:
+    """Columns that wrap at spaces (`wrapping`), fold anywhere (`folding`: paths) or stay on one line, none
+    narrower than its longest word, so a number is never cut; then the rows."""
+    for i, header in enumerate(headers):
+        whole = header not in wrapping | folding
+        table.add_column(header, justify="right" if header in right else "left", no_wrap=whole,
+                         overflow="fold" if header in folding else "ellipsis",
+                         min_width=None if header in folding else _longest_word([header, *(c[i] for c in cells)]))
+    for cell in cells:
+        table.add_row(*cell)
+
+
+def _plain(text: str) -> str:
+    return Text.from_markup(text).plain
+
+
+def _longest_word(texts) -> int:
+    """The width a column needs so that wrapping at spaces never cuts a word (a number, a unit)."""
+    return max((len(word) for text in texts for word in _plain(str(text)).split()), default=1)
 
 
 def show_data_check(console: Console, config, dataset) -> None:
@@ -274,30 +318,33 @@ def show_runs(console: Console, root: Path, runs: list[RunRecord]) -> None:
     if not runs:
         console.print(f"no runs under {root}: train one with clftrain fit CONFIG")
         return
-    table = Table(title=f"Runs under {root}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True)
-    # Narrow terminals: numbers and status stay whole; the directory folds, other text wraps.
-    table.add_column("run", overflow="fold")
-    table.add_column("date", overflow="fold")
-    table.add_column("dataset", overflow="fold")
-    table.add_column("model")
-    table.add_column("epochs", justify="right", no_wrap=True)
-    for column in ("best", "final"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True)
+    paths = [str(run.path.relative_to(root)) if run.path != root else str(run.path) for run in runs]
+    headers = ["date", "dataset", "model", "epochs", "best", "final", "status"]
+    cells = []
     for run in runs:
         best = run.best(f"val_{run.metric}")
         best_text = metric_text(f"val_{run.metric}", best[0], 4) if best else "-"
         label = "" if run.metric == "acc" else "MAE "
-        table.add_row(
-            str(run.path.relative_to(root)) if run.path != root else str(run.path),
-            run.started.strftime("%Y-%m-%d %H:%M"), run.dataset, run.model, run.epochs,
+        cells.append([
+            run.started.strftime("%Y-%m-%d %H:%M"), run.dataset, run.model, str(run.epochs),
             label + best_text, label + metric_text(f"test_{run.metric}", run.final(f"test_{run.metric}"), 4),
             _status(run.status),
-        )
+        ])
+    # Narrow consoles: the directory folds, the model wraps at its spaces, numbers and status stay whole; the
+    # date (most directories are named by it) and then the dataset are left out before anything is cut.
+    run_width = min(max(map(len, paths)), RUN_COLUMN) + 2
+    headers, cells, left_out = _fit_columns(headers, cells, console.width - run_width, {"model"}, ["date", "dataset"])
+    headers, cells = ["run", *headers], [[path, *cell] for path, cell in zip(paths, cells)]
+    table = Table(title=f"Runs under {root}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    _add_columns(table, headers, cells, {"model"}, right={"epochs", "best", "final"}, folding={"run"})
     console.print(table)
     console.print("best: the best validation accuracy (MAE for regression) of any evaluated epoch ('-' without a "
-                  "validation split); final: the test accuracy the run ended with")
+                  "validation split); final: the test accuracy the run ended with"
+                  + (f"; left out for the console's width: {' and '.join(left_out)}" if left_out else ""))
+
+
+RUN_COLUMN = 22  # characters of a run's directory per line, folded beyond (a stamp and most of a short name)
 
 
 def _status(status: str) -> str:
@@ -311,27 +358,44 @@ def _parameters(run: RunRecord) -> str:
 
 
 def show_compare(console: Console, runs: list[RunRecord], metric: str) -> None:
-    table = Table(title="Runs compared", title_justify="left")
-    table.add_column("")
-    for name in labels(runs):
-        table.add_column(name, justify="right")
+    """One column per run, a row per fact; as many runs side by side as the console's width holds (80 columns
+    when piped), the rest in further tables below, so that no number is cut."""
     score_name = "accuracy" if metric == "acc" else "MAE"
-
-    def row(label: str, values: list[str]) -> None:
-        table.add_row(label, *values)
-
-    row("dataset", [run.dataset for run in runs])
-    row("model", [run.model for run in runs])
-    row("parameters", [_parameters(run) for run in runs])
     trains = [run.config.get("train") or {} for run in runs]
-    row("optimizer, lr", [f"{t.get('optimizer', '?')}, {t.get('lr', '?')}" for t in trains])
-    row("epochs", [run.epochs for run in runs])
-    row("status", [_status(run.status) for run in runs])
-    table.add_section()
-    row("final test loss", [metric_text("test_loss", run.final("test_loss"), 4) for run in runs])
-    row(f"final test {score_name}", [metric_text(f"test_{metric}", run.final(f"test_{metric}"), 4) for run in runs])
     bests = [run.best(f"val_{metric}") for run in runs]
-    row(f"best validation {score_name} (epoch)",
-        [f"{metric_text(f'val_{metric}', b[0], 4)} ({b[1]})" if b else "-" for b in bests])
-    row("seconds", [f"{run.summary['seconds']:.1f}" if "seconds" in run.summary else "-" for run in runs])
-    console.print(table)
+    facts = [
+        ("dataset", [run.dataset for run in runs]),
+        ("model", [run.model for run in runs]),
+        ("parameters", [_parameters(run) for run in runs]),
+        ("optimizer, lr", [f"{t.get('optimizer', '?')}, {t.get('lr', '?')}" for t in trains]),
+        ("epochs", [str(run.epochs) for run in runs]),
+        ("status", [_status(run.status) for run in runs]),
+        None,  # a rule between the set-up and the results
+        ("final test loss", [metric_text("test_loss", run.final("test_loss"), 4) for run in runs]),
+        (f"final test {score_name}", [metric_text(f"test_{metric}", run.final(f"test_{metric}"), 4) for run in runs]),
+        (f"best validation {score_name} (epoch)",
+         [f"{metric_text(f'val_{metric}', b[0], 4)} ({b[1]})" if b else "-" for b in bests]),
+        ("seconds", [f"{run.summary['seconds']:.1f}" if "seconds" in run.summary else "-" for run in runs]),
+    ]
+    names = labels(runs)
+    label_width = max(len(fact[0]) for fact in facts if fact)
+    # A run's column is as wide as its longest word (or its name, up to 24 characters, which may fold).
+    widths = [max(min(len(name), 24), *(_longest_word([Text.from_markup(fact[1][i]).plain])
+                                        for fact in facts if fact)) for i, name in enumerate(names)]
+    start = 0
+    while start < len(runs):
+        end, used = start + 1, label_width + 4 + widths[start] + 3
+        while end < len(runs) and used + widths[end] + 3 <= console.width:
+            used, end = used + widths[end] + 3, end + 1
+        part = f" ({start + 1}-{end} of {len(runs)})" if end - start < len(runs) else ""
+        table = Table(title=f"Runs compared{part}", title_justify="left")
+        table.add_column("", no_wrap=True)
+        for name, width in zip(names[start:end], widths[start:end]):
+            table.add_column(name, justify="right", min_width=width, overflow="fold")
+        for fact in facts:
+            if fact is None:
+                table.add_section()
+            else:
+                table.add_row(fact[0], *fact[1][start:end])
+        console.print(table)
+        start = end
