@@ -8,6 +8,8 @@
 #               (make bench-replicas REPLICAS=1,8,32 THREADS=2 DEVICE=cuda)
 #   make bench-threads  threads: auto against 1 and N threads, quiet, one core busy and under load
 #               (make bench-threads CONDITIONS=quiet,load REPS=5)
+#   make bench-distributed  the big workload in one process vs NPROC data-parallel ranks (torchrun)
+#               (make bench-distributed NPROC=2 DEVICE=cuda)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,8 +21,9 @@ THREADS ?=
 REPLICAS ?= 1,8,32,128
 DEVICE ?= cpu
 CONDITIONS ?= quiet,half,load
+NPROC ?= 2
 
-.PHONY: fit test install clean bench bench-replicas bench-threads fuzz
+.PHONY: fit test install clean bench bench-replicas bench-threads bench-distributed fuzz
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +49,9 @@ bench-replicas: install
 
 bench-threads: install
 	$(BIN)/python -m bench.threads --conditions $(CONDITIONS) --reps $(REPS)
+
+bench-distributed: install
+	$(BIN)/python -m bench.distributed --nproc $(NPROC) --device $(DEVICE) --reps $(REPS)
 
 # The `bench` extra of pyproject.toml (Lightning), pinned to the installed torch so that it can
 # never move it; if that cannot be done the benchmark still runs and says "not installed".

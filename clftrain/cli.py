@@ -49,7 +49,11 @@ def user_errors(command):
         except UserError as exc:
             if _state["debug"]:
                 raise
-            err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
+            rank = _follower_rank()
+            said = getattr(exc, "said_by_rank_zero", False)
+            if rank is None or (_in_world() and not said):  # before the ranks join, every rank fails alike
+                prefix = f"rank {rank}: " if rank is not None else ""
+                err_console.print(Text(f"{prefix}error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
             raise typer.Exit(2) from None
 
     return run
@@ -70,9 +74,19 @@ def fit(
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run directory from its last checkpoint.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No model table, progress bar or epoch rows.")] = False,
     seeds: SeedsOption = None,
+    nproc: Annotated[Optional[int], typer.Option(
+        "--nproc", metavar="N", help="Train data-parallel in N processes on this machine: the same launch as "
+                                     "torchrun --standalone --nproc-per-node=N -m clftrain fit ...")] = None,
 ) -> None:
     """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots)."""
-    _start_drawing_workers()
+    if nproc is not None:
+        from clftrain.runs import launch_fit
+
+        raise typer.Exit(launch_fit(nproc, config, overrides=_with_seeds(overrides, seeds), out=out,
+                                    runs_root=runs_root, resume=resume, quiet=quiet, warn=_warn))
+    if _follower_rank() is None:
+        _start_drawing_workers()
+    quiet = quiet or _follower_rank() is not None  # under torchrun rank 0 alone talks
     if (config is None) == (resume is None):
         raise UserError("give either a CONFIG to start a run or --resume RUN_DIR to continue one, not both")
     if resume is not None and out is not None:
@@ -94,16 +108,37 @@ def fit(
         result = resume_run(resume, overrides, **hooks)
     else:
         result = fit_run(cfg, out=out, runs_root=runs_root, **hooks)
-    show_result(console, result.run_dir, result.summary)
+    said = Console(quiet=_follower_rank() is not None, highlight=False, soft_wrap=True)
+    show_result(said, result.run_dir, result.summary)
     if result.summary["status"] == "interrupted":
-        console.print(f"interrupted by {result.signal}; continue with: clftrain fit --resume {result.run_dir}")
+        said.print(f"interrupted by {result.signal or 'a signal another process received'}; continue with: "
+                   f"clftrain fit --resume {result.run_dir}")
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
     if result.signal:  # after training ended: only the plots are missing
-        console.print(f"interrupted by {result.signal} while drawing the plots; the run is complete, and "
-                      f"clftrain fit --resume {result.run_dir} draws them")
+        said.print(f"interrupted by {result.signal} while drawing the plots; the run is complete, and "
+                   f"clftrain fit --resume {result.run_dir} draws them")
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
     if result.summary["status"] == "diverged":
         raise typer.Exit(2)
+
+
+def _follower_rank() -> int | None:
+    """This process's rank when torchrun started it as one of several and it is not rank 0; else None."""
+    rank = int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    return rank or None
+
+
+def _in_world() -> bool:
+    """Whether this process has joined a torchrun launch's process group (distributed.py)."""
+    if "clftrain.training.distributed" not in sys.modules:
+        return False
+    from clftrain.training import distributed
+
+    return distributed.current_world() is not None
+
+
+def _warn(message: str) -> None:
+    err_console.print(Text("warning: ", style="bold yellow") + Text(message), soft_wrap=True)
 
 
 def _start_drawing_workers() -> None:
@@ -350,6 +385,13 @@ def run() -> None:
     os._exit 1.22 s), paid after every file of the run is written and fsynced. A bug (an exception
     other than an exit) still ends the usual way, with its traceback."""
     code = main()
+    if "clftrain.runs.launch" in sys.modules or os.environ.get("CLFTRAIN_EXIT_FILE"):
+        from clftrain.runs import write_exit_code
+
+        write_exit_code(code)  # a rank of `fit --nproc`: its launcher reports this code, not torchrun's
+        from clftrain.training import distributed
+
+        distributed.leave_world()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -41,6 +41,23 @@ def test_a_worker_that_died_leaves_its_figures_to_this_process(tmp_path):
         drawer.close()
 
 
+def test_more_figures_than_workers_when_every_worker_died_are_drawn_here_at_once(tmp_path):
+    """A signal to the process group (torchrun's SIGTERM) ends the workers too: no figure waits for them."""
+    import time
+
+    drawer = Drawer(2)
+    try:
+        for worker in drawer.started:
+            worker.kill()
+            worker.wait()
+        started = time.monotonic()
+        results = drawer.draw([curves(tmp_path / f"{name}.png") for name in "abc"])
+        assert [error for _, _, error in results] == [None] * 3 and all(path.is_file() for _, path, _ in results)
+        assert time.monotonic() - started < 20  # not WORKER_TIMEOUT_S (120 s) for the third
+    finally:
+        drawer.close()
+
+
 def test_a_figure_that_fails_in_a_worker_comes_back_as_its_error(tmp_path):
     drawer = Drawer(1)
     try:

@@ -1,11 +1,12 @@
 """Run orchestration: `fit` and `resume` (fit.py) dispatch to the one-seed and the many-seed runner
 (single.py, seeds.py), siblings over the shared lifecycle (lifecycle.py) and set-up
-(training/setup.py); `sweep` (sweep.py) trains grids of configs as groups of replica runs."""
+(training/setup.py); `sweep` (sweep.py) trains grids of configs as groups of replica runs; `fit --nproc`
+(launch.py) starts the torchrun launch of data-parallel processes."""
 
 from clftrain.faces import lazy_face
 
 EXPORTS = {  # public name -> the module of this package that defines it
-    "fit_run": "fit", "resume_run": "fit",
+    "fit_run": "fit", "resume_run": "fit", "launch_fit": "launch", "write_exit_code": "launch",
     **dict.fromkeys(["FitResult", "SIGNAL_EXIT_CODES", "RESUMABLE_KEYS", "RunRecorder", "assemble_callbacks",
                      "training_threads_of"],
                     "lifecycle"),

@@ -14,7 +14,7 @@ from clftrain.runs.lifecycle import RESUMABLE_KEYS, FitResult, hold_run, write_s
 from clftrain.runs.seeds import fit_seeds, resume_seeds
 from clftrain.runs.single import fit_single, resume_single
 from clftrain.store import rundir
-from clftrain.training import Callback
+from clftrain.training import Callback, distributed
 
 
 def fit_run(config: Config, out: Path | None = None, runs_root: Path = Path("runs"),
@@ -47,7 +47,8 @@ def _resume(run_dir: Path, overrides: list[str] | None, callbacks, on_model) -> 
         result = fit(config, callbacks=callbacks, on_model=on_model, restart=run_dir)
         result.summary.setdefault("notes", []).insert(0, f"{run_dir} had no checkpoint (it stopped before its first "
                                                          "save): trained it again from the start, in place")
-        write_summary(run_dir, result.summary)
+        if distributed.main_process():
+            write_summary(run_dir, result.summary)
         return result
     payload = rundir.load_checkpoint(last)
     scheduler = config.train.scheduler

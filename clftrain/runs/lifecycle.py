@@ -32,7 +32,7 @@ from clftrain.config import Config, config_to_yaml
 from clftrain.data import Dataset, positive_index
 from clftrain.errors import UserError
 from clftrain.store import rundir
-from clftrain.training import Callback, EpochLoop, current_threads, loss_weights, training_threads
+from clftrain.training import Callback, EpochLoop, current_threads, distributed, loss_weights, training_threads
 from clftrain.views.drawing import Drawer, shared_drawer
 
 # Exit codes of a run stopped by a signal, as shells report them (128 + signal number).
@@ -142,6 +142,9 @@ _held: dict[Path, tuple[int, int]] = {}  # run directory -> (open lock file, tim
 def hold_run(run_dir: Path) -> Iterator[None]:
     """The run directory's lock, for as long as this process trains it (re-entrant within the process): a
     second fit --resume of it, or one during its fit, is refused instead of both writing its files."""
+    if not distributed.main_process():  # under torchrun rank 0 holds it for the launch; the others write nothing
+        yield
+        return
     key = run_dir.resolve()
     if key in _held:
         fd, count = _held[key]
@@ -210,9 +213,32 @@ def write_config(run_dir: Path, config: Config) -> None:
         raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}") from None
 
 
+def on_main(world: distributed.World | None, make):
+    """make() on rank 0 alone (it creates a directory or writes a file), and its result on every rank; its
+    UserError raised on every rank, so that all stop alike. Just make() without a world."""
+    if world is None:
+        return make()
+    result = error = None
+    if world.is_main:
+        try:
+            result = make()
+        except UserError as exc:
+            error = str(exc)
+    result, error = distributed.broadcast((result, error), world)
+    if error is not None:
+        failure = UserError(error)
+        failure.said_by_rank_zero = not world.is_main  # the console shows it once
+        raise failure
+    return result
+
+
 def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[Callback],
           callbacks: Sequence[Callback], threads: int | str) -> tuple[list[dict], str | None]:
-    """Train `loop` into the recorders' run directories; their summaries, and the signal that stopped it."""
+    """Train `loop` into the recorders' run directories; their summaries, and the signal that stopped it.
+    Data-parallel, rank 0 does all of that; the other ranks train alongside (follow) and get its summaries."""
+    world = loop.world
+    if world is not None and not world.is_main:
+        return _follow(loop, deciders, threads)
     writers = [RunWriter(recorder, recorder.config.train.log_every, recorder.config.train.checkpoint_seconds)
                for recorder in recorders]
     loop.callbacks = assemble_callbacks(deciders, callbacks, writers)
@@ -220,7 +246,35 @@ def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[
     with contextlib.ExitStack() as held:
         for recorder in recorders:
             held.enter_context(hold_run(recorder.run_dir))
-        return _train_held(loop, recorders, writers, drawer, threads)
+        summaries, received = _train_held(loop, recorders, writers, drawer, threads)
+    return distributed.broadcast(summaries, world), received
+
+
+def _follow(loop: EpochLoop, deciders: Sequence[Callback], threads: int | str) -> tuple[list[dict], str | None]:
+    """A rank other than 0: the same loop and decisions (best weights, early stopping), no files, no console."""
+    loop.callbacks = assemble_callbacks(deciders, [], [])
+    with stop_on_signals(loop) as received, training_threads_of(loop, threads), lost_ranks(loop):
+        loop.fit()
+    with lost_ranks(loop):
+        return distributed.broadcast(None, loop.world), received[0] if received else None
+
+
+@contextlib.contextmanager
+def lost_ranks(loop: EpochLoop) -> Iterator[None]:
+    """A collective that failed because another rank died or went silent (COLLECTIVE_TIMEOUT_S) as a UserError
+    saying so: the checkpoints on disk are whole (atomic saves), and the run resumes from the last."""
+    if loop.world is None:
+        yield
+        return
+    try:
+        yield
+    except RuntimeError as exc:  # torch.distributed's errors (DistBackendError, ...) are RuntimeErrors
+        if not distributed.is_collective_failure(exc):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". This is typically")[0][:300]
+        raise UserError(f"another process of this {loop.world.size}-process launch stopped or stopped answering "
+                        f"(after at most {distributed.COLLECTIVE_TIMEOUT_S} s): {first}; this process stops too. "
+                        "The last checkpoint is intact: resume the run with fit --resume") from None
 
 
 def _train_held(loop: EpochLoop, recorders: Sequence[RunRecorder], writers: list[RunWriter], drawer: Drawer,
@@ -228,7 +282,7 @@ def _train_held(loop: EpochLoop, recorders: Sequence[RunRecorder], writers: list
     for recorder in recorders:  # before the guard: a directory that cannot be written is not marked failed in it
         write_summary(recorder.run_dir, {"name": recorder.config.name, "status": "running", "epochs_run": loop.epoch})
     try:
-        with stop_on_signals(loop) as received, training_threads_of(loop, threads) as used:
+        with stop_on_signals(loop) as received, training_threads_of(loop, threads) as used, lost_ranks(loop):
             loop.fit()
         summaries = [{**recorder.summary(), "threads": used.report(),
                       "timings": {"checkpoints": round(writer.seconds, 3)}} for recorder, writer in zip(recorders, writers)]
@@ -358,6 +412,7 @@ def run_summary(config: Config, dataset: Dataset, loop: EpochLoop, device, model
         **loop.epoch_in_progress(),  # interrupted between mini-batches
         "seconds": round(loop.seconds, 3),
         "device": str(device),
+        **({"distributed": loop.world.describe()} if loop.world is not None else {}),
         "model": model_description,
         "data": {"train": len(dataset.X_train), "test": len(dataset.X_test),
                  "val": 0 if dataset.X_val is None else len(dataset.X_val),

@@ -92,7 +92,8 @@ def fit_single(config: Config, out: Path | None = None, runs_root: Path = Path("
                callbacks: list[Callback] = (), on_model=None, restart: Path | None = None) -> lifecycle.FitResult:
     """Train one config into a new run directory (or `restart` one from its start); return it and its summary."""
     run = setup_single(config)
-    run_dir = lifecycle.restart_run(restart, run.config) if restart else lifecycle.create_run(run.config, out, runs_root)
+    run_dir = lifecycle.on_main(run.trainer.world, lambda: lifecycle.restart_run(restart, run.config) if restart
+                                else lifecycle.create_run(run.config, out, runs_root))
     return _train(run, run_dir, callbacks, on_model)
 
 
@@ -112,10 +113,11 @@ def resume_single(run_dir: Path, config: Config, payload: dict, overrides: list[
         run.trainer.stopped_early = payload["status"] == "completed" and run.trainer.epoch < config.train.epochs
         missing = lifecycle.missing_end_steps(recorder, payload["status"])
         if missing:
-            return lifecycle.FitResult(run_dir, lifecycle.finish(recorder, run.trainer, missing))
+            return lifecycle.FitResult(run_dir, lifecycle.on_main(
+                run.trainer.world, lambda: lifecycle.finish(recorder, run.trainer, missing)))
     lifecycle.check_epochs_left(run_dir, run.trainer.epoch, config, payload)
     if overrides:
-        lifecycle.write_config(run_dir, config)
+        lifecycle.on_main(run.trainer.world, lambda: lifecycle.write_config(run_dir, config))
     return _train(run, run_dir, callbacks, on_model, recorder, lifecycle.resumed_threads(config, payload))
 
 

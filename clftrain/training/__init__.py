@@ -1,7 +1,7 @@
 """Training: the model an MLP config describes (model.py) and its stacked replicas (replicas.py), the epoch
 loop both trainers share (loop.py) with the deciding callbacks (callbacks.py), the one-model and the
-replica trainer (trainer.py, replica_trainer.py), and everything a run needs built from a Config
-(setup.py). Nothing here touches files or the console."""
+replica trainer (trainer.py, replica_trainer.py), data-parallel ranks under torchrun (distributed.py), and
+everything a run needs built from a Config (setup.py). Nothing here touches files or the console."""
 
 from clftrain.faces import lazy_face
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from clftrain.errors import UserError
+from clftrain.training import distributed
 
 
 @dataclass
@@ -47,6 +48,7 @@ class EpochLoop:
     `epoch`, `seconds`, `status` and `partial`."""
 
     _stop: bool = False
+    world = None  # a distributed.World when data-parallel (Trainer): stops and sums are agreed over the ranks
 
     def stop(self, status: str = "completed") -> None:
         """Ask the loop to stop: after the current mini-batch, or epoch when full batch (early stopping and
@@ -59,7 +61,7 @@ class EpochLoop:
         for cb in self.callbacks:
             cb.on_fit_start(self)
         started = time.perf_counter() - self.seconds  # resumed runs keep counting
-        while self.epoch < self.cfg.epochs and not self._stop:
+        while self.epoch < self.cfg.epochs and not self._stopping():
             epoch = self.epoch + 1
             evaluated = self.cfg.evaluates(epoch)
             train_sums = self.run_epoch(track=evaluated)
@@ -91,7 +93,7 @@ class EpochLoop:
         for step, start in enumerate(range(0, len(train), size)):
             if step < first:
                 continue
-            if self._stop and step > first:
+            if step > first and self._stopping():
                 self.partial = {"order": order, "next_step": step, "sums": sums, "track": track}
                 return None
             idx = order[..., start : start + size]
@@ -101,11 +103,23 @@ class EpochLoop:
             sums = step_sums if not sums else [a + b for a, b in zip(sums, step_sums)]
         return sums
 
+    def _stopping(self) -> bool:
+        """Whether to stop now; data-parallel, whether any rank was asked to (a signal reaches the ranks at
+        different moments): every rank stops after the same step."""
+        if self.world is None:
+            return self._stop
+        stop = distributed.any_rank(self._stop, self.splits["train"].X.device)
+        if stop and not self._stop:
+            self.stop("interrupted")
+        return stop
+
     def _read_metrics(self, train_sums: list[torch.Tensor]) -> dict[str, float | list[float]]:
         """This epoch's metrics by column name (a list per replica for stacked models): train sums and
         an evaluation of each held-out split, every device value read in a single transfer."""
         n_train = len(self.splits["train"])
         names = ["train_loss", f"train_{self.task.metric}"]
+        if self.world is not None:  # each rank summed its shards: the epoch's sums are the ranks' together
+            train_sums = distributed.all_reduce_sum(list(train_sums))
         values, divisors = list(train_sums), [n_train, n_train]
         for split_name in ("val", "test"):
             if split_name in self.splits:

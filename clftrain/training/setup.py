@@ -22,6 +22,7 @@ from clftrain.components.schedulers import SCHEDULERS
 from clftrain.config import Config, TrainConfig, validate_config
 from clftrain.data import Dataset, build_dataset
 from clftrain.errors import UserError, did_you_mean
+from clftrain.training import distributed
 from clftrain.training.callbacks import BestTracker, EarlyStopping
 from clftrain.training.device import resolve_device
 from clftrain.training.loop import Split
@@ -192,8 +193,10 @@ def _pos_weight(setting, dataset: Dataset) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- one seed
-def build_trainer(config: Config, dataset: Dataset, device: torch.device) -> Trainer:
-    """Model, loss, optimizer and device tensors, all from the registries the config names."""
+def build_trainer(config: Config, dataset: Dataset, device: torch.device,
+                  world: distributed.World | None = None) -> Trainer:
+    """Model, loss, optimizer and device tensors, all from the registries the config names; data-parallel
+    over `world`'s ranks when given."""
     task = dataset.task
     seed_everything(config.seed)  # initialisation depends on `seed` only
     model = build_model(config.model, dataset.n_features, task.out_features(dataset.n_classes), config.train.loss)
@@ -202,7 +205,7 @@ def build_trainer(config: Config, dataset: Dataset, device: torch.device) -> Tra
         model=model, optimizer=build_optimizer(model.parameters(), config.train),
         loss_fn=build_loss(config.train, dataset, device), task=task, cfg=config.train,
         splits=device_splits(dataset, device),
-        outputs_are_probabilities=expects_probabilities(config.train.loss), seed=config.seed,
+        outputs_are_probabilities=expects_probabilities(config.train.loss), seed=config.seed, world=world,
     )
 
 
@@ -219,13 +222,19 @@ class SingleSetup:
 
 
 def setup_single(config: Config) -> SingleSetup:
-    device = resolve_device(config.device)
+    """Under torchrun (distributed.launched) the process joins the launch's group here, after every check that
+    reads only the config and the data, so that such an error stops every rank alike before any collective."""
+    device = distributed.rank_device(resolve_device(config.device))
     dataset = build_dataset(config)
     config = resolve_task(config, dataset)
     check_memory([config], dataset, device)
-    trainer = build_trainer(config, dataset, device)
     monitor = decision_monitor(config, dataset)
     check_batch_size(config, dataset)
+    world = None
+    if distributed.launched():
+        distributed.check_world_batch(config.train.batch_size, len(dataset.X_train), distributed.world_size())
+        world = distributed.join_world(device)
+    trainer = build_trainer(config, dataset, device, world)
     es = config.train.early_stopping
     stopper = EarlyStopping(monitor, es.patience, es.min_delta, es.mode) if es else None
     best = BestTracker(monitor, es.mode if es else "auto", restore=es is not None and config.train.restore_best)
@@ -256,6 +265,7 @@ class Group:
 def setup_group(configs: list[Config], dataset: Dataset | None = None) -> Group:
     """Data (built unless given: a sweep shares it between groups), stacked replicas, optimizers and loop;
     every user error is raised before anything is written."""
+    check_not_launched()
     first = configs[0]
     device = resolve_device(first.device)
     dataset = dataset or build_dataset(first)
@@ -288,8 +298,16 @@ def check_data(config: Config) -> tuple[Config, Dataset]:
     return config, dataset
 
 
+def check_not_launched() -> None:
+    """Replica groups (seeds, sweeps) are not spread over a torchrun launch's ranks yet: refused, not repeated."""
+    if distributed.launched():
+        raise UserError(f"seeds and sweeps under torchrun ({distributed.world_size()} processes): they train as one "
+                        "batched model in one process; run them without torchrun or --nproc")
+
+
 def check_group(configs: list[Config], dataset: Dataset) -> None:
     """The user errors setup_group would raise for these configs, without building anything."""
+    check_not_launched()
     resolve_device(configs[0].device)
     check_batch_size(configs[0], dataset)
 

@@ -10,6 +10,8 @@ from torch import nn
 
 from clftrain.components.tasks import Task
 from clftrain.config import TrainConfig
+from clftrain.training import distributed
+from clftrain.training.distributed import World
 from clftrain.training.loop import Callback, EpochLoop, Split
 from clftrain.training.model import forward_in_chunks
 
@@ -35,6 +37,8 @@ class Trainer(EpochLoop):
     scheduler_monitor: str = "test_loss"  # the metric a "metric" scheduler watches
     partial: dict | None = None  # an epoch stopped between mini-batches (run_epoch), continued on resume
     restored_from: int | None = None  # the epoch whose weights the model holds after restore_best (callbacks.py)
+    world: World | None = None  # data-parallel under torchrun (distributed.py): each step trains this rank's shard
+    steps: int = 0  # data-parallel training steps so far: they seed each rank's dropout masks (resume keeps it)
 
     def __post_init__(self) -> None:
         device = self.splits["train"].X.device
@@ -47,6 +51,18 @@ class Trainer(EpochLoop):
                                  for m in self.model.modules())
         self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self._has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+        if self.world is not None:
+            self._join(self.world, device)
+
+    def _join(self, world: World, device: torch.device) -> None:
+        """Wrap the model in DistributedDataParallel (it starts from rank 0's weights) for the training steps."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        if device.type == "cuda" and self._has_batch_norm:  # statistics over the whole batch, as one process
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self._parallel = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
+        self._sum_loss = distributed.sum_loss(self.loss_fn)
+        self._dropout = any(isinstance(m, nn.Dropout) for m in self.model.modules())
 
     def _end_epoch(self, evaluated: bool) -> None:
         """Step an epoch or metric scheduler."""
@@ -78,6 +94,8 @@ class Trainer(EpochLoop):
                                   size, self._has_batch_norm, track)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
+        if self.world is not None:
+            return self._shard_step(X, y, track)
         outputs = self.model(X)
         loss = self.loss_fn(outputs, y)
         # What optimizer.zero_grad(set_to_none=True) does, without its ~7 us of bookkeeping per step
@@ -96,13 +114,43 @@ class Trainer(EpochLoop):
             # Sums, not means, so that mini-batches of different sizes add up exactly.
             return [loss.detach() * len(y), self.task.score_sum(outputs, y, self.outputs_are_probabilities)]
 
+    def _shard_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
+        """train_step of one rank: the global batch's shard forward and backward, the loss scaled so that
+        DistributedDataParallel's average of the ranks' gradients is the whole batch's gradient."""
+        world = self.world
+        if self._dropout:  # masks per rank and step, reproducible for a world size without saving RNG state
+            self.steps += 1
+            torch.manual_seed(distributed.step_seed(self.seed, world.rank, self.steps))
+        part = distributed.shard(len(y), world)
+        outputs = self._parallel(X[part])
+        loss = self._sum_loss(outputs, y[part]) / distributed.loss_denominator(self.loss_fn, y)
+        for p in self._params:
+            p.grad = None
+        (loss * world.size).backward()
+        if self.cfg.grad_clip is not None:  # the gradients are the whole batch's here, alike on every rank
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=True)
+        self.optimizer.step()
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self.scheduler.step()
+        if not track:
+            return []
+        with torch.no_grad():  # this rank's part of the batch's sums: the epoch's end adds the ranks' up
+            return [loss.detach() * len(y), self.task.score_sum(outputs, y[part], self.outputs_are_probabilities)]
+
     @torch.inference_mode()
     def evaluate(self, split: Split) -> list[torch.Tensor]:
-        """[mean loss, score sum] over a split as device tensors, in eval mode (no dropout).
+        """[mean loss, score sum] over a split as device tensors, in eval mode (no dropout). Data-parallel,
+        each rank evaluates its shard and the sums are added over the ranks: every row counted once.
 
         The model is left in eval mode: run_epoch switches back before training."""
         if self._mode_matters:
             self.model.eval()
+        if self.world is not None:
+            part = distributed.shard(len(split), self.world)
+            outputs = forward_in_chunks(self.model, split.X[part])
+            loss = self._sum_loss(outputs, split.y[part]) / distributed.loss_denominator(self.loss_fn, split.y)
+            return distributed.all_reduce_sum(
+                [loss, self.task.score_sum(outputs, split.y[part], self.outputs_are_probabilities)])
         outputs = forward_in_chunks(self.model, split.X)  # bounded memory on large splits
         loss = self.loss_fn(outputs, split.y)
         return [loss, self.task.score_sum(outputs, split.y, self.outputs_are_probabilities)]
@@ -128,6 +176,7 @@ class Trainer(EpochLoop):
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "partial": self._saved_partial(),  # an epoch stopped between mini-batches, or None
             "restored_from": self.restored_from,
+            "steps": self.steps,  # data-parallel dropout seeds count the steps
         }
 
     def restore(self, state: dict) -> None:
@@ -140,6 +189,7 @@ class Trainer(EpochLoop):
         restore_rng(state["rng"], self.generator)
         self._restore_partial(state.get("partial"))
         self.restored_from = state.get("restored_from")
+        self.steps = int(state.get("steps", 0))
 
 
 def capture_rng(generator: torch.Generator) -> dict:

@@ -21,6 +21,7 @@ import pickle
 import queue
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +103,7 @@ class Drawer:
         return results
 
     def _in_worker(self, job: FigureJob) -> tuple[Path | None, str | None]:
-        try:
-            worker = self.workers.get(timeout=WORKER_TIMEOUT_S)
-        except queue.Empty:
-            raise WorkerFailed("no worker left") from None
+        worker = self._free_worker()
         try:
             pickle.dump(job, worker.stdin)
             worker.stdin.flush()
@@ -115,6 +113,18 @@ class Drawer:
             raise WorkerFailed(str(exc)) from None
         self.workers.put(worker)
         return reply
+
+    def _free_worker(self) -> subprocess.Popen:
+        """The next worker free to draw; WorkerFailed at once when none is left alive (a signal to the process
+        group ends them too), or after WORKER_TIMEOUT_S."""
+        deadline = time.monotonic() + WORKER_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                return self.workers.get(timeout=0.05)
+            except queue.Empty:
+                if self.live <= 0:
+                    break
+        raise WorkerFailed("no worker left")
 
     @staticmethod
     def _here(job: FigureJob):

@@ -1,0 +1,75 @@
+"""`clftrain fit --nproc N`: the torchrun launch of N data-parallel processes on this machine, after the checks
+that can fail on the user's input, so that a bad value exits 2 before any process starts or anything is written.
+
+The launch is PyTorch's own (`python -m torch.distributed.run --standalone --nproc-per-node=N -m clftrain fit
+...`); rank 0 leaves its exit code in a file this process names (CLFTRAIN_EXIT_FILE), because torchrun reports
+any failed worker as 1 and a user error must stay 2.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from clftrain.config import load_config
+from clftrain.errors import UserError
+from clftrain.runs.lifecycle import hold_run
+from clftrain.store import rundir
+
+EXIT_FILE = "CLFTRAIN_EXIT_FILE"
+
+
+def launch_fit(nproc: int, config: Path | None, overrides: list[str], out: Path | None, runs_root: Path,
+               resume: Path | None, quiet: bool, warn: Callable[[str], None]) -> int:
+    """Check, then run the launch to its end; its exit code (rank 0's)."""
+    check_launch(nproc, config, overrides, resume, warn)
+    args = [*(["--resume", str(resume)] if resume else [str(config)]),
+            *(arg for item in overrides for arg in ("--set", item)),
+            *(["--out", str(out)] if out else []), "--runs", str(runs_root), *(["-q"] if quiet else [])]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "clftrain", "fit", *args]
+    with tempfile.TemporaryDirectory(prefix="clftrain-launch-") as folder:
+        exit_file = Path(folder) / "exit"
+        # One thread per process unless the user chose: N processes of torch's default would oversubscribe.
+        env = {"OMP_NUM_THREADS": "1", **os.environ, EXIT_FILE: str(exit_file)}
+        code = subprocess.call(command, env=env)
+        return int(exit_file.read_text()) if exit_file.is_file() else code
+
+
+def check_launch(nproc: int, config: Path | None, overrides: list[str], resume: Path | None,
+                 warn: Callable[[str], None]) -> None:
+    """The process count, the config and its data (every check fit makes), the batch shared by the processes,
+    the device each can have, and a run directory nobody else is writing."""
+    from clftrain.training import check_data, distributed
+
+    if nproc < 1:
+        raise UserError(f"--nproc {nproc}: needs at least 1 process")
+    cores = os.cpu_count() or 1
+    resolved = load_config(rundir.config_of(resume) if resume else config, None if resume else overrides)
+    checked, dataset = check_data(resolved)
+    if checked.seeds is not None:
+        raise UserError(f"--nproc {nproc} with seeds: they train as one batched model in one process; run them "
+                        "without --nproc")
+    if checked.device in ("auto", "cpu") and nproc > cores:
+        warn(f"--nproc {nproc} is more than this machine's {cores} CPU cores: the processes will wait on each other")
+    distributed.check_world_batch(checked.train.batch_size, len(dataset.X_train), nproc)
+    if checked.device.startswith("cuda"):
+        import torch
+
+        if nproc > torch.cuda.device_count():
+            raise UserError(f"--nproc {nproc}: this machine has {torch.cuda.device_count()} CUDA device(s) for "
+                            f"device = '{checked.device}'; use at most that many processes (one per GPU)")
+    if resume is not None:
+        with hold_run(resume):  # refused now, not in N processes, when another process is training it
+            pass
+
+
+def write_exit_code(code: int) -> None:
+    """Rank 0's exit code where launch_fit reads it (nothing outside such a launch)."""
+    path = os.environ.get(EXIT_FILE)
+    if path and int(os.environ.get("RANK", "0")) == 0:
+        Path(path).write_text(str(code))

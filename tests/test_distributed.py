@@ -1,0 +1,225 @@
+"""Data-parallel fit under torchrun: real launches of 2 gloo processes (tiny data, few epochs) against one process.
+
+Each launch costs about 5 s here (two interpreters importing torch), so each test makes as few as it can.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from clftrain.store import rundir
+from conftest import tiny_config
+from trained_runs import invoke
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
+
+ENV = {**os.environ, "CLFTRAIN_PLOT_PROCESSES": "0", "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(*args, nproc: int = 2, timeout: float = 180) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "clftrain", "fit", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+def one_process(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clftrain", "fit", *map(str, args)], capture_output=True,
+                          text=True, env=ENV, timeout=180)
+
+
+def write(tmp_path: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def rows(run: Path) -> list[dict[str, float]]:
+    return [{k: float(v) for k, v in row.items() if k != "seconds"}
+            for row in csv.DictReader((run / "metrics.csv").open())]
+
+
+def weights(run: Path, which: str = "last") -> dict[str, torch.Tensor]:
+    return rundir.load_checkpoint(rundir.checkpoint_path(run, which))["model"]
+
+
+def assert_same_numbers(mine: Path, theirs: Path, rel: float = 1e-6) -> None:
+    a, b = rows(mine), rows(theirs)
+    assert len(a) == len(b) and a and [r.keys() for r in a] == [r.keys() for r in b]
+    for row_a, row_b in zip(a, b):
+        for key in row_a:
+            assert math.isclose(row_a[key], row_b[key], rel_tol=rel, abs_tol=1e-9), (key, row_a, row_b)
+    wa, wb = weights(mine), weights(theirs)
+    for name in wb:
+        assert torch.allclose(wa[name], wb[name], rtol=1e-5, atol=1e-6), name
+
+
+CASES = {
+    # 160 training rows in batches of 48: 48, 48, 48 and a last partial batch of 16 (8 rows per rank)
+    "sgd-momentum-minibatch": tiny_config(train={"epochs": 12, "log_every": 3, "optimizer": "sgd", "lr": 0.1,
+                                                 "momentum": 0.9, "batch_size": 48}),
+    "adam-full-batch": tiny_config(train={"epochs": 15, "log_every": 5, "optimizer": "adam", "lr": 0.01}),
+    # 3 classes, class weights (the loss's denominator is the batch's weights), label smoothing, a validation
+    # split that decides best.pt and the plateau scheduler
+    "adam-weighted-validated": tiny_config(
+        dataset={"name": "blobs", "centers": 3, "n_samples": 210, "val_size": 0.2},
+        train={"epochs": 12, "log_every": 2, "optimizer": "adam", "lr": 0.02, "batch_size": 40,
+               "class_weight": "balanced", "label_smoothing": 0.1, "scheduler": {"name": "plateau", "patience": 2}}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_ranks_compute_what_one_process_computes(tmp_path, case):
+    config = write(tmp_path, CASES[case])
+    alone = one_process(config, "--out", tmp_path / "alone", "-q")
+    assert alone.returncode == 0, alone.stderr
+    launched = torchrun(config, "--runs", tmp_path / "runs")
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    [run] = list((tmp_path / "runs").iterdir())  # one run directory, written by rank 0
+    assert_same_numbers(run, tmp_path / "alone")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["distributed"] == {"world_size": 2, "backend": "gloo"} and summary["status"] == "completed"
+    assert launched.stdout.count("Run directory:") == 1  # one console: rank 0's
+    if case == "adam-weighted-validated":
+        alone_best = weights(tmp_path / "alone", "best")
+        assert all(torch.allclose(weights(run, "best")[k], alone_best[k], rtol=1e-5, atol=1e-6) for k in alone_best)
+        # a distributed run is an ordinary run directory: eval, plot and predict in one process
+        report = invoke("eval", run)
+        assert report.exit_code == 0 and ("Reproduces exactly" in report.output or "Differs" in report.output)
+        evaluated = json.loads((run / "eval.json").read_text())
+        alone_summary = json.loads((tmp_path / "alone" / "summary.json").read_text())
+        assert evaluated["metrics"]["accuracy"] == alone_summary["final"]["test_acc"]
+        assert invoke("plot", run).exit_code == 0 and (run / "plots" / "decision_boundary.png").is_file()
+
+
+def wait_for(predicate, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+DROPOUT = tiny_config(model={"layers": [8], "dropout": 0.2},
+                      train={"epochs": 400, "log_every": 50, "optimizer": "adam", "lr": 0.01, "batch_size": 32})
+
+
+def test_sigterm_stops_every_rank_after_one_step_and_resume_continues_bit_for_bit(tmp_path):
+    config = write(tmp_path, DROPOUT)
+    straight = torchrun(config, "--out", tmp_path / "straight", "-q")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "clftrain",
+               "fit", str(config), "--out", str(tmp_path / "stopped")]
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    for line in launch.stdout:  # the first logged epoch: training is under way on both ranks
+        if line.startswith("Epoch: 50 "):
+            break
+    launch.send_signal(signal.SIGTERM)  # torchrun passes it on to its workers
+    launch.stdout.read()
+    assert launch.wait(timeout=60) != 0
+    stopped = tmp_path / "stopped"
+    summary = json.loads((stopped / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 50 <= summary["epochs_run"] < 400
+    shutil.copytree(stopped, tmp_path / "stopped-copy")
+
+    resumed = torchrun("--resume", stopped, "-q")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert rows(stopped) == rows(tmp_path / "straight")  # dropout masks per rank and step: the same again
+    mine, theirs = weights(stopped), weights(tmp_path / "straight")
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+
+
+def test_a_run_saved_by_two_ranks_resumes_in_one_process_with_the_same_numbers(tmp_path):
+    config = tiny_config(train={"epochs": 10, "log_every": 2, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+                                "batch_size": 48})
+    path = write(tmp_path, config)
+    alone = one_process(path, "--out", tmp_path / "alone", "-q")
+    assert alone.returncode == 0
+    first = torchrun(path, "--out", tmp_path / "run", "--set", "train.epochs=6", "-q")
+    assert first.returncode == 0, first.stderr[-3000:]
+    later = one_process("--resume", tmp_path / "run", "--set", "train.epochs=10", "-q")
+    assert later.returncode == 0, later.stderr
+    assert_same_numbers(tmp_path / "run", tmp_path / "alone")
+    assert "distributed" not in json.loads((tmp_path / "run" / "summary.json").read_text())  # one process now
+
+
+def test_a_rank_killed_stops_the_others_with_a_clear_error_and_leaves_a_loadable_checkpoint(tmp_path):
+    config = write(tmp_path, tiny_config(train={"epochs": 1_000_000, "log_every": 100, "checkpoint_seconds": 0.2,
+                                                "batch_size": 40}))
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "clftrain",
+               "fit", str(config), "--out", str(run), "-q"]
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    try:
+        wait_for(lambda: (run / "checkpoints" / "last.pt").is_file(), 60)
+        ranks = {}
+        for pid in subprocess.run(["pgrep", "-P", str(launch.pid)], capture_output=True, text=True).stdout.split():
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            rank = next((v for v in environ if v.startswith(b"RANK=")), None)
+            if rank is not None:
+                ranks[int(rank.split(b"=")[1])] = int(pid)
+        killed_at = time.monotonic()
+        os.kill(ranks[1], signal.SIGKILL)
+        output = launch.communicate(timeout=90)[0]
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+    assert launch.returncode != 0 and time.monotonic() - killed_at < 60  # bounded, no hang
+    assert "error: another process of this 2-process launch stopped or stopped answering" in output, output[-3000:]
+    # torchrun's own report follows; no traceback from clftrain's processes
+    assert not [line for line in output.splitlines() if line.strip().startswith('File "') and "/clftrain/" in line]
+    assert rundir.load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] >= 1
+    assert invoke("eval", run).exit_code == 0  # the checkpoint on disk is whole
+
+
+def test_nproc_refuses_bad_values_before_starting_anything(tmp_path, cli, write_config):
+    config = write_config(tiny_config(train={"batch_size": 32}))
+    result = cli("fit", config, "--nproc", "0")
+    assert result.exit_code == 2 and "--nproc 0: needs at least 1 process" in result.output
+    result = cli("fit", config, "--nproc", "64")
+    assert result.exit_code == 2
+    assert "warning: --nproc 64 is more than this machine's" in result.output
+    assert "train.batch_size = 32: a batch of 32 rows cannot be shared by 64 processes" in result.output
+    if not torch.cuda.is_available():
+        result = cli("fit", config, "--nproc", "2", "--set", "device=cuda")
+        assert result.exit_code == 2 and "device = 'cuda': no CUDA GPU is available here" in result.output
+    result = cli("fit", config, "--nproc", "2", "--seeds", "0-1")
+    assert result.exit_code == 2 and "--nproc 2 with seeds" in result.output
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_nproc_refuses_to_resume_a_run_another_process_is_training(tmp_path, cli, write_config):
+    assert cli("fit", write_config(tiny_config()), "--out", tmp_path / "run", "-q").exit_code == 0
+    before = (tmp_path / "run" / "metrics.csv").read_text()
+    holder = subprocess.Popen([sys.executable, "-c", (  # another process training it: it holds the run's lock
+        "import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(120)\n"),
+        str(tmp_path / "run" / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = cli("fit", "--resume", tmp_path / "run", "--set", "train.epochs=30", "--nproc", "2")
+    finally:
+        holder.kill()
+    assert result.exit_code == 2 and "is being trained by another clftrain process right now" in result.output
+    assert (tmp_path / "run" / "metrics.csv").read_text() == before
+
+
+def test_nproc_launches_torchrun_and_reports_rank_zeros_exit_code(tmp_path):
+    config = write(tmp_path, tiny_config(train={"epochs": 4, "log_every": 2}))
+    launched = one_process(config, "--nproc", "2", "--out", tmp_path / "run", "-q")
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["distributed"]["world_size"] == 2
+    again = one_process(config, "--nproc", "2", "--out", tmp_path / "run", "-q")  # --out exists: rank 0 refuses
+    assert again.returncode == 2 and again.stderr.count("already exists") == 1, again.stderr[-2000:]
