@@ -48,6 +48,7 @@ class EpochLoop:
     `epoch`, `seconds`, `status` and `partial`."""
 
     _stop: bool = False
+    _stop_checks: int = 0  # data-parallel: calls of _stopping, the same count on every rank
     world = None  # a distributed.World when data-parallel (Trainer): stops and sums are agreed over the ranks
 
     def stop(self, status: str = "completed") -> None:
@@ -104,10 +105,15 @@ class EpochLoop:
         return sums
 
     def _stopping(self) -> bool:
-        """Whether to stop now; data-parallel, whether any rank was asked to (a signal reaches the ranks at
-        different moments): every rank stops after the same step."""
-        if self.world is None:
+        """Whether to stop now. Data-parallel, the decisions of the loop (early stopping, divergence) are the same
+        on every rank, but a signal reaches the ranks at different moments: the ranks agree on it every
+        distributed.STOP_EVERY steps (an all-reduce each step would cost a third of a small model's step), so
+        every rank stops after the same step, at most that many steps after the signal."""
+        if self.world is None or (self._stop and self.status != "interrupted"):
             return self._stop
+        self._stop_checks += 1
+        if self._stop_checks % distributed.STOP_EVERY:
+            return False
         stop = distributed.any_rank(self._stop, self.splits["train"].X.device)
         if stop and not self._stop:
             self.stop("interrupted")
