@@ -280,24 +280,35 @@ def sweep(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory to create (must not exist).")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Where the sweep directory goes when --out is not given.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    nproc: Annotated[Optional[int], typer.Option(
+        "--nproc", metavar="N", help="Deal the batches over N processes on this machine (a torchrun launch).")] = None,
 ) -> None:
     """Train every combination of the --grid values; configs of one shape train together as one batched model."""
-    _start_drawing_workers()
+    if nproc is not None:
+        from clftrain.runs import launch_sweep
+
+        args = [str(config), *(f"--grid={item}" for item in grid or []), *(f"--set={item}" for item in overrides or []),
+                *([f"--seeds={seeds}"] if seeds else []), *([f"--out={out}"] if out else []), f"--runs={runs_root}",
+                *(["-q"] if quiet else [])]
+        raise typer.Exit(launch_sweep(nproc, args, _warn))
+    if _follower_rank() is None:
+        _start_drawing_workers()
     from clftrain.runs import SIGNAL_EXIT_CODES, SWEEP_CSV, plan_sweep, run_sweep
     from clftrain.views import SweepProgress, show_sweep
 
     plan = plan_sweep(config, grid or [], overrides, seeds)
-    shown = Console(quiet=quiet, highlight=False, soft_wrap=True)
+    shown = Console(quiet=quiet or _follower_rank() is not None, highlight=False, soft_wrap=True)
 
     def progress(number, group):
         runs = [c.dir_name for c in plan.batches[number - 1]]
         return [SweepProgress(shown, number, len(plan.batches), runs, group.trainer.model.replicas)]
 
     result = run_sweep(plan, out, runs_root, on_batch=progress)
-    show_sweep(console, result.sweep_dir, result.rows, result.ranked_by, result.grid_keys)
-    console.print(f"wrote {result.sweep_dir / SWEEP_CSV}")
+    said = Console(quiet=_follower_rank() is not None, highlight=False, soft_wrap=True)
+    show_sweep(said, result.sweep_dir, result.rows, result.ranked_by, result.grid_keys)
+    said.print(f"wrote {result.sweep_dir / SWEEP_CSV}")
     if result.signal:
-        console.print(f"interrupted by {result.signal}: the runs above are complete or resumable "
+        said.print(f"interrupted by {result.signal}: the runs above are complete or resumable "
                       "(clftrain fit --resume RUN_DIR); the sweep's other batches did not start")
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
 
@@ -385,10 +396,11 @@ def run() -> None:
     os._exit 1.22 s), paid after every file of the run is written and fsynced. A bug (an exception
     other than an exit) still ends the usual way, with its traceback."""
     code = main()
-    if "clftrain.runs.launch" in sys.modules or os.environ.get("CLFTRAIN_EXIT_FILE"):
+    if os.environ.get("CLFTRAIN_EXIT_FILE"):
         from clftrain.runs import write_exit_code
 
         write_exit_code(code)  # a rank of `fit --nproc`: its launcher reports this code, not torchrun's
+    if "clftrain.training.distributed" in sys.modules:
         from clftrain.training import distributed
 
         distributed.leave_world()

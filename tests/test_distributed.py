@@ -155,6 +155,19 @@ def test_a_run_saved_by_two_ranks_resumes_in_one_process_with_the_same_numbers(t
     assert "distributed" not in json.loads((tmp_path / "run" / "summary.json").read_text())  # one process now
 
 
+def children(parent: int) -> list[int]:
+    """The processes whose parent is `parent` (from /proc: no procps needed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_a_rank_killed_stops_the_others_with_a_clear_error_and_leaves_a_loadable_checkpoint(tmp_path):
     config = write(tmp_path, tiny_config(train={"epochs": 1_000_000, "log_every": 100, "checkpoint_seconds": 0.2,
                                                 "batch_size": 40}))
@@ -165,7 +178,7 @@ def test_a_rank_killed_stops_the_others_with_a_clear_error_and_leaves_a_loadable
     try:
         wait_for(lambda: (run / "checkpoints" / "last.pt").is_file(), 60)
         ranks = {}
-        for pid in subprocess.run(["pgrep", "-P", str(launch.pid)], capture_output=True, text=True).stdout.split():
+        for pid in children(launch.pid):
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             rank = next((v for v in environ if v.startswith(b"RANK=")), None)
             if rank is not None:
@@ -223,3 +236,33 @@ def test_nproc_launches_torchrun_and_reports_rank_zeros_exit_code(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["distributed"]["world_size"] == 2
     again = one_process(config, "--nproc", "2", "--out", tmp_path / "run", "-q")  # --out exists: rank 0 refuses
     assert again.returncode == 2 and again.stderr.count("already exists") == 1, again.stderr[-2000:]
+
+
+def test_a_sweep_deals_its_batches_over_the_processes_and_writes_what_one_process_writes(tmp_path):
+    config = write(tmp_path, tiny_config(train={"epochs": 6, "log_every": 3}))
+    grid = ["--grid", "train.lr=0.1,0.03", "--grid", "model.layers=[8,8],[16]", "--seeds", "0-1"]
+    alone = subprocess.run([sys.executable, "-m", "clftrain", "sweep", str(config), *grid, "--out",
+                            str(tmp_path / "alone"), "-q"], capture_output=True, text=True, env=ENV, timeout=180)
+    assert alone.returncode == 0, alone.stderr
+    launched = subprocess.run([sys.executable, "-m", "clftrain", "sweep", str(config), *grid, "--out",
+                               str(tmp_path / "spread"), "--nproc", "2", "-q"], capture_output=True, text=True,
+                              env=ENV, timeout=180)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert launched.stdout.count("runs ranked by final val accuracy") == 1  # rank 0's console alone
+    names = sorted(p.name for p in (tmp_path / "alone").iterdir())
+    assert sorted(p.name for p in (tmp_path / "spread").iterdir()) == names
+    for run in (name for name in names if (tmp_path / "alone" / name).is_dir()):  # each run as one process has it
+        assert rows(tmp_path / "spread" / run) == rows(tmp_path / "alone" / run), run
+    drop = ("seconds",)
+    table = lambda path: [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(path.open())]  # noqa: E731
+    assert table(tmp_path / "spread" / "sweep.csv") == table(tmp_path / "alone" / "sweep.csv")
+    batches = json.loads((tmp_path / "spread" / "sweep.json").read_text())["batches"]
+    assert len(batches) == 2  # one batch per process
+
+
+def test_a_run_with_seeds_under_torchrun_is_refused_by_every_rank_alike(tmp_path):
+    config = write(tmp_path, tiny_config(seeds=[0, 1]))
+    launched = torchrun(config, "--runs", tmp_path / "runs")
+    assert launched.returncode != 0
+    assert launched.stderr.count("error: seeds under torchrun (2 processes)") == 1  # said once, by rank 0
+    assert not (tmp_path / "runs").exists()

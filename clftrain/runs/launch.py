@@ -1,4 +1,4 @@
-"""`clftrain fit --nproc N`: the torchrun launch of N data-parallel processes on this machine, after the checks
+"""`clftrain fit --nproc N` (and `sweep --nproc N`): the torchrun launch of N data-parallel processes on this machine, after the checks
 that can fail on the user's input, so that a bad value exits 2 before any process starts or anything is written.
 
 The launch is PyTorch's own (`python -m torch.distributed.run --standalone --nproc-per-node=N -m clftrain fit
@@ -25,19 +25,38 @@ EXIT_FILE = "CLFTRAIN_EXIT_FILE"
 
 def launch_fit(nproc: int, config: Path | None, overrides: list[str], out: Path | None, runs_root: Path,
                resume: Path | None, quiet: bool, warn: Callable[[str], None]) -> int:
-    """Check, then run the launch to its end; its exit code (rank 0's)."""
+    """Check, then run the launch of `fit` to its end; its exit code (rank 0's)."""
     check_launch(nproc, config, overrides, resume, warn)
     args = [*(["--resume", str(resume)] if resume else [str(config)]),
             *(arg for item in overrides for arg in ("--set", item)),
             *(["--out", str(out)] if out else []), "--runs", str(runs_root), *(["-q"] if quiet else [])]
+    return launch(nproc, ["fit", *args])
+
+
+def launch_sweep(nproc: int, args: list[str], warn: Callable[[str], None]) -> int:
+    """Run the launch of `sweep ARGS` (its batches dealt over the processes) to its end; rank 0's exit code."""
+    check_count(nproc, "auto", warn)
+    return launch(nproc, ["sweep", *args])
+
+
+def launch(nproc: int, command_args: list[str]) -> int:
+    """`python -m torch.distributed.run --standalone --nproc-per-node=N -m clftrain ARGS`, waited for."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "clftrain", "fit", *args]
+               "-m", "clftrain", *command_args]
     with tempfile.TemporaryDirectory(prefix="clftrain-launch-") as folder:
         exit_file = Path(folder) / "exit"
         # One thread per process unless the user chose: N processes of torch's default would oversubscribe.
         env = {"OMP_NUM_THREADS": "1", **os.environ, EXIT_FILE: str(exit_file)}
         code = subprocess.call(command, env=env)
         return int(exit_file.read_text()) if exit_file.is_file() else code
+
+
+def check_count(nproc: int, device: str, warn: Callable[[str], None]) -> None:
+    if nproc < 1:
+        raise UserError(f"--nproc {nproc}: needs at least 1 process")
+    cores = os.cpu_count() or 1
+    if device in ("auto", "cpu") and nproc > cores:
+        warn(f"--nproc {nproc} is more than this machine's {cores} CPU cores: the processes will wait on each other")
 
 
 def check_launch(nproc: int, config: Path | None, overrides: list[str], resume: Path | None,
@@ -48,14 +67,12 @@ def check_launch(nproc: int, config: Path | None, overrides: list[str], resume: 
 
     if nproc < 1:
         raise UserError(f"--nproc {nproc}: needs at least 1 process")
-    cores = os.cpu_count() or 1
     resolved = load_config(rundir.config_of(resume) if resume else config, None if resume else overrides)
     checked, dataset = check_data(resolved)
     if checked.seeds is not None:
         raise UserError(f"--nproc {nproc} with seeds: they train as one batched model in one process; run them "
-                        "without --nproc")
-    if checked.device in ("auto", "cpu") and nproc > cores:
-        warn(f"--nproc {nproc} is more than this machine's {cores} CPU cores: the processes will wait on each other")
+                        "without --nproc (a sweep spreads its batches over the processes)")
+    check_count(nproc, checked.device, warn)
     distributed.check_world_batch(checked.train.batch_size, len(dataset.X_train), nproc)
     if checked.device.startswith("cuda"):
         import torch

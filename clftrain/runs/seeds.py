@@ -26,7 +26,8 @@ from clftrain.inference import ReplicaChoice, TrainedRun, check_same_run, median
 from clftrain.runs import lifecycle
 from clftrain.store import rundir
 from clftrain.training import (
-    NOT_IN_ROWS, Callback, Group, Member, ReplicaSelect, build_model, count_parameters, describe_model, setup_group,
+    NOT_IN_ROWS, Callback, Group, Member, ReplicaSelect, build_model, check_not_launched, count_parameters,
+    describe_model, setup_group,
 )
 
 
@@ -111,6 +112,7 @@ def model_description(group: Group, member: Member) -> dict:
 def fit_seeds(config: Config, out: Path | None = None, runs_root: Path = Path("runs"),
               callbacks: list[Callback] = (), on_model=None, restart: Path | None = None) -> lifecycle.FitResult:
     """Train one replica per seed of `config` into a new run directory (or `restart` one from its start)."""
+    check_not_launched()
     group = setup_group([config])
     resolved = group.members[0].config
     run_dir = lifecycle.restart_run(restart, resolved) if restart else lifecycle.create_run(resolved, out, runs_root)
@@ -122,6 +124,7 @@ def fit_seeds(config: Config, out: Path | None = None, runs_root: Path = Path("r
 def resume_seeds(run_dir: Path, config: Config, payload: dict, overrides: list[str],
                  callbacks: list[Callback] = (), on_model=None) -> lifecycle.FitResult:
     """Continue a multi-seed run from its last.pt (runs.fit.resume_run has checked the directory and overrides)."""
+    check_not_launched()
     last = rundir.checkpoint_path(run_dir, rundir.LAST)
     group = setup_group([config])
     check_same_run(payload, config, last)

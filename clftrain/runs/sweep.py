@@ -229,18 +229,32 @@ class SweepResult:
 
 def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("runs"),
               on_batch: Callable[[int, Any], list] | None = None) -> SweepResult:
-    """Train the plan's batches one after another into a new sweep directory; sweep.csv is rewritten after each."""
-    from clftrain.runs.lifecycle import write_config
+    """Train the plan's batches one after another into a new sweep directory; sweep.csv is rewritten after each.
+
+    Under torchrun the batches are dealt over the processes (process r trains batches r, r + N, ...), each
+    into its runs' directories exactly as one process would; rank 0 creates the sweep directory and, at the
+    end, gathers every process's rows into sweep.csv."""
+    from clftrain.runs.lifecycle import on_main, write_config
     from clftrain.runs.seeds import train_group
-    from clftrain.training import check_group, setup_group
+    from clftrain.training import check_group, distributed, setup_group
 
     datasets = _datasets(plan)  # every data problem surfaces before anything is written
     for batch in plan.batches:
         check_group([c.config for c in batch], datasets[_data_key(batch[0].config)])
-    sweep_dir = rundir.create_run_dir(f"{plan.name}-sweep", out, runs_root)
-    _write(sweep_dir / SWEEP_JSON, lambda path: rundir.write_json(path, _plan_record(plan)))
+    import torch
+
+    world = distributed.join_world(torch.device("cpu")) if distributed.launched() else None  # gloo: rows only
+
+    def create() -> Path:
+        made = rundir.create_run_dir(f"{plan.name}-sweep", out, runs_root)
+        _write(made / SWEEP_JSON, lambda path: rundir.write_json(path, _plan_record(plan)))
+        return made
+
+    sweep_dir = on_main(world, create)
     result = SweepResult(sweep_dir, [], _ranking_column(plan, datasets), list(plan.grid))
     for number, combos in enumerate(plan.batches, start=1):
+        if world is not None and (number - 1) % world.size != world.rank:
+            continue  # another process's batch
         group = setup_group([c.config for c in combos], datasets[_data_key(combos[0].config)])
         run_dirs = [rundir.create_run_dir(c.config.name, sweep_dir / c.dir_name) for c in combos]
         for member, run_dir in zip(group.members, run_dirs):
@@ -248,9 +262,14 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
         summaries, result.signal = train_group(group, run_dirs, on_batch(number, group) if on_batch else [])
         result.rows.extend(_row(c, s, number) for c, s in zip(combos, summaries))
         result.rows = _ranked(result.rows, result.ranked_by)
-        _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, _csv(result.rows)))
+        if world is None:
+            _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, _csv(result.rows)))
         if result.signal:
             break
+    if world is not None:
+        result.rows = _ranked([row for rows in distributed.gather_all(result.rows) for row in rows], result.ranked_by)
+        text = _csv(result.rows)
+        on_main(world, lambda: _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, text)))
     return result
 
 

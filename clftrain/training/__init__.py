@@ -16,7 +16,8 @@ EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["ReplicaTrainer", "Member", "ReplicaBest", "mean_row", "NOT_IN_ROWS"], "replica_trainer"),
     **dict.fromkeys(["setup_single", "setup_group", "check_group", "check_data", "SingleSetup", "Group", "build_trainer",
                      "build_loss", "loss_weights", "needs_training_data", "seed_everything", "device_splits",
-                     "build_scheduler", "resolve_task", "check_batch_size", "decision_monitor"], "setup"),
+                     "build_scheduler", "resolve_task", "check_batch_size", "decision_monitor", "check_not_launched"],
+                    "setup"),
     **dict.fromkeys(["resolve_device", "training_threads", "ThreadChooser", "current_threads"], "device"),
 }
 __getattr__, __dir__ = lazy_face(__name__, EXPORTS)

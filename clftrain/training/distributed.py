@@ -145,6 +145,15 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
+def gather_all(obj) -> list:
+    """Every rank's `obj`, in rank order, on every rank."""
+    import torch.distributed as dist
+
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def is_collective_failure(exc: BaseException) -> bool:
     """Whether `exc` is a collective failing because another rank went away (not a bug of this process)."""
     import torch.distributed as dist

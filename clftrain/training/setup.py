@@ -265,9 +265,8 @@ class Group:
 def setup_group(configs: list[Config], dataset: Dataset | None = None) -> Group:
     """Data (built unless given: a sweep shares it between groups), stacked replicas, optimizers and loop;
     every user error is raised before anything is written."""
-    check_not_launched()
     first = configs[0]
-    device = resolve_device(first.device)
+    device = distributed.rank_device(resolve_device(first.device))
     dataset = dataset or build_dataset(first)
     configs = [resolve_task(c, dataset) for c in configs]
     check_batch_size(first, dataset)
@@ -299,15 +298,16 @@ def check_data(config: Config) -> tuple[Config, Dataset]:
 
 
 def check_not_launched() -> None:
-    """Replica groups (seeds, sweeps) are not spread over a torchrun launch's ranks yet: refused, not repeated."""
+    """A run with seeds is not spread over a torchrun launch's ranks yet (a sweep's batches are): refused, not
+    repeated by every rank."""
     if distributed.launched():
-        raise UserError(f"seeds and sweeps under torchrun ({distributed.world_size()} processes): they train as one "
-                        "batched model in one process; run them without torchrun or --nproc")
+        raise UserError(f"seeds under torchrun ({distributed.world_size()} processes): a run with seeds trains as "
+                        "one batched model in one process; run it without torchrun or --nproc (a sweep spreads "
+                        "its batches over the processes)")
 
 
 def check_group(configs: list[Config], dataset: Dataset) -> None:
     """The user errors setup_group would raise for these configs, without building anything."""
-    check_not_launched()
     resolve_device(configs[0].device)
     check_batch_size(configs[0], dataset)
 

@@ -1,0 +1,25 @@
+"""bench/distributed.py (`make bench-distributed`) runs end to end on a tiny workload and reports what it measured."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT))  # bench/ is a folder of the repository, not part of the installed package
+
+from bench import distributed  # noqa: E402
+
+
+def test_distributed_benchmark_end_to_end(tmp_path, capsys):
+    code = distributed.main(["--reps", "1", "--rows", "2000", "--epochs", "1", "--sweep-epochs", "5",
+                             "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| big, batch 256 | 2 |" in out and "| sweep, 2 batches x 16 seeds | 2 |" in out
+    assert "big, batch 256: 2 ranks " in out and "sweep of 32 replicas: 2 processes " in out
+    assert code == (0 if out.count("PASS") == 2 else 1)
+    [record] = [json.loads(p.read_text()) for p in tmp_path.glob("distributed-*.json")]
+    assert record["steps"] == 7  # 1,600 training rows in batches of 256, one epoch
+    assert [run["distributed"] for run in record["runs"]["2"]] == [{"world_size": 2, "backend": "gloo"}]
+    assert record["sweep"]["speedup"] > 0
