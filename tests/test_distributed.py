@@ -210,6 +210,8 @@ def test_nproc_refuses_bad_values_before_starting_anything(tmp_path, cli, write_
         assert result.exit_code == 2 and "device = 'cuda': no CUDA GPU is available here" in result.output
     result = cli("fit", config, "--nproc", "2", "--seeds", "0-1")
     assert result.exit_code == 2 and "--nproc 2 with seeds" in result.output
+    result = cli("sweep", config, "--grid", "train.lr=0.1,0.01", "--nproc", "0")
+    assert result.exit_code == 2 and "--nproc 0: needs at least 1 process" in result.output
     assert not (tmp_path / "runs").exists()  # nothing written
 
 
