@@ -268,3 +268,15 @@ def test_a_run_with_seeds_under_torchrun_is_refused_by_every_rank_alike(tmp_path
     assert launched.returncode != 0
     assert launched.stderr.count("error: seeds under torchrun (2 processes)") == 1  # said once, by rank 0
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs (NCCL)")
+def test_two_ranks_on_two_gpus_with_nccl_compute_what_one_gpu_computes(tmp_path):
+    config = write(tmp_path, {**CASES["sgd-momentum-minibatch"], "device": "cuda"})
+    alone = one_process(config, "--out", tmp_path / "alone", "-q")
+    assert alone.returncode == 0, alone.stderr
+    launched = torchrun(config, "--out", tmp_path / "run")
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["distributed"] == {"world_size": 2, "backend": "nccl"} and summary["device"] == "cuda:0"
+    assert_same_numbers(tmp_path / "run", tmp_path / "alone", rel=1e-5)  # GPU kernels round more freely

@@ -71,6 +71,8 @@ def join_world(device: torch.device) -> World:
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"device = '{device.type}': data-parallel training runs on the CPU (gloo) or CUDA (NCCL); "
                         "set device: cpu or cuda")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL's object collectives (the run directory's path) use the current GPU
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S),
                             **({"device_id": device} if device.type == "cuda" else {}))
     _world = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend)
