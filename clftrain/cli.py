@@ -267,6 +267,31 @@ def predict(
     console.print(f"wrote {text.count(chr(10)) - 1} predictions to {out}")
 
 
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: RunDirArgument,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="The model file's format.")] = ExportFormat.onnx,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The model file (default RUN_DIR/model.onnx); "
+                                                                    "its description goes next to it, + .json.")] = None,
+    checkpoint: CheckpointOption = Checkpoint.last,
+    seed: SeedOption = None,
+    ensemble: EnsembleOption = False,
+    force: ForceOption = False,
+) -> None:
+    """The run's model, preprocessing folded in, as a file that runs without PyTorch (ONNX), and a JSON sidecar."""
+    from clftrain.inference import export_run
+
+    path, sidecar, notes = export_run(run_dir, fmt.value, out, checkpoint.value, seed, ensemble, force)
+    for note in notes:
+        err_console.print(Text("note: ", style="yellow") + Text(note))
+    console.print(f"wrote {path} and {sidecar}")
+
+
 @app.command()
 @user_errors
 def sweep(

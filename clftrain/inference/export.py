@@ -1,0 +1,152 @@
+"""`clftrain export RUN_DIR --format onnx`: a run's model as an ONNX file that needs no PyTorch, with its numeric
+preprocessing folded in, and a JSON sidecar describing the rest.
+
+The graph's inputs: `numeric` [rows, numeric columns] float32, raw values in the sidecar's column order (a
+missing value as NaN where the run imputes that column), and, for a run with categorical columns, `categories`
+[rows, one per category] float32, their one-hot encoding as the sidecar lists it (string categories are not
+folded in: ONNX's core operators do not encode strings). Imputation, standardisation, the model and its output
+activation are in the graph; its outputs are `probabilities` (binary and regression: [rows, 1]) and `labels`,
+as `clftrain predict` computes them at the default 0.5 threshold. Exported with torch's own exporter
+(torch.onnx, the torch.export-based one), from the optional `export` extra: onnx, onnxscript, onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from clftrain.errors import UserError
+from clftrain.inference.trained import TrainedRun
+from clftrain.store import rundir
+
+FORMATS = ("onnx",)
+EXTRA = "pip install 'clftrain[export]'"
+
+
+class ExportedModel(nn.Module):
+    """Raw numeric columns (and one-hot categories) -> (probabilities, labels), as predict computes them."""
+
+    def __init__(self, run: TrainedRun) -> None:
+        super().__init__()
+        pre, numeric = run.inputs.preprocessor, run.inputs.preprocessor.numeric
+        self.model, self.task, self.are_probabilities = run.model, run.inputs.task, run.outputs_are_probabilities
+        fill = [float(pre.fill[c]) if c in pre.fill else float("nan") for c in numeric]
+        self.register_buffer("fill", torch.tensor(fill, dtype=torch.float32))
+        self.register_buffer("imputed", torch.tensor([c in pre.fill for c in numeric], dtype=torch.bool))
+        scaled = pre.mean is not None
+        self.register_buffer("mean", torch.tensor(pre.mean if scaled else [0.0] * len(numeric), dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(pre.std if scaled else [1.0] * len(numeric), dtype=torch.float32))
+
+    def forward(self, numeric: torch.Tensor, categories: torch.Tensor | None = None):
+        x = torch.where(torch.isnan(numeric) & self.imputed, self.fill, numeric)
+        x = (x - self.mean) / self.std
+        if categories is not None:
+            x = torch.cat([x, categories], dim=1)
+        probabilities = self.task.probabilities(self.model(x), self.are_probabilities)
+        return probabilities, self.task.labels(probabilities)
+
+
+def export_run(run_dir: Path, fmt: str, out: Path | None, checkpoint: str = "last", seed: int | None = None,
+               ensemble: bool = False, force: bool = False) -> tuple[Path, Path, list[str]]:
+    """Write the model file and its sidecar (`<out>.json`); their paths and notes for the user."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: clftrain exports {', '.join(FORMATS)}")
+    out = out or run_dir / f"model.{fmt}"
+    sidecar = out.with_suffix(out.suffix + ".json")
+    for path in (out, sidecar):
+        rundir.check_output(path, force)
+    try:
+        import onnx  # noqa: F401 - torch.onnx writes through it
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise UserError(f"ONNX export needs the onnx and onnxscript packages: {EXTRA}") from None
+    run = TrainedRun.load(run_dir, checkpoint, "cpu", with_data=False, seed=seed, ensemble=ensemble)
+    pre = run.inputs.preprocessor
+    exported = ExportedModel(run).eval()
+    width = sum(len(cats) for cats in pre.categorical.values())
+    example = (torch.zeros(2, len(pre.numeric)), *([torch.zeros(2, width)] if pre.categorical else []))
+    names = ["numeric", *(["categories"] if pre.categorical else [])]
+    try:
+        _write_onnx(exported, example, names, out)
+        rundir.atomic_write_text(sidecar, json.dumps(describe(run, run_dir, names, checkpoint), indent=2) + "\n")
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}; choose a writable location") from None
+    notes = [f"categorical columns {', '.join(pre.categorical)} are inputs as their one-hot encoding "
+             f"(`categories`, {width} columns, order in {sidecar.name}): ONNX's core operators do not encode "
+             "strings"] if pre.categorical else []
+    return out, sidecar, notes
+
+
+def _write_onnx(exported: ExportedModel, example: tuple, names: list[str], out: Path) -> None:
+    """torch.onnx's export, written whole or not at all (a temporary file, then renamed), without the
+    exporter's own chatter (deprecations, axis names, optional packages it looked for) on the console."""
+    rows = torch.export.Dim("rows")
+    log = logging.getLogger("torch.onnx")
+    level, partial = log.level, out.with_name(out.name + ".partial")
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(exported, example, dynamo=True, input_names=names,
+                                        output_names=["probabilities", "labels"],
+                                        dynamic_shapes=tuple({0: rows} for _ in names), verbose=False)
+            program.save(str(partial))
+        partial.replace(out)
+    finally:
+        log.setLevel(level)
+        partial.unlink(missing_ok=True)
+
+
+def describe(run: TrainedRun, run_dir: Path, inputs: list[str], checkpoint: str) -> dict:
+    """The sidecar: what the graph's inputs and outputs mean, and the run it came from."""
+    from clftrain.data import positive_index
+
+    pre, task = run.inputs.preprocessor, run.inputs.task
+    try:
+        summary = rundir.read_json(run_dir / rundir.SUMMARY, "summary")
+    except UserError:  # a run without its summary still exports; the sidecar has no metrics then
+        summary = None
+    binary = task.target == "class" and len(run.inputs.class_names) == 2
+    return {
+        "format": "onnx", "run": str(run_dir), "checkpoint": checkpoint, "task": task.name,
+        "inputs": {"names": inputs, "numeric": pre.numeric,
+                   "imputed": {c: pre.fill[c] for c in pre.numeric if c in pre.fill},
+                   "categories": [f"{c}={v}" for c, cats in pre.categorical.items() for v in cats]},
+        "outputs": {"probabilities": _probabilities_meaning(task.name, run.inputs.class_names),
+                    "labels": {"binary": "1.0 where the probability is at least 0.5, else 0.0",
+                               "multiclass": "the index of the most probable class in class_names",
+                               "multilabel": "1.0 per label whose probability is at least 0.5",
+                               "regression": "the predicted value"}[task.name]},
+        "class_names": run.inputs.class_names,
+        **({"positive_class": run.inputs.class_names[positive_index(run.config, task, run.inputs.class_names)],
+            "threshold": 0.5} if binary else {}),
+        "replica": run.replicas.to_dict() if run.replicas is not None else None,
+        "metrics": (summary or {}).get("final") if isinstance(summary, dict) else None,
+    }
+
+
+def _probabilities_meaning(task: str, class_names: list[str]) -> str:
+    if task == "binary":
+        return f"[rows, 1]: the probability of class '{class_names[1]}' (class_names[1])"
+    if task == "regression":
+        return "[rows, 1]: the predicted value"
+    return f"[rows, {len(class_names)}]: one probability per entry of class_names"
+
+
+def onnx_probabilities(path: Path, numeric: np.ndarray, categories: np.ndarray | None = None):
+    """Run an exported model in onnxruntime: (probabilities, labels)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError(f"running an ONNX model needs onnxruntime: {EXTRA}") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {"numeric": numeric.astype(np.float32)}
+    if categories is not None:
+        feeds["categories"] = categories.astype(np.float32)
+    return session.run(["probabilities", "labels"], feeds)
