@@ -23,7 +23,7 @@ from clftrain.errors import UserError
 app = typer.Typer(
     help="Train PyTorch classifiers from YAML experiment configs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 console = Console(highlight=False, soft_wrap=True)
@@ -67,11 +67,13 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
 @app.command()
 @user_errors
 def fit(
-    config: Annotated[Optional[Path], typer.Argument(help="The experiment's YAML config.")] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="The experiment's YAML config.",
+                                                     autocompletion=complete_configs)] = None,
     overrides: SetOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create (must not exist).")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Where run directories go when --out is not given.")] = Path("runs"),
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run directory from its last checkpoint.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run directory from its last checkpoint.",
+                                                   autocompletion=complete_run_dirs)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No model table, progress bar or epoch rows.")] = False,
     seeds: SeedsOption = None,
     nproc: Annotated[Optional[int], typer.Option(
@@ -187,7 +189,33 @@ ThresholdOption = Annotated[Optional[float], typer.Option(
     "--threshold", help="Two classes: predict the positive class (dataset.positive_class) from this probability "
     "instead of 0.5.")]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite the -o file if it exists.")]
-RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by clftrain fit.", show_default=False)]
+def _paths_under(incomplete: str, wanted) -> list[str]:
+    """Shell completion: the entries of the folder typed so far that start as typed and `wanted(path)` keeps;
+    folders end in '/' so that completion goes on inside them (names only: nothing is opened or loaded)."""
+    base = Path(incomplete) if not incomplete or incomplete.endswith("/") else Path(incomplete).parent
+    try:
+        entries = sorted(base.iterdir())
+    except OSError:
+        return []
+    shown = [(f"./{p}" if incomplete.startswith("./") else str(p), p) for p in entries]
+    hidden = Path(incomplete).name.startswith(".") and not incomplete.endswith("/")  # .ci/ only when typed
+    return [text + ("/" if path.is_dir() and not (path / "config.yaml").is_file() else "")
+            for text, path in shown if text.startswith(incomplete) and wanted(path)
+            and (hidden or not path.name.startswith("."))][:200]
+
+
+def complete_run_dirs(incomplete: str) -> list[str]:
+    """A run directory (one holding config.yaml), or a folder on the way to one."""
+    return _paths_under(incomplete, lambda path: path.is_dir())
+
+
+def complete_configs(incomplete: str) -> list[str]:
+    """A YAML config, or a folder on the way to one."""
+    return _paths_under(incomplete, lambda path: path.is_dir() or path.suffix in (".yaml", ".yml"))
+
+
+RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by clftrain fit.", show_default=False,
+                                                autocompletion=complete_run_dirs)]
 CheckpointOption = Annotated[Checkpoint, typer.Option(
     "--checkpoint", "-c", help="Which weights: last (where training ended) or best (by the monitored metric).")]
 DeviceOption = Annotated[Optional[str], typer.Option(

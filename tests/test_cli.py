@@ -152,3 +152,31 @@ def test_validate_data_makes_every_data_check_without_training(cli, tmp_path):
                                      % (CONFIGS / "data" / "heart.csv"))
     result = cli("validate", tmp_path / "t.yaml", "--data")
     assert result.exit_code == 2 and "task = 'binary' does not fit the targets" in result.output
+
+
+def test_shell_completion_offers_commands_run_directories_and_configs(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "runs" / "20260101-000000-circles").mkdir(parents=True)
+    (tmp_path / "runs" / "20260101-000000-circles" / "config.yaml").write_text("name: x\n")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "circles.yaml").write_text("name: x\n")
+    (tmp_path / "configs" / "notes.txt").write_text("")
+    (tmp_path / ".hidden").mkdir()
+
+    def complete(line: str) -> list[str]:
+        words = line.split(" ")
+        env = {**os.environ, "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1),
+               "_CLFTRAIN_COMPLETE": "complete_bash"}
+        out = subprocess.run([sys.executable, "-m", "clftrain"], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=60).stdout
+        return out.split()
+
+    assert complete("clftrain ex") == ["export"]
+    assert complete("clftrain fit --res") == ["--resume"]
+    assert complete("clftrain eval ") == ["configs/", "runs/"]  # folders on the way; hidden ones only when typed
+    assert complete("clftrain eval runs/") == ["runs/20260101-000000-circles"]  # a run directory: no '/'
+    assert complete("clftrain fit configs/") == ["configs/circles.yaml"]  # YAML files only
+    assert complete("clftrain plot .h") == [".hidden/"]
