@@ -295,6 +295,26 @@ def predict(
     console.print(f"wrote {text.count(chr(10)) - 1} predictions to {out}")
 
 
+@app.command()
+@user_errors
+def init(
+    data: Annotated[Path, typer.Argument(help="The CSV table to train on.", autocompletion=lambda incomplete: _paths_under(
+        incomplete, lambda path: path.is_dir() or path.suffix == ".csv"))],
+    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The config file to write.")] = Path("config.yaml"),
+    force: ForceOption = False,
+) -> None:
+    """Write a commented config for DATA (task, columns, gaps, model size read from the table); fit runs it as is."""
+    from clftrain.runs import scaffold_config, write_scaffold
+
+    text, notes = scaffold_config(data, target, out)
+    schema = write_scaffold(text, out, force)
+    for note in notes:
+        err_console.print(Text("note: ", style="yellow") + Text(note))
+    console.print(f"wrote {out}" + (f" and {schema} (the schema its first line names)" if schema else ""))
+    console.print(f"next: clftrain fit {out}")
+
+
 class ExportFormat(str, Enum):
     onnx = "onnx"
 
