@@ -79,8 +79,13 @@ def fit(
     nproc: Annotated[Optional[int], typer.Option(
         "--nproc", metavar="N", help="Train data-parallel in N processes on this machine: the same launch as "
                                      "torchrun --standalone --nproc-per-node=N -m clftrain fit ...")] = None,
+    track: Annotated[Optional[list[str]], typer.Option(
+        "--track", metavar="NAME", help="Also write to this experiment tracker: tensorboard (config key "
+                                        "`tracking`; repeatable).")] = None,
 ) -> None:
     """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots)."""
+    if track:
+        overrides = [*(overrides or []), f"tracking=[{', '.join(track)}]"]
     if nproc is not None:
         from clftrain.runs import launch_fit
 

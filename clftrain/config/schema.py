@@ -471,8 +471,11 @@ class Config(StrictModel):
         "null: one run seeded by `seed`.")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N | mps.")
     threads: AutoOrThreads = Field(
-        "auto", description="CPU threads torch trains with. auto: 1 for small models on the CPU (faster, and "
-        "far faster on a busy machine), torch's default otherwise or when OMP_NUM_THREADS is set.")
+        "auto", description="CPU threads torch trains with. auto: measured on the first training steps, 1 "
+        "against torch's default, the faster kept (N only while N cores are free); OMP_NUM_THREADS set: its count.")
+    tracking: list[Literal["tensorboard"]] = Field(
+        default_factory=list, description="Experiment trackers to write to besides metrics.csv: tensorboard "
+        "(event files under the run directory's tensorboard/).")
     task: TaskName = Field("auto", description="auto infers it from the dataset.")
     dataset: DatasetConfig
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -13,6 +13,7 @@ from clftrain.errors import UserError
 from clftrain.runs.lifecycle import RESUMABLE_KEYS, FitResult, hold_run, write_summary
 from clftrain.runs.seeds import fit_seeds, resume_seeds
 from clftrain.runs.single import fit_single, resume_single
+from clftrain.runs.tracking import check_trackers
 from clftrain.store import rundir
 from clftrain.training import Callback, distributed
 
@@ -20,6 +21,7 @@ from clftrain.training import Callback, distributed
 def fit_run(config: Config, out: Path | None = None, runs_root: Path = Path("runs"),
             callbacks: list[Callback] = (), on_model=None) -> FitResult:
     """Train one config into a new run directory (`seeds`: one replica per seed, as one batched model)."""
+    check_trackers(config)
     fit = fit_single if config.seeds is None else fit_seeds
     return fit(config, out, runs_root, callbacks, on_model)
 
@@ -41,6 +43,7 @@ def _resume(run_dir: Path, overrides: list[str] | None, callbacks, on_model) -> 
         raise UserError(f"--set {', '.join(sorted(changed))}: only {', '.join(sorted(RESUMABLE_KEYS))} "
                         "can change when resuming; start a new run to change anything else")
     config = load_config(config_file, overrides)
+    check_trackers(config)
     last = rundir.checkpoint_path(run_dir, rundir.LAST)
     if not last.is_file():  # stopped before its first save (a kill in its first seconds): start it over here
         fit = fit_single if config.seeds is None else fit_seeds

@@ -239,9 +239,12 @@ def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[
     world = loop.world
     if world is not None and not world.is_main:
         return _follow(loop, deciders, threads)
+    from clftrain.runs.tracking import trackers
+
     writers = [RunWriter(recorder, recorder.config.train.log_every, recorder.config.train.checkpoint_seconds)
                for recorder in recorders]
-    loop.callbacks = assemble_callbacks(deciders, callbacks, writers)
+    loop.callbacks = assemble_callbacks(deciders, callbacks,
+                                        [*writers, *(t for recorder in recorders for t in trackers(recorder))])
     drawer = shared_drawer()  # its workers import matplotlib while this process trains
     with contextlib.ExitStack() as held:
         for recorder in recorders:

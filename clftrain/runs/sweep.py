@@ -238,6 +238,9 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
     from clftrain.runs.seeds import train_group
     from clftrain.training import check_group, distributed, setup_group
 
+    from clftrain.runs.tracking import check_trackers
+
+    check_trackers(plan.combinations[0].config)
     datasets = _datasets(plan)  # every data problem surfaces before anything is written
     for batch in plan.batches:
         check_group([c.config for c in batch], datasets[_data_key(batch[0].config)])
