@@ -243,15 +243,14 @@ def _required(cls, name: str) -> bool:
 def _clftrain(workload: Workload, data: Data, eval_every: int | str, log_every: int | None = None) -> dict[str, Any]:
     from rich.console import Console
 
-    from clftrain.runs import training_threads_of
-    from clftrain.training import BestTracker
+    from clftrain.training import BestTracker, training_threads
     from clftrain.views import ConsoleProgress
 
     config, trainer = _clftrain_trainer(workload, data, eval_every, log_every)
     # What `clftrain fit` attaches that works in memory on every evaluated epoch.
     trainer.callbacks = [BestTracker("test_loss"), ConsoleProgress(Console(quiet=True, highlight=False))]
     started = time.perf_counter()
-    with training_threads_of(trainer, config.threads) as threads:
+    with training_threads(config.threads, trainer) as threads:
         trainer.fit()
     seconds = time.perf_counter() - started
     last = trainer.history[-1]

@@ -9,12 +9,23 @@ import json
 import numpy as np
 import pytest
 
-from clftrain.inference import TrainedRun, onnx_probabilities, predict_csv
+from clftrain.inference import TrainedRun, predict_csv
 from conftest import tiny_config
 from trained_runs import fit_run, invoke
 
 pytest.importorskip("onnxruntime", reason="the export extra (pip install 'clftrain[export]') is not installed")
 pytest.importorskip("onnxscript", reason="the export extra (pip install 'clftrain[export]') is not installed")
+
+
+def onnx_probabilities(path, numeric: np.ndarray, categories: np.ndarray | None = None):
+    """The exported model run in onnxruntime: (probabilities, labels)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {"numeric": numeric.astype(np.float32)}
+    if categories is not None:
+        feeds["categories"] = categories.astype(np.float32)
+    return session.run(["probabilities", "labels"], feeds)
 
 
 def raw_test_rows(run) -> np.ndarray:

@@ -9,6 +9,6 @@ EXPORTS = {  # public name -> the module of this package that defines it
     "Scored": "scoring",
     **dict.fromkeys(["evaluate_run", "write_eval", "fit_check", "EVAL"], "evaluate"),
     **dict.fromkeys(["predict_csv", "write_output", "output_columns", "PREDICTED"], "predict"),
-    **dict.fromkeys(["export_run", "onnx_probabilities", "ExportedModel", "FORMATS"], "export"),
+    **dict.fromkeys(["export_run", "ExportedModel", "FORMATS"], "export"),
 }
 __getattr__, __dir__ = lazy_face(__name__, EXPORTS)

@@ -17,7 +17,6 @@ import logging
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -137,16 +136,3 @@ def _probabilities_meaning(task: str, class_names: list[str]) -> str:
     if task == "regression":
         return "[rows, 1]: the predicted value"
     return f"[rows, {len(class_names)}]: one probability per entry of class_names"
-
-
-def onnx_probabilities(path: Path, numeric: np.ndarray, categories: np.ndarray | None = None):
-    """Run an exported model in onnxruntime: (probabilities, labels)."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise UserError(f"running an ONNX model needs onnxruntime: {EXTRA}") from None
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {"numeric": numeric.astype(np.float32)}
-    if categories is not None:
-        feeds["categories"] = categories.astype(np.float32)
-    return session.run(["probabilities", "labels"], feeds)

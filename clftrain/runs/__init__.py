@@ -8,7 +8,7 @@ from clftrain.faces import lazy_face
 EXPORTS = {  # public name -> the module of this package that defines it
     "fit_run": "fit", "resume_run": "fit", "launch_fit": "launch", "launch_sweep": "launch", "scaffold_config": "scaffold", "write_scaffold": "scaffold", "write_exit_code": "launch",
     **dict.fromkeys(["FitResult", "SIGNAL_EXIT_CODES", "RESUMABLE_KEYS", "RunRecorder", "assemble_callbacks",
-                     "training_threads_of"],
+                     "training_session"],
                     "lifecycle"),
     **dict.fromkeys(["plan_sweep", "run_sweep", "parse_grid", "shape_key", "SweepPlan", "SweepResult",
                      "SWEEP_CSV", "SWEEP_JSON", "PER_RUN_KEYS"], "sweep"),

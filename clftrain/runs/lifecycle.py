@@ -256,7 +256,7 @@ def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[
 def _follow(loop: EpochLoop, deciders: Sequence[Callback], threads: int | str) -> tuple[list[dict], str | None]:
     """A rank other than 0: the same loop and decisions (best weights, early stopping), no files, no console."""
     loop.callbacks = assemble_callbacks(deciders, [], [])
-    with stop_on_signals(loop) as received, training_threads_of(loop, threads), lost_ranks(loop):
+    with training_session(loop, threads) as (received, _):
         loop.fit()
     with lost_ranks(loop):
         return distributed.broadcast(None, loop.world), received[0] if received else None
@@ -285,7 +285,7 @@ def _train_held(loop: EpochLoop, recorders: Sequence[RunRecorder], writers: list
     for recorder in recorders:  # before the guard: a directory that cannot be written is not marked failed in it
         write_summary(recorder.run_dir, {"name": recorder.config.name, "status": "running", "epochs_run": loop.epoch})
     try:
-        with stop_on_signals(loop) as received, training_threads_of(loop, threads) as used, lost_ranks(loop):
+        with training_session(loop, threads) as (received, used):
             loop.fit()
         summaries = [{**recorder.summary(), "threads": used.report(),
                       "timings": {"checkpoints": round(writer.seconds, 3)}} for recorder, writer in zip(recorders, writers)]
@@ -398,9 +398,12 @@ def resumed_threads(config: Config, payload: dict) -> int | str:
     return saved if config.threads == "auto" and isinstance(saved, int) and saved >= 1 else config.threads
 
 
-def training_threads_of(loop: EpochLoop, setting: int | str):
-    """training.training_threads for a loop (its train_step is timed while `auto` measures)."""
-    return training_threads(setting, loop)
+@contextlib.contextmanager
+def training_session(loop: EpochLoop, threads: int | str) -> Iterator[tuple[list[str], Any]]:
+    """What every rank trains under: signals that stop it after a step, its CPU threads (measured for auto),
+    and a lost rank as a clear error; yields (the signals received, what summary.json says of the threads)."""
+    with stop_on_signals(loop) as received, training_threads(threads, loop) as used, lost_ranks(loop):
+        yield received, used
 
 
 # ---------------------------------------------------------------------- what every summary and checkpoint holds

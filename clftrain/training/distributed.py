@@ -36,7 +36,6 @@ class World:
 
     rank: int
     size: int
-    local_rank: int
     backend: str  # "gloo" (CPU) or "nccl" (CUDA)
 
     @property
@@ -75,7 +74,7 @@ def join_world(device: torch.device) -> World:
         torch.cuda.set_device(device)  # NCCL's object collectives (the run directory's path) use the current GPU
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S),
                             **({"device_id": device} if device.type == "cuda" else {}))
-    _world = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend)
+    _world = World(dist.get_rank(), dist.get_world_size(), backend)
     return _world
 
 
@@ -118,13 +117,14 @@ def sum_loss(loss_fn: nn.Module) -> nn.Module:
     return summed
 
 
-def loss_denominator(loss_fn: nn.Module, targets: torch.Tensor) -> torch.Tensor:
+def loss_denominator(loss_fn: nn.Module, targets: torch.Tensor) -> torch.Tensor | float:
     """What reduction='mean' divides by over `targets` (the whole batch or split): the class weights of its
-    rows for a weighted cross entropy, its number of target elements otherwise."""
+    rows for a weighted cross entropy, its number of target elements otherwise (a number: no tensor made on
+    the device each step)."""
     weight = getattr(loss_fn, "weight", None)
     if isinstance(loss_fn, nn.CrossEntropyLoss) and weight is not None:
         return weight[targets].sum()
-    return torch.tensor(float(targets.numel()), device=targets.device)
+    return float(targets.numel())
 
 
 def all_reduce_sum(values: list[torch.Tensor]) -> list[torch.Tensor]:
