@@ -168,9 +168,10 @@ def children(parent: int) -> list[int]:
     return found
 
 
-def test_a_rank_killed_stops_the_others_with_a_clear_error_and_leaves_a_loadable_checkpoint(tmp_path):
-    config = write(tmp_path, tiny_config(train={"epochs": 1_000_000, "log_every": 100, "checkpoint_seconds": 0.2,
-                                                "batch_size": 40}))
+@pytest.mark.parametrize("seeds", [None, [0, 1, 2]], ids=["data-parallel", "seeds-spread"])
+def test_a_rank_killed_stops_the_others_with_a_clear_error_and_leaves_a_loadable_checkpoint(tmp_path, seeds):
+    config = write(tmp_path, tiny_config(seeds=seeds, train={"epochs": 1_000_000, "log_every": 100,
+                                                             "checkpoint_seconds": 0.2, "batch_size": 40}))
     run = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "clftrain",
                "fit", str(config), "--out", str(run), "-q"]
@@ -208,8 +209,6 @@ def test_nproc_refuses_bad_values_before_starting_anything(tmp_path, cli, write_
     if not torch.cuda.is_available():
         result = cli("fit", config, "--nproc", "2", "--set", "device=cuda")
         assert result.exit_code == 2 and "device = 'cuda': no CUDA GPU is available here" in result.output
-    result = cli("fit", config, "--nproc", "2", "--seeds", "0-1")
-    assert result.exit_code == 2 and "--nproc 2 with seeds" in result.output
     result = cli("sweep", config, "--grid", "train.lr=0.1,0.01", "--nproc", "0")
     assert result.exit_code == 2 and "--nproc 0: needs at least 1 process" in result.output
     assert not (tmp_path / "runs").exists()  # nothing written
@@ -262,11 +261,92 @@ def test_a_sweep_deals_its_batches_over_the_processes_and_writes_what_one_proces
     assert len(batches) == 2  # one batch per process
 
 
-def test_a_run_with_seeds_under_torchrun_is_refused_by_every_rank_alike(tmp_path):
-    config = write(tmp_path, tiny_config(seeds=[0, 1]))
-    launched = torchrun(config, "--runs", tmp_path / "runs")
+# 5 seeds over 2 ranks: 3 and 2 replicas. Mini-batches with a last partial one, dropout (each replica's own
+# generator), a validation split deciding best.pt, a plateau schedule and early stopping per replica.
+SEEDS = tiny_config(seeds=[0, 1, 2, 3, 4], model={"layers": [8], "dropout": 0.1},
+                    dataset={"name": "blobs", "centers": 3, "n_samples": 210, "val_size": 0.2, "cluster_std": 3.0},
+                    train={"epochs": 24, "log_every": 2, "optimizer": "adam", "lr": 0.02, "batch_size": 40,
+                           "early_stopping": {"patience": 3}, "scheduler": {"name": "plateau", "patience": 2}})
+
+
+def same_replicas(mine: Path, theirs: Path) -> None:
+    """Every replica's rows, last and best weights, and summary records as `theirs` (one process) has them."""
+    assert_same_numbers(mine, theirs)
+    best_mine, best_theirs = weights(mine, "best"), weights(theirs, "best")
+    assert all(torch.allclose(best_mine[k], best_theirs[k], rtol=1e-5, atol=1e-6) for k in best_theirs)
+    a, b = (json.loads((run / "summary.json").read_text()) for run in (mine, theirs))
+    for key in ("status", "epochs_run", "seeds", "stopped_early", "weights"):
+        assert a[key] == b[key], key
+    for replica_a, replica_b in zip(a["replicas"], b["replicas"], strict=True):
+        assert {k: replica_a[k] for k in ("seed", "status", "stopped_early", "epochs_run")} == \
+            {k: replica_b[k] for k in ("seed", "status", "stopped_early", "epochs_run")}
+        for key, value in replica_b["final"].items():
+            assert math.isclose(replica_a["final"][key], value, rel_tol=1e-6, abs_tol=1e-9), key
+
+
+def test_seeds_spread_over_two_ranks_compute_what_one_process_computes(tmp_path):
+    config = write(tmp_path, SEEDS)
+    alone = one_process(config, "--out", tmp_path / "alone", "-q")
+    assert alone.returncode == 0, alone.stderr
+    launched = one_process(config, "--out", tmp_path / "spread", "--nproc", "2")  # the shorthand of torchrun
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert launched.stdout.count("Run directory:") == 1  # rank 0's console alone
+    assert "5 replicas over 2 processes, 2 or 3 per process" in launched.stdout
+    spread = tmp_path / "spread"
+    same_replicas(spread, tmp_path / "alone")
+    summary = json.loads((spread / "summary.json").read_text())
+    assert summary["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert summary["batch"] == {"replicas": 5, "runs": 1, "per_process": [3, 2]}
+    assert any(r["stopped_early"] for r in summary["replicas"])  # the case covers a replica stopping on its own
+    assert invoke("eval", spread).exit_code == 0 and invoke("eval", spread, "--seed", "4").exit_code == 0
+
+
+def test_a_spread_run_stopped_by_sigterm_resumes_on_two_ranks_and_in_one_process(tmp_path):
+    config = write(tmp_path, {**SEEDS, "seeds": [0, 1, 2], "train": {**SEEDS["train"], "epochs": 300,
+                                                                      "early_stopping": None, "log_every": 20}})
+    alone = one_process(config, "--out", tmp_path / "alone", "-q")
+    assert alone.returncode == 0, alone.stderr
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "clftrain",
+               "fit", str(config), "--out", str(tmp_path / "stopped")]
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    for line in launch.stdout:  # the first logged epoch: training is under way on both ranks
+        if line.startswith("Epoch: 20 "):
+            break
+    launch.send_signal(signal.SIGTERM)  # torchrun passes it on to its workers
+    launch.stdout.read()
+    assert launch.wait(timeout=60) != 0
+    stopped = tmp_path / "stopped"
+    summary = json.loads((stopped / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 20 <= summary["epochs_run"] < 300
+    shutil.copytree(stopped, tmp_path / "stopped-copy")
+
+    resumed = torchrun("--resume", stopped, "-q")  # each rank takes its slice of the saved replicas
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    same_replicas(stopped, tmp_path / "alone")
+    in_one = one_process("--resume", tmp_path / "stopped-copy", "-q")  # the checkpoint is one process's
+    assert in_one.returncode == 0, in_one.stderr[-3000:]
+    same_replicas(tmp_path / "stopped-copy", tmp_path / "alone")
+
+
+def test_a_run_with_seeds_from_one_process_resumes_spread_over_two_ranks(tmp_path):
+    # (a run that completes with restore_best ends on its best weights: extended, it would not go on as one run)
+    config = write(tmp_path, {**SEEDS, "train": {**SEEDS["train"], "restore_best": False}})
+    alone = one_process(config, "--out", tmp_path / "alone", "-q")
+    first = one_process(config, "--out", tmp_path / "run", "--set", "train.epochs=8", "-q")
+    assert alone.returncode == 0 and first.returncode == 0, first.stderr
+    later = torchrun("--resume", tmp_path / "run", "--set", "train.epochs=24", "-q")
+    assert later.returncode == 0, later.stderr[-3000:]
+    same_replicas(tmp_path / "run", tmp_path / "alone")
+
+
+def test_seeds_fewer_than_the_processes_are_refused_before_anything_starts(tmp_path, cli, write_config):
+    config = write_config(tiny_config(seeds=[0, 1]))
+    result = cli("fit", config, "--nproc", "3")
+    assert result.exit_code == 2 and "seeds: 2 seed(s) cannot be spread over 3 processes" in result.output
+    assert not (tmp_path / "runs").exists()
+    launched = torchrun(write(tmp_path, tiny_config(seeds=[0])), "--runs", tmp_path / "runs")
     assert launched.returncode != 0
-    assert launched.stderr.count("error: seeds under torchrun (2 processes)") == 1  # said once, by rank 0
+    assert launched.stderr.count("error: seeds: 1 seed(s) cannot be spread over 2 processes") == 1  # rank 0's
     assert not (tmp_path / "runs").exists()
 
 

@@ -63,17 +63,17 @@ def check_launch(nproc: int, config: Path | None, overrides: list[str], resume: 
                  warn: Callable[[str], None]) -> None:
     """The process count, the config and its data (every check fit makes), the batch shared by the processes,
     the device each can have, and a run directory nobody else is writing."""
-    from clftrain.training import check_data, distributed
+    from clftrain.training import check_data, check_spread, distributed
 
     if nproc < 1:
         raise UserError(f"--nproc {nproc}: needs at least 1 process")
     resolved = load_config(rundir.config_of(resume) if resume else config, None if resume else overrides)
     checked, dataset = check_data(resolved)
-    if checked.seeds is not None:
-        raise UserError(f"--nproc {nproc} with seeds: they train as one batched model in one process; run them "
-                        "without --nproc (a sweep spreads its batches over the processes)")
     check_count(nproc, checked.device, warn)
-    distributed.check_world_batch(checked.train.batch_size, len(dataset.X_train), nproc)
+    if checked.seeds is not None:  # each process trains a slice of the seeds on whole batches
+        check_spread(checked.seeds, nproc)
+    else:
+        distributed.check_world_batch(checked.train.batch_size, len(dataset.X_train), nproc)
     if checked.device.startswith("cuda"):
         import torch
 

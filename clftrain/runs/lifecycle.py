@@ -78,6 +78,11 @@ class RunRecorder(ABC):
     def trained_run(self):
         """The inference.TrainedRun the end-of-run plots draw."""
 
+    def save_now(self, epoch: int, due: bool) -> bool:
+        """Whether the writer saves at this evaluated epoch, `due` being its own pacing. A run whose state lives
+        in several processes (seeds spread over ranks) saves when they gathered it, by the same pacing."""
+        return due
+
 
 def assemble_callbacks(deciders: Sequence[Callback], user: Sequence[Callback],
                        writers: Sequence[Callback]) -> list[Callback]:
@@ -104,7 +109,8 @@ class RunWriter(Callback):
         self.seconds = 0.0  # spent saving (summary.json's timings)
 
     def on_epoch_end(self, trainer: EpochLoop, row: dict[str, float]) -> None:
-        if trainer.epoch % self.every == 0 and time.monotonic() - self._saved_at >= self.interval:
+        due = trainer.epoch % self.every == 0 and time.monotonic() - self._saved_at >= self.interval
+        if self.recorder.save_now(trainer.epoch, due):
             self.save(trainer.epoch)
 
     def on_fit_end(self, trainer: EpochLoop) -> None:

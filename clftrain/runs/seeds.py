@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,8 @@ from clftrain.inference import ReplicaChoice, TrainedRun, check_same_run, median
 from clftrain.runs import lifecycle
 from clftrain.store import rundir
 from clftrain.training import (
-    NOT_IN_ROWS, Callback, Group, Member, ReplicaSelect, build_model, check_not_launched, count_parameters,
-    describe_model, setup_group,
+    NOT_IN_ROWS, Callback, Group, Member, ReplicaSelect, StackedMLP, build_model, count_parameters, describe_model,
+    distributed, mean_history, setup_group, slice_best, slice_state, stack_replicas,
 )
 
 
@@ -39,14 +40,24 @@ class MemberRecorder(lifecycle.RunRecorder):
 
     def checkpoint(self, best: bool = False) -> dict[str, Any]:
         trainer, member = self.group.trainer, self.member
-        payload = trainer.member_state(member)
+        payload = self.member_state()
         payload["metrics"] = self.final_rows()  # one row per replica
         payload["restored_from"] = "each replica's best epoch" if member.best.restored else None
         if best:  # each replica's weights and row at its own best epoch
-            payload.update(model=member.best.state, metrics=member.best.rows, partial=None)
+            payload.update(model=self.best_weights(), metrics=member.best.rows, partial=None)
         payload.update(seeds=member.seeds, status=member.status(trainer.status),
                        **lifecycle.checkpoint_facts(member.config, self.group.dataset, trainer.loss.module))
         return payload
+
+    def member_state(self) -> dict[str, Any]:
+        return self.group.trainer.member_state(self.member)
+
+    def best_weights(self) -> dict[str, torch.Tensor]:
+        return self.member.best.state
+
+    def stacked(self) -> StackedMLP:
+        """The batched model holding the member's replicas (at their positions from member.first)."""
+        return self.group.trainer.model
 
     def best_version(self) -> int:
         return self.member.best.version
@@ -89,12 +100,66 @@ class MemberRecorder(lifecycle.RunRecorder):
         group, member = self.group, self.member
         rows = [row or {} for row in self.final_rows()]
         index = median_replica(rows, group.dataset.task)
-        model = ReplicaSelect(group.trainer.model, member.first + index)
+        model = ReplicaSelect(self.stacked(), member.first + index)
         choice = ReplicaChoice(member.seeds, member.seeds[index], "median", group.dataset.task)
         epoch = int(rows[index]["epoch"]) if member.best.restored else group.trainer.epoch
         recorded = rows[index] if rows[index].get("epoch") == epoch else {}
         return TrainedRun(member.config, group.dataset, model, group.device, member.history, rundir.LAST,
                           epoch=epoch, recorded=recorded, replicas=choice)
+
+
+class SpreadRecorder(MemberRecorder):
+    """Rank 0's record of a run whose seeds are spread over a launch's ranks (training/seed_spread.py): the
+    whole run, from what the ranks sent; the same files as from one process."""
+
+    def __init__(self, group: Group, run_dir: Path) -> None:
+        self.group, self.spread, self.run_dir, self.config = group, group.spread, run_dir, group.config
+
+    @property
+    def member(self) -> Member:
+        """Every replica's records as one Member (no optimizer: nothing trains through it)."""
+        spread, local = self.spread, self.group.members[0]
+        whole = Member(self.config, part=0, first=0, optimizer=None, generators=[], frozen=None,
+                       history=spread.history, diverged_at=list(spread.diverged_at),
+                       stopped_at=list(spread.stopped_at))
+        whole.best = RecordedBest(local.best.monitor, list(spread.best_rows), spread.restored, spread.best_version)
+        return whole
+
+    def member_state(self) -> dict[str, Any]:
+        return self.spread.checkpoint_state()
+
+    def best_weights(self) -> dict[str, torch.Tensor]:
+        return self.spread.best_state()
+
+    def best_version(self) -> int:
+        return self.spread.best_version
+
+    def rows(self) -> list[dict[str, float]]:
+        return self.spread.history
+
+    def save_now(self, epoch: int, due: bool) -> bool:
+        return self.spread.states_epoch == epoch
+
+    def stacked(self) -> StackedMLP:
+        """Every replica in one batched model on this process, with the weights the ranks sent at the end."""
+        group = self.group
+        model = stack_replicas([self.config], group.dataset, group.device)
+        model.load_part_state(0, self.spread.checkpoint_state()["model"], "the ranks' replicas")
+        return model
+
+    def summary(self) -> dict[str, Any]:
+        sizes = [len(range(len(self.config.seeds))[seed_slice]) for seed_slice in self.spread.slices()]
+        return {**super().summary(), "batch": {"replicas": len(self.config.seeds), "runs": 1, "per_process": sizes}}
+
+
+@dataclass
+class RecordedBest:
+    """What ReplicaBest holds of a spread run's replicas, gathered on rank 0 (their weights: SeedSpread.best_state)."""
+
+    monitor: str | None
+    rows: list[dict | None]
+    restored: bool
+    version: int
 
 
 def solo_model(group: Group, member: Member) -> torch.nn.Sequential:
@@ -111,11 +176,12 @@ def model_description(group: Group, member: Member) -> dict:
 # ---------------------------------------------------------------------- fit and resume
 def fit_seeds(config: Config, out: Path | None = None, runs_root: Path = Path("runs"),
               callbacks: list[Callback] = (), on_model=None, restart: Path | None = None) -> lifecycle.FitResult:
-    """Train one replica per seed of `config` into a new run directory (or `restart` one from its start)."""
-    check_not_launched()
-    group = setup_group([config])
-    resolved = group.members[0].config
-    run_dir = lifecycle.restart_run(restart, resolved) if restart else lifecycle.create_run(resolved, out, runs_root)
+    """Train one replica per seed of `config` into a new run directory (or `restart` one from its start); under
+    torchrun each process trains its slice of the seeds."""
+    group = setup_group([config], spread=distributed.launched())
+    resolved = group.config
+    run_dir = lifecycle.on_main(group.trainer.world, lambda: lifecycle.restart_run(restart, resolved) if restart
+                                else lifecycle.create_run(resolved, out, runs_root))
     show_model(group, on_model)
     (summary,), signal = train_group(group, [run_dir], callbacks)
     return lifecycle.FitResult(run_dir, summary, signal)
@@ -123,26 +189,33 @@ def fit_seeds(config: Config, out: Path | None = None, runs_root: Path = Path("r
 
 def resume_seeds(run_dir: Path, config: Config, payload: dict, overrides: list[str],
                  callbacks: list[Callback] = (), on_model=None) -> lifecycle.FitResult:
-    """Continue a multi-seed run from its last.pt (runs.fit.resume_run has checked the directory and overrides)."""
-    check_not_launched()
+    """Continue a multi-seed run from its last.pt (runs.fit.resume_run has checked the directory and overrides),
+    on any number of processes: each takes its slice of the saved replicas."""
     last = rundir.checkpoint_path(run_dir, rundir.LAST)
-    group = setup_group([config])
+    finished = lifecycle.is_finished(int(payload["epoch"]), config, payload)
+    group = setup_group([config], spread=distributed.launched() and not finished)
     check_same_run(payload, config, last)
     member, trainer = group.members[0], group.trainer
     best_file = rundir.checkpoint_path(run_dir, rundir.BEST)
     best = rundir.load_checkpoint(best_file) if best_file.is_file() else None
-    trainer.model.load_part_state(member.part, payload["model"], last)  # names the first mismatching layer
-    trainer.restore_member(member, payload, best)
-    if lifecycle.is_finished(trainer.epoch, config, payload):
+    state = slice_state(payload, group.rows, member.seeds) if group.spread else payload
+    trainer.model.load_part_state(member.part, state["model"], last)  # names the first mismatching layer
+    trainer.restore_member(member, state, slice_best(best, group.rows) if group.spread else best)
+    if group.spread:
+        group.spread.restore(payload, best)
+        trainer.history = mean_history(payload["history"])
+    if finished:
         trainer.status = "diverged" if payload["status"] == "diverged" else "completed"
         recorder = MemberRecorder(group, member, run_dir)
         missing = lifecycle.missing_end_steps(recorder, payload["status"])
-        if missing:
-            return lifecycle.FitResult(run_dir, lifecycle.finish(recorder, trainer, missing))
+        if missing:  # on rank 0 alone under torchrun (the others wait for its summary)
+            world = distributed.join_world(group.device) if distributed.launched() else None
+            return lifecycle.FitResult(run_dir, lifecycle.on_main(
+                world, lambda: lifecycle.finish(recorder, trainer, missing)))
     lifecycle.check_epochs_left(run_dir, trainer.epoch, config, payload)
     show_model(group, on_model)
     if overrides:
-        lifecycle.write_config(run_dir, config)
+        lifecycle.on_main(trainer.world, lambda: lifecycle.write_config(run_dir, config))
     (summary,), signal = train_group(group, [run_dir], callbacks, lifecycle.resumed_threads(config, payload))
     return lifecycle.FitResult(run_dir, summary, signal)
 
@@ -151,16 +224,23 @@ def show_model(group: Group, on_model) -> None:
     if on_model is None:
         return
     solo = solo_model(group, group.members[0])
-    replicas = group.trainer.model.replicas
-    on_model(describe_model(solo), count_parameters(solo),
-             f"{group.device}: {replicas} replica{'s' * (replicas > 1)} trained as one batched model")
+    replicas = len(group.config.seeds)
+    where = f"{replicas} replica{'s' * (replicas > 1)} trained as one batched model"
+    if group.spread is not None:
+        sizes = sorted({len(range(replicas)[part]) for part in group.spread.slices()})
+        where = (f"{replicas} replicas over {group.trainer.world.size} processes, "
+                 f"{' or '.join(map(str, sizes))} per process as one batched model")
+    on_model(describe_model(solo), count_parameters(solo), f"{group.device}: {where}")
 
 
 def train_group(group: Group, run_dirs: list[Path], callbacks: list[Callback] = (),
                 threads: int | str | None = None) -> tuple[list[dict], str | None]:
     """Train a group, each member into its run directory; the members' summaries and the signal that stopped it.
     `threads`: a resumed run's (lifecycle.resumed_threads), else the config's."""
-    recorders = [MemberRecorder(group, member, run_dir) for member, run_dir in zip(group.members, run_dirs)]
+    if group.spread is not None:
+        recorders = [SpreadRecorder(group, run_dirs[0])] if group.trainer.world.is_main else []
+    else:
+        recorders = [MemberRecorder(group, member, run_dir) for member, run_dir in zip(group.members, run_dirs)]
     return lifecycle.train(group.trainer, recorders, group.deciders(), callbacks,
                            threads or group.members[0].config.threads)
 

@@ -156,6 +156,15 @@ def gather_all(obj) -> list:
     return gathered
 
 
+def gather_to_main(obj) -> list | None:
+    """Every rank's `obj`, in rank order, on rank 0 (None on the others)."""
+    import torch.distributed as dist
+
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
 def is_collective_failure(exc: BaseException) -> bool:
     """Whether `exc` is a collective failing because another rank went away (not a bug of this process)."""
     import torch.distributed as dist

@@ -49,7 +49,8 @@ class EpochLoop:
 
     _stop: bool = False
     _stop_checks: int = 0  # data-parallel: calls of _stopping, the same count on every rank
-    world = None  # a distributed.World when data-parallel (Trainer): stops and sums are agreed over the ranks
+    world = None  # a distributed.World under torchrun: stops are agreed over the ranks
+    sums_over_ranks = True  # data-parallel (Trainer): each rank summed its shards of the batches
 
     def stop(self, status: str = "completed") -> None:
         """Ask the loop to stop: after the current mini-batch, or epoch when full batch (early stopping and
@@ -124,7 +125,7 @@ class EpochLoop:
         an evaluation of each held-out split, every device value read in a single transfer."""
         n_train = len(self.splits["train"])
         names = ["train_loss", f"train_{self.task.metric}"]
-        if self.world is not None:  # each rank summed its shards: the epoch's sums are the ranks' together
+        if self.world is not None and self.sums_over_ranks:  # the epoch's sums are the ranks' shards together
             train_sums = distributed.all_reduce_sum(list(train_sums))
         values, divisors = list(train_sums), [n_train, n_train]
         for split_name in ("val", "test"):

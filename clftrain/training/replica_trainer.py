@@ -219,6 +219,11 @@ class ReplicaTrainer(EpochLoop):
     history: list[dict[str, float]] = field(default_factory=list)  # mean rows, for the console
     replica_rows: list[dict[str, float]] = field(default_factory=list)  # the replicas recorded at the last evaluation
     partial: dict | None = None  # an epoch stopped between mini-batches (EpochLoop._mini_batches)
+    # Seeds spread over a launch's ranks (seed_spread.py): this rank trains a slice of the run's replicas;
+    # `elsewhere` (replicas still training on other ranks, all of theirs diverged) is what the last exchange said.
+    world: object = None
+    elsewhere: tuple[bool, bool] = (False, True)
+    sums_over_ranks = False  # every rank trains whole batches for its own replicas: no sums to add up
 
     def __post_init__(self) -> None:
         self.generators = [g for member in self.members for g in member.generators]
@@ -309,9 +314,10 @@ class ReplicaTrainer(EpochLoop):
         member.frozen.freeze(indices, len(member.seeds))
 
     def _stop_when_every_replica_has(self) -> None:
-        if any(m.active(i) for m in self.members for i in range(len(m.seeds))):
+        active_elsewhere, all_diverged_elsewhere = self.elsewhere
+        if active_elsewhere or any(m.active(i) for m in self.members for i in range(len(m.seeds))):
             return
-        if all(all(m.diverged_at) for m in self.members):
+        if all_diverged_elsewhere and all(all(m.diverged_at) for m in self.members):
             self.stop("diverged")
         else:
             self.stop("completed")
@@ -368,13 +374,18 @@ class ReplicaTrainer(EpochLoop):
         if held:  # the weights and optimizer state just loaded are where they stopped
             member.frozen.freeze(held, len(member.seeds))
         self._restore_partial(state.get("partial"))  # resume trains one member: its rows are all the replicas
-        by_epoch: dict[int, list[dict]] = {}
-        for row in member.history:
-            by_epoch.setdefault(int(row["epoch"]), []).append(row)
-        self.history = [mean_row(rows) for rows in by_epoch.values()]
+        self.history = mean_history(member.history)
         if best is not None:
             member.best.rows = list(best["metrics"])
             member.best.state = {k: v.to(self._device) for k, v in best["model"].items()}
+
+
+def mean_history(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The mean row of each evaluated epoch of a run's rows (the console's history)."""
+    by_epoch: dict[int, list[dict]] = {}
+    for row in rows:
+        by_epoch.setdefault(int(row["epoch"]), []).append(row)
+    return [mean_row(epoch_rows) for epoch_rows in by_epoch.values()]
 
 
 def mean_row(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -10,7 +10,7 @@ run directory exists, so a bad config leaves nothing behind. The one-seed and ma
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from clftrain.training.model import EVAL_ROWS, build_model
 from clftrain.training.replica_decisions import ReplicaBest, ReplicaStopping
 from clftrain.training.replica_trainer import FrozenReplicas, Member, ReplicaRates, ReplicaTrainer
 from clftrain.training.replicas import ReplicaLoss, StackedMLP
+from clftrain.training.seed_spread import SeedSpread, check_spread, seed_slice
 from clftrain.training.trainer import Trainer
 
 
@@ -252,26 +253,38 @@ class Group:
     trainer: ReplicaTrainer
     dataset: Dataset
     device: torch.device
+    config: Config  # the first member's, resolved, with every seed of the run (a spread run trains a slice of them)
+    spread: SeedSpread | None = None  # seeds spread over a launch's ranks: this rank's exchange
+    rows: slice = field(default_factory=lambda: slice(None))  # the run's replicas this process trains
 
     @property
     def members(self) -> list[Member]:
         return self.trainer.members
 
     def deciders(self) -> list:
-        """Each member's per-replica best weights, then their early stopping (the order solo runs keep)."""
-        return [*(m.best for m in self.members), *(m.stopping for m in self.members if m.stopping is not None)]
+        """Each member's per-replica best weights, then their early stopping (the order solo runs keep), then
+        a spread run's exchange, which carries what they decided."""
+        return [*(m.best for m in self.members), *(m.stopping for m in self.members if m.stopping is not None),
+                *([self.spread] if self.spread is not None else [])]
 
 
-def setup_group(configs: list[Config], dataset: Dataset | None = None) -> Group:
+def setup_group(configs: list[Config], dataset: Dataset | None = None, spread: bool = False) -> Group:
     """Data (built unless given: a sweep shares it between groups), stacked replicas, optimizers and loop;
-    every user error is raised before anything is written."""
+    every user error is raised before anything is written. `spread` (one run with seeds under torchrun): the
+    process joins the launch after those checks and trains its slice of the seeds (seed_spread.py)."""
     first = configs[0]
     device = distributed.rank_device(resolve_device(first.device))
     dataset = dataset or build_dataset(first)
     configs = [resolve_task(c, dataset) for c in configs]
     check_batch_size(first, dataset)
     check_memory(configs, dataset, device)
-    model = _stack_replicas(configs, dataset, device)
+    whole, world, rows = configs[0], None, slice(None)
+    if spread:
+        check_spread(whole.seeds, distributed.world_size())
+        world = distributed.join_world(device)
+        rows = seed_slice(whole.seeds, world)
+        configs = [whole.model_copy(update={"seeds": whole.seeds[rows]})]
+    model = stack_replicas(configs, dataset, device)
     members, first_replica = [], 0
     for part, config in enumerate(configs):
         members.append(_member(config, part, first_replica, model, decision_monitor(config, dataset),
@@ -280,9 +293,13 @@ def setup_group(configs: list[Config], dataset: Dataset | None = None) -> Group:
     trainer = ReplicaTrainer(
         model=model, members=members, task=dataset.task, cfg=configs[0].train, splits=device_splits(dataset, device),
         loss=ReplicaLoss(configs[0].train.loss, build_loss(configs[0].train, dataset, device)),
-        outputs_are_probabilities=expects_probabilities(configs[0].train.loss),
+        outputs_are_probabilities=expects_probabilities(configs[0].train.loss), world=world,
     )
-    return Group(trainer, dataset, device)
+    group = Group(trainer, dataset, device, whole, rows=rows)
+    if world is not None:
+        train = whole.train
+        group.spread = SeedSpread(members[0], world, whole.seeds, train.log_every, train.checkpoint_seconds)
+    return group
 
 
 def check_data(config: Config) -> tuple[Config, Dataset]:
@@ -297,22 +314,13 @@ def check_data(config: Config) -> tuple[Config, Dataset]:
     return config, dataset
 
 
-def check_not_launched() -> None:
-    """A run with seeds is not spread over a torchrun launch's ranks yet (a sweep's batches are): refused, not
-    repeated by every rank."""
-    if distributed.launched():
-        raise UserError(f"seeds under torchrun ({distributed.world_size()} processes): a run with seeds trains as "
-                        "one batched model in one process; run it without torchrun or --nproc (a sweep spreads "
-                        "its batches over the processes)")
-
-
 def check_group(configs: list[Config], dataset: Dataset) -> None:
     """The user errors setup_group would raise for these configs, without building anything."""
     resolve_device(configs[0].device)
     check_batch_size(configs[0], dataset)
 
 
-def _stack_replicas(configs: list[Config], dataset: Dataset, device: torch.device) -> StackedMLP:
+def stack_replicas(configs: list[Config], dataset: Dataset, device: torch.device) -> StackedMLP:
     """Each replica initialised exactly as build_trainer initialises a solo run of its seed."""
     out_features = dataset.task.out_features(dataset.n_classes)
     models, rng_states = [], []
