@@ -16,10 +16,11 @@ def test_distributed_benchmark_end_to_end(tmp_path, capsys):
     code = distributed.main(["--reps", "1", "--rows", "2000", "--epochs", "1", "--sweep-epochs", "5",
                              "--results", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "| big, batch 256 | 2 |" in out and "| sweep, 2 batches x 16 seeds | 2 |" in out
-    assert "big, batch 256: 2 ranks " in out and "sweep of 32 replicas: 2 processes " in out
+    for row in ("| big, batch 256 | 2 |", "| fit --seeds 0-31 (32 replicas) | 2 |", "| sweep, 2 batches x 16 seeds | 2 |"):
+        assert row in out
+    assert "big, batch 256: 2 processes " in out and "fit --seeds 0-31 (32 replicas): 2 processes " in out
     assert code == (0 if out.count("PASS") == 2 else 1)
     [record] = [json.loads(p.read_text()) for p in tmp_path.glob("distributed-*.json")]
     assert record["steps"] == 7  # 1,600 training rows in batches of 256, one epoch
-    assert [run["distributed"] for run in record["runs"]["2"]] == [{"world_size": 2, "backend": "gloo"}]
-    assert record["sweep"]["speedup"] > 0
+    assert set(record["speedup"]) == {"big", "seeds", "sweep"} and all(v > 0 for v in record["speedup"].values())
+    assert all(len(record["training_s"][name]["2"]) == 1 for name in ("big", "seeds", "sweep"))
