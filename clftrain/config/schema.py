@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, PrivateAttr, ValidationInfo,
@@ -256,11 +256,10 @@ class DigitsConfig(_BundledConfig):
     name: Literal["digits"]
 
 
-class CsvConfig(_DatasetBase):
-    """Your own table: a header row naming the columns, then one row per sample."""
+class _TableConfig(_DatasetBase):
+    """The keys every table of the user's shares (CSV, Parquet)."""
 
-    name: Literal["csv"]
-    path: str = Field(description="The CSV file; a relative path is relative to the config file.")
+    path: str = Field(description="The file; a relative path is relative to the config file.")
     target: Union[str, Annotated[list[str], Field(min_length=1)]] = Field(
         description="The label column; a list of 0/1 columns makes a multi-label task.")
     features: list[str] | None = Field(None, description="Input columns (default: every other column, but for "
@@ -274,6 +273,9 @@ class CsvConfig(_DatasetBase):
         "null: missing values are an error.")
     standardize: bool = Field(True, description="Scale numeric features to zero mean, unit variance (fitted on train).")
 
+    FOLDERS: ClassVar[bool] = False  # whether `path` may be a folder (of Parquet files)
+    FORMAT: ClassVar[str] = "CSV"
+
     @field_validator("path")
     @classmethod
     def _relative_to_config(cls, path: str, info: ValidationInfo) -> str:
@@ -285,21 +287,36 @@ class CsvConfig(_DatasetBase):
         if not resolved.is_absolute() and base is not None:
             resolved = Path(base) / resolved
         try:
-            is_file = resolved.is_file()
+            is_file = resolved.is_file() or (cls.FOLDERS and resolved.is_dir())
         except OSError as exc:  # a name longer than the file system takes, say
             raise ValueError(f"not a usable file path: {exc.strerror or exc}") from None
         if context.get("check_files", True) and not is_file:
             where = f" (looked for {resolved})" if str(resolved) != path else ""
+            folder = " or folder" if cls.FOLDERS else ""
             if resolved.exists():
-                raise ValueError(f"{resolved} is not a regular file (a directory, FIFO, socket or device); "
-                                 "give the CSV file's path")
-            raise ValueError(f"CSV file not found{where}; the path is relative to the config file")
+                raise ValueError(f"{resolved} is not a regular file{folder} (a directory, FIFO, socket or device); "
+                                 f"give the {cls.FORMAT} file's path")
+            raise ValueError(f"{cls.FORMAT} file{folder} not found{where}; the path is relative to the config file")
         return str(resolved.resolve())
+
+
+class CsvConfig(_TableConfig):
+    """Your own table: a header row naming the columns, then one row per sample."""
+
+    name: Literal["csv"]
+
+
+class ParquetConfig(_TableConfig):
+    """Your own table as Parquet: one file, or a folder of .parquet files with one schema (read by pyarrow)."""
+
+    name: Literal["parquet"]
+    FOLDERS: ClassVar[bool] = True
+    FORMAT: ClassVar[str] = "Parquet"
 
 
 DATASET_CLASSES = (
     CirclesConfig, MoonsConfig, BlobsConfig, SpiralsConfig, ClassificationConfig, LinearConfig,
-    MultilabelConfig, IrisConfig, WineConfig, BreastCancerConfig, DigitsConfig, CsvConfig,
+    MultilabelConfig, IrisConfig, WineConfig, BreastCancerConfig, DigitsConfig, CsvConfig, ParquetConfig,
 )
 DATASET_NAMES = [cls.model_fields["name"].annotation.__args__[0] for cls in DATASET_CLASSES]
 DatasetConfig = Annotated[Union[DATASET_CLASSES], Field(discriminator="name")]

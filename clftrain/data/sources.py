@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from clftrain.data.parquet import load_parquet
 from clftrain.data.tabular import load_csv
 from clftrain.data.types import RawData
 from clftrain.registry import Registry
@@ -133,6 +134,7 @@ for _name, _loader in {"iris": "load_iris", "wine": "load_wine", "breast_cancer"
 
 
 DATASETS.register("csv")(load_csv)
+DATASETS.register("parquet")(lambda cfg: load_parquet(cfg))  # pyarrow imported on first use only
 
 
 def _numbered(prefix: str, n: int) -> list[str]:

@@ -30,16 +30,8 @@ def load_csv(cfg) -> RawData:
         return fast
     table = CsvTable.read(Path(cfg.path))
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
-    _require(table, targets, "dataset.target")
-    _require(table, cfg.exclude, "dataset.exclude")
     chosen = cfg.features is not None
-    features = [c for c in (cfg.features if chosen else table.header) if c not in targets or chosen]
-    features = [c for c in features if c not in cfg.exclude]
-    _require(table, features, "dataset.features")
-    overlap = sorted(set(features) & set(targets))
-    if overlap:
-        raise UserError(f"dataset.features includes the target column(s) {', '.join(map(repr, overlap))}; "
-                        "a model must not see its labels as inputs")
+    features = check_chosen_columns(table.path, table.header, targets, cfg.features, cfg.exclude)
     notes = []
     if not chosen:  # columns nobody picked: leave out what cannot generalise, and say so
         features, notes = _leave_out_identifiers(table, features, cfg)
@@ -101,11 +93,27 @@ def _check_cardinality(table: CsvTable, categorical: list[str]) -> None:
                             f"['{column}'], or group its rare values into fewer categories in the file")
 
 
-def _require(table: CsvTable, columns: list[str], key: str) -> None:
-    missing = [c for c in columns if c not in table.header]
+def check_chosen_columns(path: Path, header: list[str], targets: list[str], features: list[str] | None,
+                         exclude: list[str]) -> list[str]:
+    """The input columns the keys pick (every column but the targets and `exclude` unless `features` names
+    them), each present in the table and none a target; a UserError naming the key otherwise."""
+    _require(path, header, targets, "dataset.target")
+    _require(path, header, exclude, "dataset.exclude")
+    chosen = features is not None
+    picked = [c for c in (features if chosen else header) if (c not in targets or chosen) and c not in exclude]
+    _require(path, header, picked, "dataset.features")
+    overlap = sorted(set(picked) & set(targets))
+    if overlap:
+        raise UserError(f"dataset.features includes the target column(s) {', '.join(map(repr, overlap))}; "
+                        "a model must not see its labels as inputs")
+    return picked
+
+
+def _require(path: Path, header: list[str], columns: list[str], key: str) -> None:
+    missing = [c for c in columns if c not in header]
     if missing:
-        raise UserError(f"{key}: {table.path} has no column(s) {', '.join(map(repr, missing))}; "
-                        f"its columns are: {', '.join(table.header)}")
+        raise UserError(f"{key}: {path} has no column(s) {', '.join(map(repr, missing))}; "
+                        f"its columns are: {', '.join(header)}")
 
 
 def read_numeric(cfg) -> RawData | None:

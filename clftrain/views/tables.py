@@ -37,7 +37,7 @@ def show_result(console: Console, run_dir: Path, summary: dict) -> None:
     else:
         _show_one_seed_result(console, run_dir, summary)
     for note in summary.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}", markup=True, highlight=False)
+        show_note(console, note)
 
 
 def _show_one_seed_result(console: Console, run_dir: Path, summary: dict) -> None:
@@ -221,7 +221,7 @@ def show_data_check(console: Console, config, dataset) -> None:
     console.print(f"splits: train {len(dataset.X_train)}, validation {val}, test {len(dataset.X_test)} rows"
                   + (" (validation carved for the run's decisions)" if config._validation_carved else ""))
     for note in dataset.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        show_note(console, note)
 
 
 def show_eval(console: Console, report: dict, path: Path) -> None:
@@ -238,7 +238,7 @@ def show_eval(console: Console, report: dict, path: Path) -> None:
         console.print(_per_class_table(report["per_class"]))
         console.print(_confusion_table(report["confusion_matrix"]))
     for note in report.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}")
+        show_note(console, note)
     if "threshold" in report:
         console.print(f"decision threshold: a row is '{report['metrics']['positive_class']}' from probability "
                       f"{report['threshold']:g} (not 0.5)")
@@ -399,3 +399,8 @@ def show_compare(console: Console, runs: list[RunRecord], metric: str) -> None:
                 table.add_row(fact[0], *fact[1][start:end])
         console.print(table)
         start = end
+
+
+def show_note(console: Console, note: str) -> None:
+    """A note as plain text: one naming columns (`features: [a, b]`) must not be read as console markup."""
+    console.print(Text("note: ", style="yellow") + Text(note), highlight=False)
