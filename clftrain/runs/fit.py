@@ -21,7 +21,7 @@ from clftrain.training import Callback, distributed
 def fit_run(config: Config, out: Path | None = None, runs_root: Path = Path("runs"),
             callbacks: list[Callback] = (), on_model=None) -> FitResult:
     """Train one config into a new run directory (`seeds`: one replica per seed, as one batched model)."""
-    check_trackers(config)
+    check_trackers(config, out if out is not None else runs_root / "(new run)")  # its folder holds MLflow's store
     fit = fit_single if config.seeds is None else fit_seeds
     return fit(config, out, runs_root, callbacks, on_model)
 
@@ -43,7 +43,7 @@ def _resume(run_dir: Path, overrides: list[str] | None, callbacks, on_model) -> 
         raise UserError(f"--set {', '.join(sorted(changed))}: only {', '.join(sorted(RESUMABLE_KEYS))} "
                         "can change when resuming; start a new run to change anything else")
     config = load_config(config_file, overrides)
-    check_trackers(config)
+    check_trackers(config, run_dir)
     last = rundir.checkpoint_path(run_dir, rundir.LAST)
     if not last.is_file():  # stopped before its first save (a kill in its first seconds): start it over here
         fit = fit_single if config.seeds is None else fit_seeds

@@ -238,9 +238,9 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
     from clftrain.runs.seeds import train_group
     from clftrain.training import check_group, distributed, setup_group
 
-    from clftrain.runs.tracking import check_trackers
+    from clftrain.runs.tracking import check_trackers, ending_sweep, start_sweep_tracking
 
-    check_trackers(plan.combinations[0].config)
+    check_trackers(plan.combinations[0].config, out if out is not None else runs_root / "(new sweep)")
     datasets = _datasets(plan)  # every data problem surfaces before anything is written
     for batch in plan.batches:
         check_group([c.config for c in batch], datasets[_data_key(batch[0].config)])
@@ -251,28 +251,33 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
     def create() -> Path:
         made = rundir.create_run_dir(f"{plan.name}-sweep", out, runs_root)
         _write(made / SWEEP_JSON, lambda path: rundir.write_json(path, _plan_record(plan)))
+        start_sweep_tracking(plan.combinations[0].config, made, _plan_record(plan)["grid"])  # MLflow: the parent run
         return made
 
     sweep_dir = on_main(world, create)
     result = SweepResult(sweep_dir, [], _ranking_column(plan, datasets), list(plan.grid))
-    for number, combos in enumerate(plan.batches, start=1):
-        if world is not None and (number - 1) % world.size != world.rank:
-            continue  # another process's batch
-        group = setup_group([c.config for c in combos], datasets[_data_key(combos[0].config)])
-        run_dirs = [rundir.create_run_dir(c.config.name, sweep_dir / c.dir_name) for c in combos]
-        for member, run_dir in zip(group.members, run_dirs):
-            write_config(run_dir, member.config)
-        summaries, result.signal = train_group(group, run_dirs, on_batch(number, group) if on_batch else [])
-        result.rows.extend(_row(c, s, number) for c, s in zip(combos, summaries))
-        result.rows = _ranked(result.rows, result.ranked_by)
-        if world is None:
-            _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, _csv(result.rows)))
-        if result.signal:
-            break
-    if world is not None:
-        result.rows = _ranked([row for rows in distributed.gather_all(result.rows) for row in rows], result.ranked_by)
-        text = _csv(result.rows)
-        on_main(world, lambda: _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, text)))
+    main = world is None or world.is_main
+    with ending_sweep(plan.combinations[0].config, sweep_dir, (SWEEP_CSV, SWEEP_JSON), main) as ended:
+        for number, combos in enumerate(plan.batches, start=1):
+            if world is not None and (number - 1) % world.size != world.rank:
+                continue  # another process's batch
+            group = setup_group([c.config for c in combos], datasets[_data_key(combos[0].config)])
+            run_dirs = [rundir.create_run_dir(c.config.name, sweep_dir / c.dir_name) for c in combos]
+            for member, run_dir in zip(group.members, run_dirs):
+                write_config(run_dir, member.config)
+            summaries, result.signal = train_group(group, run_dirs, on_batch(number, group) if on_batch else [])
+            result.rows.extend(_row(c, s, number) for c, s in zip(combos, summaries))
+            result.rows = _ranked(result.rows, result.ranked_by)
+            if world is None:
+                _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, _csv(result.rows)))
+            if result.signal:
+                break
+        if world is not None:
+            rows = distributed.gather_all(result.rows)
+            result.rows = _ranked([row for part in rows for row in part], result.ranked_by)
+            text = _csv(result.rows)
+            on_main(world, lambda: _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, text)))
+        ended.append("interrupted" if result.signal else "completed")
     return result
 
 
