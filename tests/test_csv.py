@@ -154,7 +154,7 @@ def test_predict_names_column_and_row_of_bad_values(cli, write_config, tmp_path)
 
 
 def test_numeric_tables_take_the_fast_parser_and_agree_with_the_careful_one(write_config, tmp_path, monkeypatch):
-    from clftrain.data import tabular
+    from clftrain.data import arrow_tables, tabular
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 4)).round(4)
@@ -164,6 +164,7 @@ def test_numeric_tables_take_the_fast_parser_and_agree_with_the_careful_one(writ
     fast = build_dataset(load_config(path))
 
     monkeypatch.setattr(tabular, "read_numeric", lambda cfg: None)  # force the careful path
+    monkeypatch.setattr(arrow_tables, "read_csv_typed", lambda cfg: None)
     careful = build_dataset(load_config(path))
     assert fast.task.name == careful.task.name == "multiclass"
     assert fast.class_names == careful.class_names == ["0", "1", "2"]

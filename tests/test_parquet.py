@@ -126,3 +126,56 @@ def test_paths_that_are_not_parquet(tmp_path, write_config, cli):
     assert result.exit_code == 2 and "Parquet file or folder not found" in result.output
     summary = json.dumps(config(tmp_path / "missing.parquet"))  # the schema names the new dataset
     assert "parquet" in summary and "parquet" in cli("schema").output
+
+
+# CSV files pyarrow's typed reader must read as the careful one does, or leave to it (None)
+TRICKY = {
+    "plain mixed": ("a,b,colour,label\n" + "".join(f"{i * 0.5},{i % 3},{'red' if i % 2 else 'blue'},{i % 2}\n"
+                                                  for i in range(30)), True),
+    "gaps spelled many ways": ("a,colour,label\n" + "".join(f"{['', 'NA', 'n/a', 'NaN', 'null', 'None', '?', '1.5'][i % 8]},"
+                                                         f"{'x' if i % 3 else 'NULL'},{'yes' if i % 2 else 'no'}\n"
+                                                         for i in range(32)), True),
+    "byte-order mark": ("\ufeffa,colour,label\n" + "".join(f"{i},{'u' if i % 2 else 'v'},{i % 2}\n" for i in range(10)), True),
+    "an identifier and free text": ("id,name,a,colour,label\n" + "".join(f"{i},person {i},{i % 4},{'p' if i % 3 else 'q'},{i % 2}\n"
+                                                                      for i in range(40)), True),
+    "fractional target": ("a,colour,label\n" + "".join(f"{i},{'u' if i % 2 else 'v'},{i / 3:.3f}\n" for i in range(12)), True),
+    "whole numbers written 1.0": ("a,colour,label\n" + "".join(f"{i},{'u' if i % 2 else 'v'},{i % 2}.0\n" for i in range(12)), True),
+    "padded text": ("a,colour,label\n" + "".join(f"{i}, {'u' if i % 2 else 'v'},{i % 2}\n" for i in range(12)), False),
+    "padded number": ("a,colour,label\n" + "".join(f" {i},{'u' if i % 2 else 'v'},{i % 2}\n" for i in range(12)), None),
+    "true/false text": ("a,flag,label\n" + "".join(f"{i},{'true' if i % 2 else 'false'},{i % 2}\n" for i in range(12)), True),
+    "dates": ("a,day,label\n" + "".join(f"{i},2024-01-{i + 1:02d},{i % 2}\n" for i in range(12)), False),
+    "ragged": ("a,colour,label\n1,u,0\n2,v\n3,u,1\n", None),
+    "inf": ("a,colour,label\n" + "".join(f"{'inf' if i == 5 else i},{'u' if i % 2 else 'v'},{i % 2}\n" for i in range(12)), None),
+    "blank-ish line": ("a,colour,label\n" + "".join(f"{i},{'u' if i % 2 else 'v'},{i % 2}\n" for i in range(12)) + " , , \n", None),
+}
+
+
+@pytest.mark.parametrize("case", list(TRICKY))
+def test_the_typed_csv_reader_reads_as_the_careful_one_or_leaves_the_file_to_it(tmp_path, case):
+    from types import SimpleNamespace
+
+    from clftrain.data import arrow_tables, tabular
+    from clftrain.errors import UserError
+
+    text, typed_expected = TRICKY[case]
+    (tmp_path / "t.csv").write_text(text, encoding="utf-8")
+    cfg = SimpleNamespace(path=str(tmp_path / "t.csv"), target="label", features=None, exclude=[],
+                          categorical="auto", impute="mean")
+    typed = arrow_tables.read_csv_typed(cfg)
+    try:
+        careful = tabular.read_careful(cfg)
+    except UserError:
+        careful = None  # then the typed reader must have left it too: the careful one says what is wrong
+    if typed_expected is not None:
+        assert (typed is not None) == typed_expected, case
+    if typed is None:
+        return
+    assert careful is not None
+    assert (typed.feature_names, typed.class_names, typed.categorical, typed.task, typed.notes) == \
+        (careful.feature_names, careful.class_names, careful.categorical, careful.task, careful.notes)
+    assert np.array_equal(typed.y, careful.y)
+    for name, values in careful.X.items():
+        if values.dtype == object:
+            assert list(typed.X[name]) == list(values), name
+        else:
+            assert np.array_equal(typed.X[name], values, equal_nan=True), name

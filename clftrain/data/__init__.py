@@ -1,4 +1,5 @@
-"""Data: where rows come from (sources.py: generators, bundled tables, CSV via tabular.py and csvtable.py),
+"""Data: where rows come from (sources.py: generators, bundled tables, CSV via tabular.py and csvtable.py, Parquet
+and the typed CSV reader via arrow_tables.py),
 the split and preprocessing of a config's dataset (build.py, features.py), and what a trained model
 expects of new rows (inputs.py). numpy only: tensors are made by training/setup.py."""
 
@@ -10,7 +11,7 @@ EXPORTS = {  # public name -> the module of this package that defines it
     "build_dataset": "build", "positive_index": "build",
     "Preprocessor": "features", "Columns": "features",
     "CsvTable": "csvtable", "is_missing": "csvtable", "MISSING_MARKERS": "csvtable",
-    "load_csv": "tabular",
+    "load_csv": "sources",
     "ModelInputs": "inputs", "target_columns": "inputs", "DEFAULT_TARGET": "inputs",
 }
 __getattr__, __dir__ = lazy_face(__name__, EXPORTS)

@@ -22,12 +22,9 @@ from clftrain.readers import regular_file
 FLOAT32_EXACT = 2**24
 
 
-def load_csv(cfg) -> RawData:
-    """Plain numeric files take a fast C parser into float32 (a million rows in seconds, at the
-    size of the numbers); anything else - text, gaps, ragged rows - the careful path below."""
-    fast = read_numeric(cfg)
-    if fast is not None:
-        return fast
+def read_careful(cfg) -> RawData:
+    """The file cell by cell in Python: what sources.load_csv falls back to for the files the fast readers leave
+    (ragged rows, padded or odd cells), and the reader whose errors name the line."""
     table = CsvTable.read(Path(cfg.path))
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
     chosen = cfg.features is not None

@@ -1,10 +1,16 @@
-"""A Parquet table (one file, or a folder of files with one schema) as a dataset, read by pyarrow.
+"""Tables read by pyarrow with their types: a Parquet file (or a folder of files with one schema), and the
+CSV files pyarrow reads exactly as the careful reader would (tabular.py).
 
-Parquet columns carry their types, so nothing is parsed per cell: numbers and booleans become float arrays
+Typed columns are not parsed per cell in Python: numbers (and Parquet's booleans) become float arrays
 (null = missing), text and dictionary columns become categories (a column's distinct values are
 encoded once, then every row is an index into them). The choices and the checks are the CSV reader's
 (tabular.py): the same keys, the same columns left out with a note, the same errors (a "row" is the
 table's row, counted from 1, files of a folder in name order).
+
+A CSV file takes this path only where its cells mean what the careful reader makes of them: a text column
+none of whose values is a number, a missing marker or padded with spaces; numbers arrow parsed as
+int64/float64; no dates or booleans inferred; a header of unique, unpadded names. Anything else, and any
+error, goes to the careful reader, which reads it cell by cell and names the line.
 """
 
 from __future__ import annotations
@@ -40,10 +46,67 @@ def read_table(path: Path):
 
 def load_parquet(cfg) -> RawData:
     table = read_table(Path(cfg.path))
-    source = Path(cfg.path)
-    header = list(table.column_names)
     if table.num_rows == 0:
-        raise UserError(f"{source} has columns but no rows")
+        raise UserError(f"{cfg.path} has columns but no rows")
+    return typed_raw_data(table, Path(cfg.path), cfg)
+
+
+def read_csv_typed(cfg) -> RawData | None:
+    """A CSV file through pyarrow's typed reader, or None where the careful reader must read it (see above)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from clftrain.data.csvtable import MISSING_MARKERS, is_missing
+    from clftrain.readers import regular_file
+
+    path = Path(cfg.path)
+    regular_file(path, "CSV file")  # a FIFO or device would block the reader
+    targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
+    spellings = sorted({"".join(cased) for marker in MISSING_MARKERS for cased in _casings(marker)})
+    try:
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            null_values=spellings, strings_can_be_null=True, true_values=[], false_values=[],
+            timestamp_parsers=[], column_types={name: pa.string() for name in targets}))
+    except (pa.ArrowException, OSError, UnicodeDecodeError):
+        return None
+    header = table.column_names
+    if table.num_rows == 0 or len(set(header)) != len(header) or any(n != n.strip() or not n for n in header):
+        return None
+    for name in header:
+        kind = table.column(name).type
+        if name in targets:
+            continue
+        if pa.types.is_string(kind):
+            import pyarrow.compute as pc
+
+            values = pc.unique(table.column(name).drop_null()).to_pylist()
+            if any(v != v.strip() or is_missing(v) or _number(v) for v in values):
+                return None
+        elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            return None
+    try:
+        return typed_raw_data(table, path, cfg)
+    except UserError:
+        return None  # the careful reader says what is wrong, with the line
+
+
+def _casings(marker: str):
+    from itertools import product
+
+    return product(*({c.lower(), c.upper()} for c in marker))
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def typed_raw_data(table, source: Path, cfg) -> RawData:
+    """The dataset keys applied to a pyarrow Table, as tabular.load_csv applies them to a CSV's cells."""
+    header = list(table.column_names)
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
     features = check_chosen_columns(source, header, targets, cfg.features, cfg.exclude)
     columns = {name: Column(source, name, table.column(name)) for name in header}
@@ -165,6 +228,9 @@ class Column:
             names = [_plain(c) for c in classes]
         else:
             texts = self.texts()
+            numbers = [float(t) if _finite(t) else None for t in set(texts)]
+            if all(n is not None for n in numbers) and any(n != int(n) for n in numbers):
+                return np.array([float(t) for t in texts]), [], "regression"  # fractional values: a quantity
             names = sorted(set(texts), key=lambda c: (float(c), c) if _finite(c) else (math.inf, c))
             index = {name: i for i, name in enumerate(names)}
             y = np.fromiter((index[t] for t in texts), dtype=np.int64, count=len(texts))
