@@ -80,8 +80,8 @@ def fit(
         "--nproc", metavar="N", help="Train data-parallel in N processes on this machine: the same launch as "
                                      "torchrun --standalone --nproc-per-node=N -m clftrain fit ...")] = None,
     track: Annotated[Optional[list[str]], typer.Option(
-        "--track", metavar="NAME", help="Also write to this experiment tracker: tensorboard (config key "
-                                        "`tracking`; repeatable).")] = None,
+        "--track", metavar="NAME", help="Also write to this experiment tracker: tensorboard or mlflow (config "
+                                        "key `tracking`; repeatable).")] = None,
 ) -> None:
     """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots)."""
     if track:
@@ -360,8 +360,13 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     nproc: Annotated[Optional[int], typer.Option(
         "--nproc", metavar="N", help="Deal the batches over N processes on this machine (a torchrun launch).")] = None,
+    track: Annotated[Optional[list[str]], typer.Option(
+        "--track", metavar="NAME", help="Also write every run to this experiment tracker: tensorboard or mlflow "
+                                        "(mlflow: a parent run for the sweep; config key `tracking`).")] = None,
 ) -> None:
     """Train every combination of the --grid values; configs of one shape train together as one batched model."""
+    if track:
+        overrides = [*(overrides or []), f"tracking=[{', '.join(track)}]"]
     if nproc is not None:
         from clftrain.runs import launch_sweep
 

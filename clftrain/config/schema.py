@@ -490,9 +490,10 @@ class Config(StrictModel):
     threads: AutoOrThreads = Field(
         "auto", description="CPU threads torch trains with. auto: measured on the first training steps, 1 "
         "against torch's default, the faster kept (N only while N cores are free); OMP_NUM_THREADS set: its count.")
-    tracking: list[Literal["tensorboard"]] = Field(
+    tracking: list[Literal["tensorboard", "mlflow"]] = Field(
         default_factory=list, description="Experiment trackers to write to besides metrics.csv: tensorboard "
-        "(event files under the run directory's tensorboard/).")
+        "(event files under the run directory's tensorboard/), mlflow (one MLflow run per run directory, in "
+        "MLFLOW_TRACKING_URI's store or a SQLite file beside the run directory: runs/mlflow.db).")
     task: TaskName = Field("auto", description="auto infers it from the dataset.")
     dataset: DatasetConfig
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -245,17 +245,19 @@ def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[
     world = loop.world
     if world is not None and not world.is_main:
         return _follow(loop, deciders, threads)
-    from clftrain.runs.tracking import trackers
+    from clftrain.runs.tracking import ending_trackers, trackers
 
     writers = [RunWriter(recorder, recorder.config.train.log_every, recorder.config.train.checkpoint_seconds)
                for recorder in recorders]
-    loop.callbacks = assemble_callbacks(deciders, callbacks,
-                                        [*writers, *(t for recorder in recorders for t in trackers(recorder))])
+    tracked = [t for recorder in recorders for t in trackers(recorder)]
+    loop.callbacks = assemble_callbacks(deciders, callbacks, [*writers, *tracked])
     drawer = shared_drawer()  # its workers import matplotlib while this process trains
     with contextlib.ExitStack() as held:
         for recorder in recorders:
             held.enter_context(hold_run(recorder.run_dir))
-        summaries, received = _train_held(loop, recorders, writers, drawer, threads)
+        with ending_trackers(tracked, recorders) as ended:  # after the plots: MLflow takes them as artifacts
+            summaries, received = _train_held(loop, recorders, writers, drawer, threads)
+            ended.extend(summaries)
     return distributed.broadcast(summaries, world), received
 
 
