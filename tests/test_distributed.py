@@ -115,24 +115,30 @@ DROPOUT = tiny_config(model={"layers": [8], "dropout": 0.2},
                       train={"epochs": 400, "log_every": 50, "optimizer": "adam", "lr": 0.01, "batch_size": 32})
 
 
+def stop_by_sigterm(config: Path, out: Path, after_epoch: int, epochs: int) -> Path:
+    """A 2-rank launch of `config` stopped by SIGTERM once it logged `after_epoch`; its run directory (checked
+    interrupted) and a copy of it beside, `out`-copy."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "clftrain",
+               "fit", str(config), "--out", str(out)]
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    for line in launch.stdout:  # a logged epoch: training is under way on both ranks
+        if line.startswith(f"Epoch: {after_epoch} "):
+            break
+    launch.send_signal(signal.SIGTERM)  # torchrun passes it on to its workers
+    launch.stdout.read()
+    assert launch.wait(timeout=60) != 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and after_epoch <= summary["epochs_run"] < epochs
+    shutil.copytree(out, out.with_name(out.name + "-copy"))
+    return out
+
+
 def test_sigterm_stops_every_rank_after_one_step_and_resume_continues_bit_for_bit(tmp_path):
     config = write(tmp_path, DROPOUT)
     straight = torchrun(config, "--out", tmp_path / "straight", "-q")
     assert straight.returncode == 0, straight.stderr[-3000:]
 
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "clftrain",
-               "fit", str(config), "--out", str(tmp_path / "stopped")]
-    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
-    for line in launch.stdout:  # the first logged epoch: training is under way on both ranks
-        if line.startswith("Epoch: 50 "):
-            break
-    launch.send_signal(signal.SIGTERM)  # torchrun passes it on to its workers
-    launch.stdout.read()
-    assert launch.wait(timeout=60) != 0
-    stopped = tmp_path / "stopped"
-    summary = json.loads((stopped / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and 50 <= summary["epochs_run"] < 400
-    shutil.copytree(stopped, tmp_path / "stopped-copy")
+    stopped = stop_by_sigterm(config, tmp_path / "stopped", after_epoch=50, epochs=400)
 
     resumed = torchrun("--resume", stopped, "-q")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -306,19 +312,7 @@ def test_a_spread_run_stopped_by_sigterm_resumes_on_two_ranks_and_in_one_process
                                                                       "early_stopping": None, "log_every": 20}})
     alone = one_process(config, "--out", tmp_path / "alone", "-q")
     assert alone.returncode == 0, alone.stderr
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "clftrain",
-               "fit", str(config), "--out", str(tmp_path / "stopped")]
-    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
-    for line in launch.stdout:  # the first logged epoch: training is under way on both ranks
-        if line.startswith("Epoch: 20 "):
-            break
-    launch.send_signal(signal.SIGTERM)  # torchrun passes it on to its workers
-    launch.stdout.read()
-    assert launch.wait(timeout=60) != 0
-    stopped = tmp_path / "stopped"
-    summary = json.loads((stopped / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and 20 <= summary["epochs_run"] < 300
-    shutil.copytree(stopped, tmp_path / "stopped-copy")
+    stopped = stop_by_sigterm(config, tmp_path / "stopped", after_epoch=20, epochs=300)
 
     resumed = torchrun("--resume", stopped, "-q")  # each rank takes its slice of the saved replicas
     assert resumed.returncode == 0, resumed.stderr[-3000:]
