@@ -82,10 +82,15 @@ def fit(
     track: Annotated[Optional[list[str]], typer.Option(
         "--track", metavar="NAME", help="Also write to this experiment tracker: tensorboard or mlflow (config "
                                         "key `tracking`; repeatable).")] = None,
+    no_report: Annotated[bool, typer.Option(
+        "--no-report", help="Do not write report.html at the end, nor take the snapshots it shows (config key "
+                            "`report: false`).")] = False,
 ) -> None:
-    """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots)."""
+    """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots, report.html)."""
     if track:
         overrides = [*(overrides or []), f"tracking=[{', '.join(track)}]"]
+    if no_report and resume is None:
+        overrides = [*(overrides or []), "report=false"]
     if nproc is not None:
         from clftrain.runs import launch_fit
 
@@ -100,6 +105,9 @@ def fit(
         raise UserError("--out cannot be used with --resume: a resumed run continues in its own directory")
     if resume is not None and seeds is not None:
         raise UserError("--seeds cannot be used with --resume: a resumed run keeps the seeds it started with")
+    if resume is not None and no_report:
+        raise UserError("--no-report cannot be used with --resume: a resumed run keeps the `report` setting of "
+                        "its config.yaml")
     from clftrain.config import load_config
 
     cfg = load_config(config, _with_seeds(overrides, seeds)) if config is not None else None
@@ -269,6 +277,32 @@ def plot(run_dir: RunDirArgument, checkpoint: CheckpointOption = Checkpoint.last
         console.print(f"wrote {path}")
     for note in run.notes:
         err_console.print(Text("note: ", style="yellow") + Text(note))
+
+
+@app.command()
+@user_errors
+def report(
+    paths: Annotated[list[Path], typer.Argument(
+        help="A run directory, a sweep directory, or several run directories (compared).", show_default=False,
+        autocompletion=complete_run_dirs)],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="The page to write (default: RUN_DIR/report.html, SWEEP_DIR/report.html, or "
+                            "./report.html for several runs).")] = None,
+    checkpoint: CheckpointOption = Checkpoint.last,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    ensemble: EnsembleOption = False,
+) -> None:
+    """Write one self-contained HTML page of a run (config, model, splits, metrics, curves, confusion matrix,
+    boundary, ROC / PR / calibration), of a sweep (ranked runs), or of several runs side by side."""
+    _start_drawing_workers()
+    from clftrain.runs import write_report
+    from clftrain.views.drawing import shared_drawer
+
+    path, notes = write_report(paths, out, checkpoint.value, device, seed, ensemble, shared_drawer())
+    for note in notes:
+        err_console.print(Text("note: ", style="yellow") + Text(note))
+    console.print(f"wrote {path}")
 
 
 @app.command()

@@ -494,6 +494,8 @@ class Config(StrictModel):
         default_factory=list, description="Experiment trackers to write to besides metrics.csv: tensorboard "
         "(event files under the run directory's tensorboard/), mlflow (one MLflow run per run directory, in "
         "MLFLOW_TRACKING_URI's store or a SQLite file beside the run directory: runs/mlflow.db).")
+    report: bool = Field(True, description="Write report.html, one self-contained HTML page of the run, when "
+                         "training ends (fit --no-report: false).")
     task: TaskName = Field("auto", description="auto infers it from the dataset.")
     dataset: DatasetConfig
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -319,7 +319,7 @@ def check_same_run(payload: dict, config: Config, path: Path) -> None:
     except UserError:
         pass  # not a config at all: the comparison below names where it differs
     theirs["train"] = {**theirs.get("train", {}), "epochs": mine["train"]["epochs"]}
-    theirs.update({key: mine[key] for key in ("device", "threads", "tracking")})
+    theirs.update({key: mine[key] for key in ("device", "threads", "tracking", "report")})
     if mine != theirs:
         raise UserError(f"{path} belongs to another run: its config differs from config.yaml at "
                         f"{_first_difference(mine, theirs)}")

@@ -31,7 +31,8 @@ from clftrain import __version__
 from clftrain.config import Config, config_to_yaml
 from clftrain.data import Dataset, positive_index
 from clftrain.errors import UserError
-from clftrain.store import rundir
+from clftrain.inference.report import REPORT, draw_plots_and_report
+from clftrain.store import rundir, snapshots
 from clftrain.training import Callback, EpochLoop, current_threads, distributed, loss_weights, training_threads
 from clftrain.views.drawing import Drawer, shared_drawer
 
@@ -202,9 +203,9 @@ def create_run(config: Config, out: Path | None, runs_root: Path) -> Path:
 def restart_run(run_dir: Path, config: Config) -> Path:
     """An existing run directory made ready to train its run again from the start: what an earlier start left
     (a summary saying running or failed, plots) is removed; the config is written again."""
-    for stale in (run_dir / rundir.SUMMARY, run_dir / rundir.METRICS):
+    for stale in (run_dir / rundir.SUMMARY, run_dir / rundir.METRICS, run_dir / REPORT):
         stale.unlink(missing_ok=True)
-    for folder in (run_dir / rundir.CHECKPOINTS, run_dir / rundir.PLOTS):
+    for folder in (run_dir / rundir.CHECKPOINTS, run_dir / rundir.PLOTS, run_dir / snapshots.SNAPSHOTS):
         for leftover in folder.glob("*") if folder.is_dir() else ():
             if leftover.is_file():
                 leftover.unlink()
@@ -348,7 +349,10 @@ def draw_plots(recorder: RunRecorder, summary: dict, drawer: Drawer) -> str | No
     started, stopped = time.perf_counter(), None
     try:
         run = recorder.trained_run()
-        run.draw_plots(recorder.run_dir, drawer)
+        if recorder.config.report:  # report.html too, its figures drawn with the plots
+            draw_plots_and_report(run, recorder.run_dir, drawer, summary, stops=(DrawingStopped,))
+        else:
+            run.draw_plots(recorder.run_dir, drawer)
         summary.setdefault("notes", []).extend(run.notes)
         if not summary["notes"]:
             del summary["notes"]
@@ -480,6 +484,8 @@ def missing_end_steps(recorder: RunRecorder, status: str) -> list[str]:
         missing.append(rundir.SUMMARY)
     jobs = recorder.trained_run().figure_jobs(recorder.run_dir / rundir.PLOTS)
     missing += [f"{rundir.PLOTS}/{job.path.name}" for job in jobs if not job.path.is_file()]
+    if recorder.config.report and not (recorder.run_dir / REPORT).is_file():
+        missing.append(REPORT)
     return missing
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from clftrain.config import Config
 from clftrain.inference import TrainedRun, check_same_run
-from clftrain.runs import lifecycle
+from clftrain.runs import lifecycle, snapshots
 from clftrain.store import rundir
 from clftrain.training import Callback, SingleSetup, count_parameters, describe_model, load_weights, setup_single
 
@@ -127,5 +127,7 @@ def _train(run: SingleSetup, run_dir: Path, callbacks, on_model, recorder: Singl
         on_model(describe_model(run.trainer.model), count_parameters(run.trainer.model), run.device)
     recorder = recorder or SingleRecorder(run, run_dir)
     deciders = [run.best, *([run.stopper] if run.stopper else [])]
+    if run.config.report and snapshots.wanted(run.dataset):  # the report's boundary over training
+        callbacks = [*callbacks, snapshots.BoundarySnapshots(run_dir, run.dataset, run.config.train)]
     (summary,), signal = lifecycle.train(run.trainer, [recorder], deciders, callbacks, threads or run.config.threads)
     return lifecycle.FitResult(run_dir, summary, signal)
