@@ -405,26 +405,34 @@ MANY_CLASSES = 12  # past this the class counts are a table of their own, a clas
 
 
 # ---------------------------------------------------------------------- a sweep, runs compared
+def run_cells(row: dict, columns: list[str], metric) -> list:
+    """One run's table cells: its name linked to its own report where it has one, numbers by `metric(column,
+    value)` (shown text, sort key), the rest as text."""
+    cells = []
+    for column in columns:
+        value = row.get(column)
+        if column == "run" and row.get("report"):
+            cells.append((Markup(f'<a href="{esc(row["report"])}">{esc(value)}</a>'), str(value)))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            cells.append(metric(column, value))
+        else:
+            cells.append("" if value is None else str(value))
+    return cells
+
+
 def sweep_page(content: dict, images: dict) -> str:
     """A sweep's page: the grid, the ranked runs (sortable), the best runs' validation curves overlaid and the
     best run's decision boundary."""
     ranked = content["ranked_by"]
     columns = content["columns"]
-    rows, classes = [], []
-    for row in content["rows"]:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            if column == "run" and row.get("report"):
-                cells.append((Markup(f'<a href="{esc(row["report"])}">{esc(value)}</a>'), str(value)))
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                cells.append(number(column.removesuffix("_mean").removesuffix("_std").removesuffix("_min")
-                                    .removesuffix("_max"), value, 4) if column not in ("rank", "batch", "epochs_run")
-                             else (f"{value:g}", repr(float(value))))
-            else:
-                cells.append("" if value is None else str(value))
-        rows.append(cells)
-        classes.append("best" if row.get("rank") == 1 else "")
+    def metric(column, value):
+        if column in ("rank", "batch", "epochs_run"):
+            return f"{value:g}", repr(float(value))
+        return number(column.removesuffix("_mean").removesuffix("_std").removesuffix("_min").removesuffix("_max"),
+                      value, 4)
+
+    rows = [run_cells(row, columns, metric) for row in content["rows"]]
+    classes = ["best" if row.get("rank") == 1 else "" for row in content["rows"]]
     grid = "".join(f"<li><code>{esc(key)}</code>: {esc(', '.join(values))}</li>"
                    for key, values in content["grid"].items())
     sections = [
@@ -455,18 +463,8 @@ def compare_page(content: dict, images: dict) -> str:
     """Several runs side by side: their metrics (sortable), where their configs differ, their curves overlaid
     and each one's decision boundary."""
     columns = content["columns"]
-    rows = []
-    for row in content["rows"]:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            if column == "run" and row.get("report"):
-                cells.append((Markup(f'<a href="{esc(row["report"])}">{esc(value)}</a>'), str(value)))
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                cells.append(number(column, value, 4) if "_" in column else (f"{value:,}", repr(float(value))))
-            else:
-                cells.append("" if value is None else str(value))
-        rows.append(cells)
+    rows = [run_cells(row, columns, lambda column, value: number(column, value, 4) if "_" in column
+                      else (f"{value:,}", repr(float(value)))) for row in content["rows"]]
     differ = content["differences"]
     labels = [row["run"] for row in content["rows"]]
     difference_table = (table(["config key", *labels], [[key, *values] for key, values in differ.items()],
