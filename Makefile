@@ -10,6 +10,7 @@
 #               (make bench-threads CONDITIONS=quiet,load REPS=5)
 #   make bench-distributed  the big workload in one process vs NPROC data-parallel ranks (torchrun)
 #               (make bench-distributed NPROC=2 DEVICE=cuda)
+#   make bench-tables  reading a 200,000-row table with text: pyarrow's typed CSV reader, the careful one, Parquet
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,7 +24,7 @@ DEVICE ?= cpu
 CONDITIONS ?= quiet,half,load
 NPROC ?= 2
 
-.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed fuzz
+.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed bench-tables fuzz
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +60,9 @@ bench-threads: install
 
 bench-distributed: install
 	$(BIN)/python -m bench.distributed --nproc $(NPROC) --device $(DEVICE) --reps $(REPS)
+
+bench-tables: install
+	$(BIN)/python -m bench.tables --reps $(REPS)
 
 # The `bench` extra of pyproject.toml (Lightning), pinned to the installed torch so that it can
 # never move it; if that cannot be done the benchmark still runs and says "not installed".
