@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -51,7 +52,12 @@ def user_errors(command):
                 raise
             rank = _follower_rank()
             said = getattr(exc, "said_by_rank_zero", False)
-            if rank is None or (_in_world() and not said):  # before the ranks join, every rank fails alike
+            if rank is not None and not _in_world():
+                # Before the ranks join, every rank fails alike and rank 0 says so. A rank that exits first makes
+                # torchrun end the others, maybe before rank 0 has printed: wait for that end instead (it comes
+                # as soon as rank 0 exits), and speak only if it does not (an error of this rank alone).
+                time.sleep(FOLLOWER_GRACE_S)
+            if rank is None or not said:
                 prefix = f"rank {rank}: " if rank is not None else ""
                 err_console.print(Text(f"{prefix}error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
             raise typer.Exit(2) from None
@@ -135,6 +141,9 @@ def fit(
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
     if result.summary["status"] == "diverged":
         raise typer.Exit(2)
+
+
+FOLLOWER_GRACE_S = 10  # how long a rank other than 0 waits, after a user error before joining, for rank 0 to say it
 
 
 def _follower_rank() -> int | None:
