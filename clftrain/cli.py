@@ -395,7 +395,14 @@ def sweep(
     grid: Annotated[Optional[list[str]], typer.Option(
         "--grid", "-g", metavar="KEY=V1,V2,...",
         help="Values of one config key to try, e.g. --grid train.lr=0.1,0.01 --grid model.layers=[8,8],[16] "
-             "(repeatable: every combination is trained).")] = None,
+             "(repeatable: every combination is trained). With --trials also a distribution: "
+             "loguniform(1e-4,1e-1), uniform(a,b), int(a,b), choice(a,b,...).")] = None,
+    trials: Annotated[int | None, typer.Option(
+        "--trials", metavar="N", help="A random search: draw N combinations from the --grid values and "
+                                      "distributions instead of training every combination.")] = None,
+    search_seed: Annotated[int | None, typer.Option(
+        "--search-seed", metavar="S", help="Seed of the --trials draws (default 0): the same seed draws the same "
+                                           "trials.")] = None,
     overrides: SetOption = None,
     seeds: SeedsOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory to create (must not exist).")] = None,
@@ -407,13 +414,16 @@ def sweep(
         "--track", metavar="NAME", help="Also write every run to this experiment tracker: tensorboard or mlflow "
                                         "(mlflow: a parent run for the sweep; config key `tracking`).")] = None,
 ) -> None:
-    """Train every combination of the --grid values; configs of one shape train together as one batched model."""
+    """Train every combination of the --grid values (or --trials N drawn from them); configs of one shape train
+    together as one batched model."""
     if track:
         overrides = [*(overrides or []), f"tracking=[{', '.join(track)}]"]
     if nproc is not None:
         from clftrain.runs import launch_sweep
 
         args = [str(config), *(f"--grid={item}" for item in grid or []), *(f"--set={item}" for item in overrides or []),
+                *([f"--trials={trials}"] if trials is not None else []),
+                *([f"--search-seed={search_seed}"] if search_seed is not None else []),
                 *([f"--seeds={seeds}"] if seeds else []), *([f"--out={out}"] if out else []), f"--runs={runs_root}",
                 *(["-q"] if quiet else [])]
         raise typer.Exit(launch_sweep(nproc, args, _warn))
@@ -422,7 +432,7 @@ def sweep(
     from clftrain.runs import SIGNAL_EXIT_CODES, SWEEP_CSV, plan_sweep, run_sweep
     from clftrain.views import SweepProgress, show_sweep
 
-    plan = plan_sweep(config, grid or [], overrides, seeds)
+    plan = plan_sweep(config, grid or [], overrides, seeds, trials, search_seed)
     shown = Console(quiet=quiet or _follower_rank() is not None, highlight=False, soft_wrap=True)
 
     def progress(number, group):

@@ -9,6 +9,10 @@ often to save) have one shape and train together as one batched model, each with
 optimizer; the shapes train one after another. The sweep directory holds one run directory
 per combination, sweep.csv (one row per combination, best first) and sweep.json (the grid,
 the batches and how the runs are ranked).
+
+`--trials N` makes it a random search instead: --grid may then give distributions (`loguniform(1e-4,1e-1)`,
+`uniform(a,b)`, `int(a,b)`, `choice(a,b)`; a plain list is a choice) and N combinations are drawn from them
+(runs/search_space.py, seeded by `--search-seed`); the trials go the grid's way from there.
 """
 
 from __future__ import annotations
@@ -23,13 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from clftrain.config import (
     DOTTED_KEY, Config, InvalidConfig, apply_overrides, parse_overrides, parse_seeds, parse_value, read_config_mapping,
     validate_config,
 )
 from clftrain.errors import UserError
+from clftrain.runs.search_space import Distribution, bounded, check_trials, draw_trials, match_call, value_text
 from clftrain.store import rundir
 
 # Keys in which the runs of one batch may differ: each run has its own replicas, optimizer and writer.
@@ -44,7 +47,7 @@ SWEEP_JSON = "sweep.json"
 
 @dataclass
 class Combination:
-    index: int  # 1-based, in grid order
+    index: int  # 1-based, in grid order (a search: in the order drawn)
     values: dict[str, Any]  # grid key -> its value in this combination
     config: Config
     dir_name: str  # its run directory, under the sweep directory
@@ -53,9 +56,10 @@ class Combination:
 @dataclass
 class SweepPlan:
     source: Path
-    grid: dict[str, list[Any]]
+    grid: dict[str, list[Any] | Distribution]  # a list: the values (a search: a choice); a search's distributions
     combinations: list[Combination]
     batches: list[list[Combination]] = field(default_factory=list)  # one shape each, in order of first appearance
+    search: dict[str, int] | None = None  # a random search: {"trials": N, "seed": S}
 
     @property
     def name(self) -> str:
@@ -63,11 +67,13 @@ class SweepPlan:
 
 
 # ---------------------------------------------------------------------- the grid
-def parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """`["train.lr=0.1,0.01", "model.layers=[8,8],[16]"]` -> {"train.lr": [0.1, 0.01], "model.layers": [[8, 8], [16]]}."""
+def parse_grid(items: list[str], search: bool = False) -> dict[str, list[Any] | Distribution]:
+    """`["train.lr=0.1,0.01", "model.layers=[8,8],[16]"]` -> {"train.lr": [0.1, 0.01], "model.layers": [[8, 8], [16]]}.
+
+    `search` (--trials): a value may also be a distribution, `train.lr=loguniform(1e-4,1e-1)` -> Distribution."""
     if not items:
         raise UserError("sweep needs at least one --grid KEY=V1,V2,..., e.g. --grid train.lr=0.1,0.03,0.01")
-    grid: dict[str, list[Any]] = {}
+    grid: dict[str, list[Any] | Distribution] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -75,8 +81,26 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
             raise UserError(f"--grid '{item}': expected KEY=V1,V2,... with a dotted key, e.g. --grid train.lr=0.1,0.01")
         if key in grid:
             raise UserError(f"--grid {key} is given twice; list all its values in one --grid {key}=V1,V2,...")
-        grid[key] = _grid_values(key, raw)
+        grid[key] = _grid_entry(key, raw, search)
     return grid
+
+
+def _grid_entry(key: str, raw: str, search: bool) -> list[Any] | Distribution:
+    call = match_call(raw)
+    if call is None:
+        return _grid_values(key, raw)
+    name, inner = call
+    shown = raw.strip() if len(raw.strip()) <= 200 else raw.strip()[:197] + "..."
+    if name == "choice":
+        if not inner.strip():
+            raise UserError(f"--grid {key}={shown}: choice needs one or more values, choice(a,b,...)")
+        dist = Distribution("choice", tuple(_grid_values(key, inner)))
+    else:
+        dist = bounded(key, raw, name, inner)
+    if not search:
+        raise UserError(f"--grid {key}={shown}: a distribution is drawn from, not listed: add --trials N "
+                        f"to draw N trials (a random search), or give the values of a grid, --grid {key}=A,B")
+    return dist
 
 
 def _grid_values(key: str, raw: str) -> list[Any]:
@@ -115,11 +139,18 @@ def _split_top_level(raw: str) -> list[str]:
 
 # ---------------------------------------------------------------------- planning: validate every combination
 def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | None = None,
-               seeds: str | None = None) -> SweepPlan:
-    """Every combination validated (all problems reported at once, each naming its --grid key) and grouped."""
+               seeds: str | None = None, trials: int | None = None, search_seed: int | None = None) -> SweepPlan:
+    """Every combination validated (all problems reported at once, each naming its --grid key) and grouped.
+
+    `trials`: a random search of that many combinations drawn from the grid's values and distributions, seeded
+    by `search_seed` (default 0)."""
     config_path = Path(config_path)
+    if trials is None and search_seed is not None:
+        raise UserError(f"--search-seed {search_seed}: seeds the draws of a random search; add --trials N")
+    if trials is not None:
+        check_trials(trials, MAX_COMBINATIONS)
     raw = read_config_mapping(config_path)
-    grid = parse_grid(grid_items)
+    grid = parse_grid(grid_items, search=trials is not None)
     overrides = parse_overrides(set_items or [])
     both = sorted(set(grid) & set(overrides))
     if both:
@@ -128,22 +159,30 @@ def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | 
         if "seeds" in grid or "seeds" in overrides:
             raise UserError("seeds: given both with --seeds and with --grid or --set; keep one")
         overrides["seeds"] = parse_seeds(seeds)
-    count = math.prod(len(values) for values in grid.values())
-    if count > MAX_COMBINATIONS:
-        sizes = " x ".join(f"{len(values)} {key}" for key, values in grid.items())
-        raise UserError(f"the grid makes {count:,} combinations ({sizes}); a sweep trains at most "
-                        f"{MAX_COMBINATIONS}: give fewer values")
-    combos = _value_combinations(grid)
+    if trials is not None:
+        search = {"trials": trials, "seed": 0 if search_seed is None else search_seed}
+        space = {key: v if isinstance(v, Distribution) else Distribution("choice", tuple(v)) for key, v in grid.items()}
+        combos = draw_trials(space, trials, search["seed"])
+    else:
+        search = None
+        count = math.prod(len(values) for values in grid.values())
+        if count > MAX_COMBINATIONS:
+            sizes = " x ".join(f"{len(values)} {key}" for key, values in grid.items())
+            raise UserError(f"the grid makes {count:,} combinations ({sizes}); a sweep trains at most "
+                            f"{MAX_COMBINATIONS}: give fewer values")
+        combos = _value_combinations(grid)
     configs, problems = [], []
     for values in combos:
         config = _validate(raw, overrides, values, config_path, problems)
         configs.append(config)
     if problems:
-        raise UserError(f"invalid sweep of {config_path} ({len(combos)} combinations):\n"
+        counted = f"{len(combos)} trials drawn with --search-seed {search['seed']}" if search else \
+            f"{len(combos)} combinations"
+        raise UserError(f"invalid sweep of {config_path} ({counted}):\n"
                         + "\n".join(f"  - {line}" for line in dict.fromkeys(problems)))
     combinations = [Combination(i, values, config, _dir_name(i, values, grid))
                     for i, (values, config) in enumerate(zip(combos, configs), start=1)]
-    return SweepPlan(config_path, grid, combinations, group_by_shape(combinations))
+    return SweepPlan(config_path, grid, combinations, group_by_shape(combinations), search)
 
 
 def _value_combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -184,7 +223,7 @@ def _validate(raw: dict, overrides: dict[str, Any], values: dict[str, Any], sour
 
 def _text(value: Any) -> str:
     """A grid value as the user would type it: 0.1, [8, 8], relu."""
-    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+    return value_text(value)
 
 
 def _dir_name(index: int, values: dict[str, Any], grid: dict[str, list[Any]]) -> str:
@@ -343,12 +382,17 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _plan_record(plan: SweepPlan) -> dict:
-    return {
+    record = {
         "config": str(plan.source),
-        "grid": {key: [_text(v) for v in values] for key, values in plan.grid.items()},
+        # a search: each key's distribution as written, or the values it chose from
+        "grid": {key: [values.text()] if isinstance(values, Distribution) else [_text(v) for v in values]
+                 for key, values in plan.grid.items()},
         "runs": {c.dir_name: {key: _text(v) for key, v in c.values.items()} for c in plan.combinations},
         "batches": [[c.dir_name for c in batch] for batch in plan.batches],  # each trained as one batched model
     }
+    if plan.search is not None:
+        record["search"] = dict(plan.search)
+    return record
 
 
 def _write(path: Path, write: Callable[[Path], None]) -> None:
