@@ -326,13 +326,22 @@ def predict(
     ensemble: EnsembleOption = False,
     force: ForceOption = False,
     threshold: ThresholdOption = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Read the input a block at a time (automatic for Parquet "
+                                         "and for a CSV past 256 MiB); -o FILE.parquet writes Parquet.")] = False,
 ) -> None:
-    """Class probabilities and predicted labels for each row of INPUT_CSV, as CSV."""
-    from clftrain.inference import predict_csv, write_output
+    """Class probabilities and predicted labels for each row of INPUT_CSV (or a Parquet file or folder), as CSV."""
+    from clftrain.inference import predict_csv, predict_stream, streams_input, write_output
     from clftrain.store import rundir
 
     if out is not None:
         rundir.check_output(out, force)
+    if streams_input(input_csv, stream):
+        rows, notes = predict_stream(run_dir, input_csv, out, checkpoint.value, device, seed, ensemble, threshold)
+        for note in notes:
+            err_console.print(Text("note: ", style="yellow") + Text(note))
+        if out is not None:
+            console.print(f"wrote {rows} predictions to {out}")
+        return
     text, notes = predict_csv(run_dir, input_csv, checkpoint.value, device, seed, ensemble, threshold)
     for note in notes:
         err_console.print(Text("note: ", style="yellow") + Text(note))

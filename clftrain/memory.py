@@ -46,6 +46,20 @@ def available_bytes(device: object | None = None) -> int | None:
         return None
 
 
+def default_stream_limit() -> int:
+    """`dataset.stream: auto` streams a table whose float32 size is beyond an eighth of the machine's memory
+    (MemTotal; 2 GiB where it cannot be read): held in memory, a table costs about three times that while it
+    is split and scaled."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024 // 8
+    except OSError:
+        pass
+    return 2 * 2**30
+
+
 def require(terms: list[Term], where: str, device: object | None = None) -> None:
     """A UserError when the terms' sum exceeds SHARE of the memory available (`where`: the machine or GPU)."""
     needed = sum(term.bytes for term in terms)

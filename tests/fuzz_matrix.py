@@ -84,9 +84,9 @@ def base_config(dataset: str | None, key: str = "") -> dict:
             leaf = key.rsplit(".", 1)[-1]
             config["train"][section.split(".")[1]] = {**content, **(
                 {"name": SCHEDULER_OF[leaf]} if section == "train.scheduler" and leaf in SCHEDULER_OF else {})}
-    if dataset == "csv":
-        config["dataset"] = {"name": "csv", "path": str(CONFIGS / "data" / "heart.csv"), "target": "disease",
-                             "categorical": ["sex", "smoking"]}
+    if dataset in ("csv", "parquet"):
+        path = CONFIGS / "data" / "heart.csv" if dataset == "csv" else heart_parquet()
+        config["dataset"] = {"name": dataset, "path": str(path), "target": "disease", "categorical": ["sex", "smoking"]}
     elif dataset is not None:
         config["dataset"] = {"name": dataset}
     if dataset in ("iris", "wine", "digits", "blobs", "spirals", "classification", "multilabel", "linear"):
@@ -94,6 +94,20 @@ def base_config(dataset: str | None, key: str = "") -> dict:
     if dataset == "linear":
         config["task"] = "regression"
     return config
+
+
+def heart_parquet() -> Path:
+    """configs/data/heart.csv as Parquet (written once, in the temporary folder): a valid table for the keys of
+    `dataset: {name: parquet}`."""
+    import tempfile
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    path = Path(tempfile.gettempdir()) / "clftrain-fuzz-heart.parquet"
+    if not path.exists():
+        pq.write_table(pacsv.read_csv(CONFIGS / "data" / "heart.csv"), path)
+    return path
 
 
 def key_cases() -> list[Case]:

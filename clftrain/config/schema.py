@@ -256,6 +256,22 @@ class DigitsConfig(_BundledConfig):
     name: Literal["digits"]
 
 
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'2GiB', '500 MB', '1e9' -> bytes; a ValueError naming the units otherwise."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS or float(match.group(1)) * _UNITS[unit] < 1:
+        raise ValueError(f"{text!r} is not a size: give bytes or a number with one of the units "
+                         "kB, MB, GB, TB, KiB, MiB, GiB, TiB (e.g. '2GiB')")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
 class _TableConfig(_DatasetBase):
     """The keys every table of the user's shares (CSV, Parquet)."""
 
@@ -272,9 +288,30 @@ class _TableConfig(_DatasetBase):
         None, description="Fill missing values (fitted on training rows; categories take the most frequent); "
         "null: missing values are an error.")
     standardize: bool = Field(True, description="Scale numeric features to zero mean, unit variance (fitted on train).")
+    stream: Union[Literal["auto"], bool] = Field(
+        "auto", description="Read the table in blocks instead of whole (bounded memory, any size): true, false, or "
+        "auto: stream when the table's estimated float32 size exceeds memory_limit.")
+    memory_limit: Union[Int, str, None] = Field(
+        None, description="The float32 size above which `stream: auto` streams, in bytes or with a unit ('2GiB', "
+        "'500MB'); null: an eighth of the machine's memory.")
+    shuffle_buffer: Int = Field(
+        262_144, ge=1, le=2**31, description="Streamed training: rows held in the shuffle buffer (a table whose "
+        "training rows fit in it trains exactly as in memory).")
+    split: Literal["auto", "shuffle", "hash"] = Field(
+        "auto", description="How rows are dealt to train/val/test: shuffle (a stratified permutation, in memory), "
+        "hash (a function of the row's position and dataset.seed: what streaming uses), auto: hash when streamed.")
 
     FOLDERS: ClassVar[bool] = False  # whether `path` may be a folder (of Parquet files)
     FORMAT: ClassVar[str] = "CSV"
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value):
+        if value is None or isinstance(value, int):
+            if isinstance(value, int) and value <= 0:
+                raise ValueError("give a positive number of bytes, or a size such as '2GiB'")
+            return value
+        return parse_size(value)
 
     @field_validator("path")
     @classmethod

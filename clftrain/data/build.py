@@ -15,17 +15,21 @@ from clftrain.components.tasks import classes_task, get_task, task_fits
 from clftrain.config import Config
 from clftrain.data.features import Columns, NotFinite, Preprocessor
 from clftrain.data.sources import DATASETS
+from clftrain.data.hashed_split import hashed_parts
 from clftrain.data.splits import SplitError, train_test_rows
 from clftrain.data.types import Dataset, RawData
 from clftrain.errors import UserError
 
 
 def build_dataset(config: Config) -> Dataset:
-    """Generate or load the data, split it (stratified for classes) and preprocess it."""
+    """Generate or load the data, split it (stratified for classes) and preprocess it; a table too large for
+    memory (or `dataset.stream: true`) is streamed instead."""
     cfg = config.dataset
+    if streams(cfg):
+        return _streamed_dataset(config)
     memory.require(_generated_data(cfg), "this machine")
     raw = DATASETS.get(cfg.name)(cfg)
-    task = get_task(_task_name(config, raw))
+    task = get_task(_task_name(config, raw.task or _implied_task(raw), raw.class_names, lambda: _class_counts(raw)))
     parts = _split(raw, config, stratify=task.stratify)
     # Numeric arrays are split as one matrix (no per-column copies); tables as columns.
     source = raw.X
@@ -82,16 +86,45 @@ def _source_name(config: Config) -> str:
     return getattr(config.dataset, "path", None) or f"dataset '{config.dataset.name}'"
 
 
-def _task_name(config: Config, raw: RawData) -> str:
+def streams(cfg) -> bool:
+    """Whether a table is streamed: `dataset.stream: true`, or auto and its float32 size beyond the limit."""
+    setting = getattr(cfg, "stream", False)
+    if setting != "auto":
+        return bool(setting)
+    from clftrain.data.first_pass import estimated_float32_bytes
+
+    return estimated_float32_bytes(cfg) > (cfg.memory_limit or memory.default_stream_limit())
+
+
+def _streamed_dataset(config: Config) -> Dataset:
+    """The first pass over a streamed table (first_pass.py), and a sample of each split for the plots."""
+    from clftrain.data.first_pass import FirstPass
+
+    table, implied, class_names, notes = FirstPass(config.dataset).run()
+    describe = lambda: ", ".join(f"{n}: {c}" for n, c in zip(class_names, table.class_counts["train"]))  # noqa: E731
+    task = get_task(_task_name(config, implied, class_names, describe))
+    table.prepare_targets = task.prepare_targets
+    for split in ("train", "test"):
+        if table.sizes.get(split, 0) == 0:
+            raise UserError(f"{table.source}: dataset.test_size = {config.dataset.test_size:g} of "
+                            f"{sum(table.sizes.values())} rows leaves no {split} rows; use more rows or another size")
+    positive_index(config, task, class_names)
+    samples = {split: table.sample(split) or (None, None) for split in ("train", "test", "val")}
+    pre = table.preprocessor
+    return Dataset(task=task, X_train=samples["train"][0], y_train=samples["train"][1], X_test=samples["test"][0],
+                   y_test=samples["test"][1], feature_names=pre.feature_names, class_names=class_names,
+                   preprocessor=pre, X_val=samples["val"][0], y_val=samples["val"][1], notes=notes, stream=table)
+
+
+def _task_name(config: Config, implied: str, class_names: list[str], counts) -> str:
     """The config's task, or the one the targets imply; an explicit task must fit the targets (binary needs
-    exactly two classes), else the error says what the targets hold."""
-    implied = raw.task or _implied_task(raw)
+    exactly two classes), else the error says what the targets hold (`counts()`: the classes' rows)."""
     if config.task == "auto":
         return implied
-    classes = len(raw.class_names) if implied in ("binary", "multiclass") else None
+    classes = len(class_names) if implied in ("binary", "multiclass") else None
     if task_fits(config.task, implied, classes):
         return config.task
-    found = f"{classes} classes ({_class_counts(raw)})" if classes else f"a {implied} task"
+    found = f"{classes} classes ({counts()})" if classes else f"a {implied} task"
     raise UserError(f"task = '{config.task}' does not fit the targets of {_source_name(config)}: they hold {found}"
                     f"{'; binary needs exactly 2' if config.task == 'binary' and classes else ''}; "
                     f"use task: auto or {implied}")
@@ -119,6 +152,8 @@ def _split(raw: RawData, config: Config, stratify: bool) -> dict[str, np.ndarray
     """Row indices of train / test (/ val), drawn with dataset.seed."""
     cfg = config.dataset
     rows = np.arange(len(raw.y))
+    if getattr(cfg, "split", "shuffle") == "hash":  # as a streamed table is split (hashed_split.py)
+        return hashed_parts(len(rows), cfg.seed, cfg.test_size, cfg.val_size)
     try:
         rest, test = train_test_rows(rows, cfg.test_size, cfg.seed, raw.y if stratify else None)
         parts = {"test": test}

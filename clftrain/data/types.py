@@ -8,6 +8,7 @@ import numpy as np
 
 from clftrain.components.tasks import Task
 from clftrain.data.features import Columns, Preprocessor
+from clftrain.data.streamed import StreamedTable
 
 
 @dataclass
@@ -38,6 +39,16 @@ class Dataset:
     X_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)  # said to the user (columns the source left out)
+    # A streamed table (streamed.py): the splits' rows are read from it block by block, and X_*/y_* hold only a
+    # sample of each split (at most about streamed.VIEW_ROWS rows) for the plots and the report.
+    stream: StreamedTable | None = None
+
+    def rows(self, split: str) -> int:
+        """The split's rows (all of them, also when streamed); 0 for a split the dataset does not have."""
+        if self.stream is not None:
+            return self.stream.sizes.get(split, 0)
+        X = {"train": self.X_train, "val": self.X_val, "test": self.X_test}[split]
+        return 0 if X is None else len(X)
 
     @property
     def n_features(self) -> int:

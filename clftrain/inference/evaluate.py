@@ -28,13 +28,13 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = No
     run = TrainedRun.load(run_dir, checkpoint, device, with_data=data is None, seed=seed, ensemble=ensemble)
     notes = []
     if data is None:
-        X, y = run.test_split()
+        y, scored = run.test_scored()
         source = {"source": "test split", "rows": len(y),
                   "rebuilt_from": f"{rundir.CONFIG} (dataset.seed {run.config.dataset.seed}, "
                                   f"test_size {run.config.dataset.test_size:g})"}
     else:
         X, y, source, notes = _read_external(run, data)
-    scored = run.score(X, y)
+        scored = run.score(X, y)
     task = run.inputs.task
     positive = positive_index(run.config, task, run.inputs.class_names) if len(run.inputs.class_names) == 2 else 1
     if threshold is not None:
@@ -84,7 +84,8 @@ def _threshold_hint(run: TrainedRun, positive: int) -> dict | None:
     """Two classes and a validation split: the threshold with the best F1 of the positive class there (the
     validation split may choose it; the test split must not)."""
     data = run.dataset
-    if len(run.inputs.class_names) != 2 or run.inputs.task.target != "class" or data is None or data.X_val is None:
+    if (len(run.inputs.class_names) != 2 or run.inputs.task.target != "class" or data is None or data.X_val is None
+            or data.stream is not None):  # streamed: X_val is a sample, not the split
         return None
     found = metrics.best_f1_threshold(data.y_val, run.predict(data.X_val)[0], positive)
     if found is None:

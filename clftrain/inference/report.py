@@ -152,8 +152,7 @@ def regression_scores(y: np.ndarray, predicted: np.ndarray) -> dict:
 def run_content(run: TrainedRun, run_dir: Path, summary: dict) -> tuple[dict, list]:
     """(content for views.report.run_page, the report's own figure jobs: views.report_figures.ReportFigure)."""
     task, names = run.inputs.task, run.inputs.class_names
-    X, y = run.test_split()
-    scored = run.score(X, y)
+    y, scored = run.test_scored()
     skipped, jobs = [], []
     weights = f"{run.checkpoint} checkpoint" + (f", epoch {run.epoch}" if run.epoch is not None else "")
     if run.replicas is not None:
@@ -205,7 +204,7 @@ def _model_facts(run: TrainedRun) -> dict:
                         run.config.train.loss)
     layers = [(layer.name, layer.kind, layer.parameters) for layer in describe_model(model)]
     parameters = count_parameters(model)
-    train_rows = len(run.dataset.X_train) if run.dataset is not None else None
+    train_rows = run.dataset.rows("train") if run.dataset is not None else None
     widths = [len(inputs.feature_names), *model_config.layers, inputs.task.out_features(len(inputs.class_names))]
     return {"layers": layers, "parameters": parameters, "widths": widths, "activation": model_config.activation,
             "dropout": model_config.dropout, "batch_norm": model_config.batch_norm, "train_rows": train_rows,
@@ -227,10 +226,13 @@ def _data_facts(run: TrainedRun) -> dict:
     splits = {"train": data.X_train, "val": data.X_val, "test": data.X_test}
     targets = {"train": data.y_train, "val": data.y_val, "test": data.y_test}
     facts = {"dataset": dataset.name, "features": list(data.feature_names), "classes": list(data.class_names),
-             "sizes": {split: (0 if X is None else len(X)) for split, X in splits.items()},
+             "sizes": {split: data.rows(split) for split in splits},
              "standardize": getattr(dataset, "standardize", None), "seed": dataset.seed,
              "test_size": dataset.test_size, "val_size": dataset.val_size}
-    if task.target != "value":
+    if task.target != "value" and data.stream is not None:  # counted by the first pass
+        facts["counts"] = {split: counts.astype(int).tolist() for split, counts in data.stream.class_counts.items()}
+        facts["counted"] = "rows with each label" if task.target == "labels" else "rows of each class"
+    elif task.target != "value":
         facts["counts"] = {split: _labels_of(task, targets[split], len(data.class_names)) for split in splits
                            if targets[split] is not None and len(targets[split])}
         facts["counted"] = "rows with each label" if task.target == "labels" else "rows of each class"

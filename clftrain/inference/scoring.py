@@ -59,6 +59,22 @@ def score(
     return Scored(probabilities, labels, loss_value, score_value)
 
 
+@torch.inference_mode()
+def score_stream(model: nn.Module, task: Task, loss_fn: nn.Module, batches, outputs_are_probabilities: bool,
+                 ) -> tuple[np.ndarray, Scored]:
+    """(targets, Scored) of a streamed split, computed as StreamTrainer.evaluate computes it (the same blocks,
+    the same sums): on fit's device, the loss and score equal what fit wrote, bit for bit."""
+    from clftrain.training import evaluate_stream
+
+    model.eval()
+    kept: list = []
+    loss, score_sum = evaluate_stream(model, task, loss_fn, batches, outputs_are_probabilities, keep=kept)
+    y = torch.cat([y for _, y in kept])
+    loss_value, score_value = torch.stack([loss.float(), score_sum.float()]).tolist()
+    probabilities, labels = _to_numpy(task, torch.cat([p for p, _ in kept]))
+    return y.cpu().numpy(), Scored(probabilities, labels, loss_value, score_value / len(y))
+
+
 def _to_numpy(task: Task, probabilities: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     labels = task.labels(probabilities).reshape(len(probabilities), -1)
     if labels.shape[1] == 1:  # one label per row: [N]

@@ -22,9 +22,9 @@ from clftrain.components.tasks import Task
 from clftrain.config import Config, load_config, validate_config
 from clftrain.data import Dataset, ModelInputs, build_dataset
 from clftrain.errors import UserError
-from clftrain.inference.scoring import Scored, predict, score
+from clftrain.inference.scoring import Scored, predict, score, score_stream
 from clftrain.store import rundir
-from clftrain.training import build_loss, build_model, load_weights, needs_training_data
+from clftrain.training import StreamSplit, build_loss, build_model, load_weights, needs_training_data
 
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
 
@@ -65,7 +65,18 @@ class TrainedRun:
         return score(self.model, self.inputs.task, loss_fn, X, y, self.outputs_are_probabilities, self.device)
 
     def test_split(self) -> tuple[np.ndarray, np.ndarray]:
+        """The test split's rows (a streamed table's: its sample, see Dataset.stream)."""
         return self.dataset.X_test, self.dataset.y_test
+
+    def test_scored(self) -> tuple[np.ndarray, Scored]:
+        """(targets, scores) of every test row; a streamed table's are read a block at a time, and only the
+        predictions are held (about 20 bytes a row)."""
+        if self.dataset.stream is None:
+            X, y = self.test_split()
+            return y, self.score(X, y)
+        loss_fn = build_loss(self.config.train, self.dataset, self.device, self.loss_weights)
+        batches = StreamSplit(self.dataset.stream, "test", self.device).batches()
+        return score_stream(self.model, self.inputs.task, loss_fn, batches, self.outputs_are_probabilities)
 
     @classmethod
     def load(cls, run_dir: Path, checkpoint: str = "last", device: str | None = None,
@@ -152,17 +163,18 @@ class TrainedRun:
 
         data, task = self.dataset, self.inputs.task
         train, test = (data.X_train, data.y_train), (data.X_test, data.y_test)
-        scored = self.score(*self.test_split())
+        y_test, scored = self.test_scored()
+        drawn = scored if data.stream is None else self.score(*self.test_split())  # a streamed table: its sample
         title = f"{self.config.name} ({self._weights_label()}): test {task.metric_label} {task.format_metric(scored.score)}"
         if self.replicas is not None:
             title += f"\n{self.replicas.describe()}"
         jobs = []
         if task.target == "value":
             jobs.append(FigureJob("regression_fit", plot_dir / "predictions.png", dict(
-                train=train, test=test, predicted=scored.probabilities[:, 0], title=title)))
+                train=train, test=test, predicted=drawn.probabilities[:, 0], title=title)))
         else:
             jobs.append(FigureJob("decision_boundary", plot_dir / "decision_boundary.png", self._boundary(title)))
-            confusion = self._confusion(plot_dir, test[1], scored.labels, f"{title}\ntest split, {len(test[1])} rows")
+            confusion = self._confusion(plot_dir, y_test, scored.labels, f"{title}\ntest split, {len(y_test)} rows")
             if confusion is not None:
                 jobs.append(confusion)
         if self.rows:
@@ -190,8 +202,8 @@ class TrainedRun:
             predicted = self.predict(X)[1].reshape(len(y), -1)
             return plane.to_plane(X), y, predicted == y.reshape(len(y), -1)
 
-        return dict(regions=regions, extent=extent, train=(*drawn(data.X_train, data.y_train), len(data.X_train)),
-                    test=(*drawn(data.X_test, data.y_test), len(data.X_test)), class_names=data.class_names,
+        return dict(regions=regions, extent=extent, train=(*drawn(data.X_train, data.y_train), data.rows("train")),
+                    test=(*drawn(data.X_test, data.y_test), data.rows("test")), class_names=data.class_names,
                     title=title, axis_labels=plane.axis_labels, description=plane.description,
                     multilabel=self.inputs.task.target == "labels")
 

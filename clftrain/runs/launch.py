@@ -73,7 +73,7 @@ def check_launch(nproc: int, config: Path | None, overrides: list[str], resume: 
     if checked.seeds is not None:  # each process trains a slice of the seeds on whole batches
         check_spread(checked.seeds, nproc)
     else:
-        distributed.check_world_batch(checked.train.batch_size, len(dataset.X_train), nproc)
+        distributed.check_world_batch(checked.train.batch_size, dataset.rows("train"), nproc)
     if checked.device.startswith("cuda"):
         import torch
 

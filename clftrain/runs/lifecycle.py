@@ -432,9 +432,9 @@ def run_summary(config: Config, dataset: Dataset, loop: EpochLoop, device, model
         "device": str(device),
         **({"distributed": loop.world.describe()} if loop.world is not None else {}),
         "model": model_description,
-        "data": {"train": len(dataset.X_train), "test": len(dataset.X_test),
-                 "val": 0 if dataset.X_val is None else len(dataset.X_val),
-                 "features": dataset.feature_names, "classes": dataset.class_names},
+        "data": {"train": dataset.rows("train"), "test": dataset.rows("test"), "val": dataset.rows("val"),
+                 "features": dataset.feature_names, "classes": dataset.class_names,
+                 **({"stream": dataset.stream.describe()} if dataset.stream is not None else {})},
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": versions(),
         **({"positive_class": dataset.class_names[positive_index(config, dataset.task, dataset.class_names)]}

@@ -91,7 +91,7 @@ class BoundarySnapshots(Callback):
     def take(self, trainer: EpochLoop, epoch: int) -> None:
         model = trainer.model
         was_training = model.training
-        device = trainer.splits["train"].X.device
+        device = trainer.splits["train"].device
         _, labels = predict(model, trainer.task, self.grid, trainer.outputs_are_probabilities, device)
         model.train(was_training)
         self.epochs.append(epoch)

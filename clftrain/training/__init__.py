@@ -1,6 +1,6 @@
 """Training: the model an MLP config describes (model.py) and its stacked replicas (replicas.py), the epoch
 loop both trainers share (loop.py) with the deciding callbacks (callbacks.py), the one-model and the
-replica trainer (trainer.py, replica_trainer.py), data-parallel ranks under torchrun (distributed.py), and
+replica trainer (trainer.py, replica_trainer.py), the trainer of a streamed table (stream_trainer.py), data-parallel ranks under torchrun (distributed.py), and
 everything a run needs built from a Config (setup.py). Nothing here touches files or the console."""
 
 from clftrain.faces import lazy_face
@@ -13,6 +13,7 @@ EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["Split", "Callback", "EpochLoop"], "loop"),
     **dict.fromkeys(["BestTracker", "EarlyStopping", "monitor_mode", "improves"], "callbacks"),
     "Trainer": "trainer",
+    **dict.fromkeys(["StreamTrainer", "StreamSplit", "evaluate_stream"], "stream_trainer"),
     **dict.fromkeys(["ReplicaTrainer", "Member", "ReplicaBest", "mean_row", "mean_history", "NOT_IN_ROWS"],
                     "replica_trainer"),
     **dict.fromkeys(["SeedSpread", "check_spread", "slice_state", "slice_best"], "seed_spread"),

@@ -28,6 +28,10 @@ class Split:
     def __len__(self) -> int:
         return self.X.shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        return self.X.device
+
 
 class Callback:
     """Hooks with empty defaults; override what you need."""
@@ -115,7 +119,7 @@ class EpochLoop:
         self._stop_checks += 1
         if self._stop_checks % distributed.STOP_EVERY:
             return False
-        stop = distributed.any_rank(self._stop, self.splits["train"].X.device)
+        stop = distributed.any_rank(self._stop, self.splits["train"].device)
         if stop and not self._stop:
             self.stop("interrupted")
         return stop
@@ -153,7 +157,7 @@ class EpochLoop:
             raise UserError(
                 f"this run stopped in the middle of epoch {self.epoch + 1}, which was not going to be evaluated; "
                 f"with train.epochs = {self.cfg.epochs} it would be: resume with train.epochs > {self.epoch + 1}")
-        device = self.splits["train"].X.device
+        device = self.splits["train"].device
         self.partial = {**partial, "order": partial["order"].to(device), "sums": [s.to(device) for s in partial["sums"]]}
 
     def _saved_partial(self, rows: slice | None = None) -> dict | None:

@@ -31,6 +31,7 @@ from clftrain.training.replica_decisions import ReplicaBest, ReplicaStopping
 from clftrain.training.replica_trainer import FrozenReplicas, Member, ReplicaRates, ReplicaTrainer
 from clftrain.training.replicas import ReplicaLoss, StackedMLP
 from clftrain.training.seed_spread import SeedSpread, check_spread, seed_slice
+from clftrain.training.stream_trainer import StreamSplit, StreamTrainer
 from clftrain.training.trainer import Trainer
 
 
@@ -51,12 +52,18 @@ def resolve_task(config: Config, dataset: Dataset) -> Config:
 
 
 def check_batch_size(config: Config, dataset: Dataset) -> None:
-    size = config.train.batch_size
-    if size is not None and size > len(dataset.X_train):
+    size, rows = config.train.batch_size, dataset.rows("train")
+    if size is not None and size > rows:
         raise UserError(
-            f"train.batch_size = {size} is larger than the {len(dataset.X_train)} training rows; "
+            f"train.batch_size = {size} is larger than the {rows} training rows; "
             "use batch_size: null for full-batch training, or a smaller size"
         )
+    buffer = getattr(config.dataset, "shuffle_buffer", 0)
+    if dataset.stream is not None and rows > buffer and (size is None or size > buffer):
+        raise UserError(
+            f"train.batch_size = {size}: a streamed table's {rows:,} training rows do not fit in "
+            f"dataset.shuffle_buffer ({buffer:,} rows), so a mini-batch must: set train.batch_size to at most "
+            f"{buffer:,} (or raise dataset.shuffle_buffer, or dataset.stream: false to hold the table in memory)")
 
 
 def metric_columns(task_metric: str, has_val: bool) -> list[str]:
@@ -83,10 +90,19 @@ def decision_monitor(config: Config, dataset: Dataset) -> str | None:
     return monitor
 
 
-def device_splits(dataset: Dataset, device: torch.device) -> dict[str, Split]:
-    """The dataset's splits as tensors, moved to the device once, here: train, test and val if any."""
+def device_splits(dataset: Dataset, device: torch.device, shuffle_buffer: int = 0) -> dict[str, Split]:
+    """The dataset's splits as tensors, moved to the device once, here: train, test and val if any. A streamed
+    table's splits are read a block at a time (StreamSplit), but for training rows that fit in the shuffle
+    buffer: read once."""
     def split(X, y):
         return Split(torch.as_tensor(X, device=device), torch.as_tensor(y, device=device))
+
+    if dataset.stream is not None:
+        splits = {name: StreamSplit(dataset.stream, name, device) for name in dataset.stream.sizes}
+        if dataset.rows("train") <= shuffle_buffer:
+            parts = list(dataset.stream.split_batches("train"))
+            splits["train"] = split(np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]))
+        return splits
 
     splits = {"train": split(dataset.X_train, dataset.y_train), "test": split(dataset.X_test, dataset.y_test)}
     if dataset.X_val is not None:
@@ -118,9 +134,9 @@ def check_memory(configs: list[Config], dataset: Dataset, device: torch.device) 
     optimizer = config.train.optimizer
     copies = 3 + _STATE_COPIES.get(optimizer, 1 if config.train.momentum > 0 else 0)
     hidden = sum(config.model.layers) + widths[-1]
-    n_train = len(dataset.X_train)
+    n_train = dataset.rows("train")
     step_rows = min(config.train.batch_size or n_train, n_train)
-    eval_rows = min(EVAL_ROWS, max(len(dataset.X_test), len(dataset.X_val) if dataset.X_val is not None else 0))
+    eval_rows = min(EVAL_ROWS, max(dataset.rows("test"), dataset.rows("val")))
     terms = [
         memory.Term(f"the model's {weights:,} weights with their gradients, best copy and {optimizer} state",
                     4 * weights * copies, "shrink model.layers (or train fewer seeds at once)"),
@@ -130,8 +146,12 @@ def check_memory(configs: list[Config], dataset: Dataset, device: torch.device) 
         memory.Term(f"evaluating {eval_rows:,} rows at a time", 4 * 2 * eval_rows * hidden * replicas,
                     "shrink model.layers (or train fewer seeds at once)"),
     ]
-    if device.type != "cpu":  # on the CPU the tensors share the dataset's arrays
-        rows = n_train + len(dataset.X_test) + (len(dataset.X_val) if dataset.X_val is not None else 0)
+    if dataset.stream is not None:
+        buffer = min(n_train, config.dataset.shuffle_buffer)
+        terms.append(memory.Term(f"the shuffle buffer ({buffer:,} rows x {dataset.n_features:,} features, twice)",
+                                 2 * 4 * buffer * (dataset.n_features + 1), "lower dataset.shuffle_buffer"))
+    elif device.type != "cpu":  # on the CPU the tensors share the dataset's arrays
+        rows = n_train + dataset.rows("test") + dataset.rows("val")
         terms.append(memory.Term(f"the data on {device} ({rows:,} rows x {dataset.n_features:,} features)",
                                  4 * rows * (dataset.n_features + 1), "lower the data's rows or features"))
     memory.require(terms, "this machine" if device.type == "cpu" else str(device), device)
@@ -173,6 +193,12 @@ def _balanced_class_weights(dataset: Dataset) -> np.ndarray:
     compute_class_weight('balanced'))."""
     from sklearn.utils.class_weight import compute_class_weight
 
+    if dataset.stream is not None:  # the first pass counted the classes' training rows
+        counts = dataset.stream.class_counts["train"].astype(np.float64)
+        if (counts == 0).any():
+            raise UserError("train.class_weight = 'balanced' needs every class in the training split; "
+                            f"only {int((counts > 0).sum())} of {dataset.n_classes} are there")
+        return counts.sum() / (len(counts) * counts)
     present = np.unique(dataset.y_train)
     if len(present) < dataset.n_classes:
         raise UserError("train.class_weight = 'balanced' needs every class in the training split; "
@@ -182,15 +208,19 @@ def _balanced_class_weights(dataset: Dataset) -> np.ndarray:
 
 def _pos_weight(setting, dataset: Dataset) -> np.ndarray:
     """One weight per output column: given, or negatives / positives in training for `balanced`."""
-    Y = dataset.y_train.reshape(len(dataset.y_train), -1)
+    if dataset.stream is not None:  # the first pass counted the positives (labels) or the classes' rows
+        counts, rows = dataset.stream.class_counts["train"], dataset.rows("train")
+        positives = counts if dataset.task.target == "labels" else counts[-1:]
+    else:
+        Y = dataset.y_train.reshape(len(dataset.y_train), -1)
+        positives, rows = Y.sum(axis=0), len(Y)
     if setting == "balanced":
-        positives = Y.sum(axis=0)
-        return np.where(positives > 0, (len(Y) - positives) / np.maximum(positives, 1), 1.0).astype(np.float32)
+        return np.where(positives > 0, (rows - positives) / np.maximum(positives, 1), 1.0).astype(np.float32)
     weights = np.atleast_1d(np.asarray(setting, dtype=np.float32))
-    if len(weights) not in (1, Y.shape[1]) or (weights <= 0).any():
+    if len(weights) not in (1, len(positives)) or (weights <= 0).any():
         raise UserError(f"train.pos_weight = {setting!r}: give one positive number, or one per label "
-                        f"({Y.shape[1]} here)")
-    return np.broadcast_to(weights, (Y.shape[1],)).copy()
+                        f"({len(positives)} here)")
+    return np.broadcast_to(weights, (len(positives),)).copy()
 
 
 # ---------------------------------------------------------------------- one seed
@@ -202,12 +232,16 @@ def build_trainer(config: Config, dataset: Dataset, device: torch.device,
     seed_everything(config.seed)  # initialisation depends on `seed` only
     model = build_model(config.model, dataset.n_features, task.out_features(dataset.n_classes), config.train.loss)
     model.to(device)
-    return Trainer(
+    streamed = dataset.stream is not None
+    buffer = config.dataset.shuffle_buffer if streamed else 0
+    trainer = (StreamTrainer if streamed else Trainer)(
         model=model, optimizer=build_optimizer(model.parameters(), config.train),
         loss_fn=build_loss(config.train, dataset, device), task=task, cfg=config.train,
-        splits=device_splits(dataset, device),
+        splits=device_splits(dataset, device, buffer),
         outputs_are_probabilities=expects_probabilities(config.train.loss), seed=config.seed, world=world,
     )
+    trainer.shuffle_buffer = buffer
+    return trainer
 
 
 @dataclass
@@ -232,8 +266,11 @@ def setup_single(config: Config) -> SingleSetup:
     monitor = decision_monitor(config, dataset)
     check_batch_size(config, dataset)
     world = None
+    if distributed.launched() and dataset.stream is not None:
+        raise UserError("a streamed table (dataset.stream) trains in one process for now; under torchrun or "
+                        "--nproc set dataset.stream: false")
     if distributed.launched():
-        distributed.check_world_batch(config.train.batch_size, len(dataset.X_train), distributed.world_size())
+        distributed.check_world_batch(config.train.batch_size, dataset.rows("train"), distributed.world_size())
         world = distributed.join_world(device)
     trainer = build_trainer(config, dataset, device, world)
     es = config.train.early_stopping
@@ -275,6 +312,9 @@ def setup_group(configs: list[Config], dataset: Dataset | None = None, spread: b
     first = configs[0]
     device = distributed.rank_device(resolve_device(first.device))
     dataset = dataset or build_dataset(first)
+    if dataset.stream is not None:
+        raise UserError("a streamed table (dataset.stream) trains one seed at a time for now; drop --seeds (or "
+                        "seeds:), or set dataset.stream: false to hold the table in memory")
     configs = [resolve_task(c, dataset) for c in configs]
     check_batch_size(first, dataset)
     check_memory(configs, dataset, device)
@@ -288,7 +328,7 @@ def setup_group(configs: list[Config], dataset: Dataset | None = None, spread: b
     members, first_replica = [], 0
     for part, config in enumerate(configs):
         members.append(_member(config, part, first_replica, model, decision_monitor(config, dataset),
-                               len(dataset.X_train), device))
+                               dataset.rows("train"), device))
         first_replica += len(config.seeds)
     trainer = ReplicaTrainer(
         model=model, members=members, task=dataset.task, cfg=configs[0].train, splits=device_splits(dataset, device),

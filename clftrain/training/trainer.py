@@ -41,7 +41,7 @@ class Trainer(EpochLoop):
     steps: int = 0  # data-parallel training steps so far: they seed each rank's dropout masks (resume keeps it)
 
     def __post_init__(self) -> None:
-        device = self.splits["train"].X.device
+        device = self.splits["train"].device
         # Shuffling has its own generator so that it does not depend on how many
         # random numbers initialisation or dropout drew.
         self.generator = torch.Generator(device=device).manual_seed(self.seed)
@@ -90,7 +90,7 @@ class Trainer(EpochLoop):
         size = self.cfg.batch_size
         if size is None or size >= len(train):
             return self.train_step(train.X, train.y, track)
-        return self._mini_batches(lambda: torch.randperm(len(train), device=train.X.device, generator=self.generator),
+        return self._mini_batches(lambda: torch.randperm(len(train), device=train.device, generator=self.generator),
                                   size, self._has_batch_norm, track)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:

@@ -211,14 +211,18 @@ def show_data_check(console: Console, config, dataset) -> None:
                                                         else ""))
     console.print(f"task: {dataset.task.name} (loss {config.train.loss})")
     if dataset.task.target == "class":
-        ys = [dataset.y_train] + ([dataset.y_val] if dataset.y_val is not None else []) + [dataset.y_test]
-        counts = np.bincount(np.concatenate([y.reshape(len(y), -1)[:, 0].astype(int) for y in ys]),
-                             minlength=dataset.n_classes)
+        if dataset.stream is not None:  # counted by the first pass
+            counts = sum(dataset.stream.class_counts.values())
+        else:
+            ys = [dataset.y_train] + ([dataset.y_val] if dataset.y_val is not None else []) + [dataset.y_test]
+            counts = np.bincount(np.concatenate([y.reshape(len(y), -1)[:, 0].astype(int) for y in ys]),
+                                 minlength=dataset.n_classes)
         console.print("classes: " + ", ".join(f"{name} {count}" for name, count in zip(dataset.class_names, counts)))
     elif dataset.task.target == "labels":
         console.print(f"labels: {', '.join(dataset.class_names)}")
-    val = 0 if dataset.X_val is None else len(dataset.X_val)
-    console.print(f"splits: train {len(dataset.X_train)}, validation {val}, test {len(dataset.X_test)} rows"
+    console.print(f"splits: train {dataset.rows('train')}, validation {dataset.rows('val')}, test "
+                  f"{dataset.rows('test')} rows" + (f" (streamed from disk in {len(dataset.stream.blocks)} blocks)"
+                                                    if dataset.stream is not None else "")
                   + (" (validation carved for the run's decisions)" if config._validation_carved else ""))
     for note in dataset.notes:
         show_note(console, note)
