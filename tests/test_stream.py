@@ -192,9 +192,12 @@ def test_streamed_config_errors(write_config, tmp_path, small_csv, cli, dataset,
     assert not (tmp_path / "run").exists()
 
 
-def test_seeds_of_a_streamed_table_are_refused(write_config, tmp_path, small_csv, cli):
-    result = cli("fit", write_config(config_of(small_csv, stream=True)), "--seeds", "0-1", "--out", tmp_path / "r")
-    assert result.exit_code == 2 and "one seed at a time" in result.output and not (tmp_path / "r").exists()
+def test_seeds_and_sweeps_of_a_streamed_table_are_refused(write_config, tmp_path, small_csv, cli):
+    config = write_config(config_of(small_csv, stream=True))
+    result = cli("fit", config, "--seeds", "0-1", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "one seed, in one process" in result.output and not (tmp_path / "r").exists()
+    result = cli("sweep", config, "--grid", "train.lr=0.01,0.02", "--out", tmp_path / "s")
+    assert result.exit_code == 2 and "sweeps need it in memory" in result.output and not (tmp_path / "s").exists()
 
 
 def test_stream_auto_streams_past_the_memory_limit(write_config, tmp_path, small_csv):

@@ -312,9 +312,7 @@ def setup_group(configs: list[Config], dataset: Dataset | None = None, spread: b
     first = configs[0]
     device = distributed.rank_device(resolve_device(first.device))
     dataset = dataset or build_dataset(first)
-    if dataset.stream is not None:
-        raise UserError("a streamed table (dataset.stream) trains one seed at a time for now; drop --seeds (or "
-                        "seeds:), or set dataset.stream: false to hold the table in memory")
+    refuse_streamed(dataset)
     configs = [resolve_task(c, dataset) for c in configs]
     check_batch_size(first, dataset)
     check_memory(configs, dataset, device)
@@ -354,8 +352,16 @@ def check_data(config: Config) -> tuple[Config, Dataset]:
     return config, dataset
 
 
+def refuse_streamed(dataset: Dataset) -> None:
+    """Replicas (seeds, a sweep's batches) train on tensors in memory: a streamed table is refused."""
+    if dataset.stream is not None:
+        raise UserError("a streamed table (dataset.stream) trains one run, one seed, in one process for now: seeds "
+                        "and sweeps need it in memory; set dataset.stream: false (or raise dataset.memory_limit)")
+
+
 def check_group(configs: list[Config], dataset: Dataset) -> None:
     """The user errors setup_group would raise for these configs, without building anything."""
+    refuse_streamed(dataset)
     resolve_device(configs[0].device)
     check_batch_size(configs[0], dataset)
 
