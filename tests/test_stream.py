@@ -12,14 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-
-from clftrain.config import load_config
-from clftrain.data import build_dataset
-from clftrain.data import table_batches
-from clftrain.data.hashed_split import hashed_parts, split_codes
-from clftrain.runs import fit_run, resume_run
 from conftest import tiny_config
 from test_resume import InterruptAtStep, metrics_without_time, weights
+
+from clftrain.config import load_config
+from clftrain.data import build_dataset, table_batches
+from clftrain.data.hashed_split import hashed_parts, split_codes
+from clftrain.runs import fit_run, resume_run
 
 
 def table(rows: int, seed: int = 0) -> pa.Table:
@@ -155,8 +154,8 @@ def test_eval_and_predict_of_a_streamed_run(write_config, tmp_path, small_csv, c
     parquet = tmp_path / "t.parquet"
     pq.write_table(table(1500), parquet)
     assert cli("predict", tmp_path / "run", parquet, "-o", tmp_path / "out.parquet").exit_code == 0
-    whole = list(csv.DictReader(open(tmp_path / "whole.csv")))
-    streamed = list(csv.DictReader(open(tmp_path / "streamed.csv")))
+    whole = list(csv.DictReader((tmp_path / "whole.csv").read_text().splitlines()))
+    streamed = list(csv.DictReader((tmp_path / "streamed.csv").read_text().splitlines()))
     from_parquet = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert len(whole) == len(streamed) == len(from_parquet) == 1500
     for w, s, p in zip(whole, streamed, from_parquet):
@@ -217,3 +216,78 @@ def test_the_spill_file_leaves_nothing_in_the_temporary_folder(write_config, sma
         assert data.stream.blocks and not list((tmp_path / "tmp").iterdir())  # unlinked while open
     finally:
         tempfile.tempdir = None
+
+
+# ---------------------------------------------------------------------- under torchrun (2 gloo ranks)
+SHARES = """
+import json, sys
+import torch
+from clftrain.config import load_config
+from clftrain.training import setup_single
+
+setup = setup_single(load_config(sys.argv[1]))
+trainer, rank = setup.trainer, setup.trainer.world.rank
+ids = torch.cat([X[:, 0] for X, _, counted in trainer._epoch_batches() if counted]).tolist()
+held = {name: [int(v) for X, _ in split.batches() for v in X[:, 0].tolist()]
+        for name, split in trainer.splits.items() if name != "train"}
+steps = sum(1 for _ in trainer._epoch_batches())
+json.dump({"train": ids, "steps": steps, **held}, open(f"{sys.argv[2]}-{rank}.json", "w"))
+"""
+
+
+def parquet_parts(tmp_path, rows: int = 4000, files: int = 5):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    data = table(rows)
+    for i in range(files):
+        pq.write_table(data.slice(i * rows // files, rows // files), folder / f"part-{i}.parquet")
+    return folder
+
+
+def test_each_rank_reads_a_disjoint_share_and_together_every_row(write_config, tmp_path):
+    import subprocess
+    import sys
+
+    from test_distributed import ENV
+
+    folder = parquet_parts(tmp_path)
+    config = write_config(config_of(folder, stream=True, shuffle_buffer=300, val_size=0.1, standardize=False,
+                                    features=["id", "x1", "x2", "colour"]))
+    script = tmp_path / "shares.py"
+    script.write_text(SHARES)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+               str(config), str(tmp_path / "seen")]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=180, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = [json.loads((tmp_path / f"seen-{r}.json").read_text()) for r in (0, 1)]
+    codes = split_codes(np.arange(4000), 42, 0.2, 0.1)
+    assert seen[0]["steps"] == seen[1]["steps"] > 0  # every rank the same number of steps
+    for name, code in (("train", 0), ("val", 1), ("test", 2)):
+        a, b = set(seen[0][name]), set(seen[1][name])
+        assert not a & b and len(seen[0][name]) + len(seen[1][name]) == len(a | b), name  # disjoint, once each
+        assert a | b == set(np.flatnonzero(codes == code).tolist()), name  # together: the whole split
+
+
+def test_a_streamed_run_under_torchrun(write_config, tmp_path):
+    from test_distributed import assert_same_numbers, one_process, torchrun
+
+    folder = parquet_parts(tmp_path)
+    # The training rows fit in the buffer: the ranks shard each global batch, as in memory, and the numbers are
+    # one process's.
+    whole = write_config(config_of(folder, stream=True, val_size=0.1), "whole.yaml")
+    assert torchrun(whole, "--out", tmp_path / "ranks", "-q").returncode == 0
+    assert one_process(whole, "--out", tmp_path / "one", "-q").returncode == 0
+    assert_same_numbers(tmp_path / "ranks", tmp_path / "one", rel=1e-5)
+    # Past the buffer: each rank streams its share; one run directory, evaluated in one process like any run.
+    shares = write_config(config_of(folder, stream=True, shuffle_buffer=300, val_size=0.1,
+                                    train={"epochs": 8, "log_every": 4}), "shares.yaml")
+    result = torchrun(shares, "--out", tmp_path / "shares")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "shares" / "summary.json").read_text())
+    assert summary["distributed"]["world_size"] == 2 and summary["final"]["test_acc"] > 0.8
+    from clftrain.inference import evaluate_run
+
+    report = evaluate_run(tmp_path / "shares")
+    recorded, reproduced = report["fit_check"]["recorded"], report["fit_check"]["reproduced"]
+    assert reproduced["test_acc"] == recorded["test_acc"]
+    assert reproduced["test_loss"] == pytest.approx(recorded["test_loss"], rel=1e-6)

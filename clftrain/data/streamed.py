@@ -101,6 +101,15 @@ class StreamedTable:
             numbers, codes, targets = self.raw(block)
             yield self.preprocessor.transform(self.inputs(numbers, codes, rows)), self.targets(targets, rows)
 
+    def share(self, rank: int, ranks: int) -> list[int]:
+        """The blocks rank `rank` of `ranks` reads (every ranks-th): disjoint, together every block."""
+        return list(range(rank, len(self.blocks), ranks))
+
+    def split_rows(self, split: str, blocks: list[int]) -> int:
+        """The rows of a split in these blocks (hashed, nothing read)."""
+        code = SPLIT_CODES[split]
+        return sum(int((self.split_of(self.blocks[i]) == code).sum()) for i in blocks)
+
     def sample(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
         """At most about VIEW_ROWS rows of a split for the plots, drawn by hash (the same rows every time)."""
         size = self.sizes.get(split, 0)

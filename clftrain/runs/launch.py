@@ -63,7 +63,7 @@ def check_launch(nproc: int, config: Path | None, overrides: list[str], resume: 
                  warn: Callable[[str], None]) -> None:
     """The process count, the config and its data (every check fit makes), the batch shared by the processes,
     the device each can have, and a run directory nobody else is writing."""
-    from clftrain.training import check_data, check_spread, distributed
+    from clftrain.training import check_data, check_spread, check_stream_shares, distributed
 
     if nproc < 1:
         raise UserError(f"--nproc {nproc}: needs at least 1 process")
@@ -74,6 +74,8 @@ def check_launch(nproc: int, config: Path | None, overrides: list[str], resume: 
         check_spread(checked.seeds, nproc)
     else:
         distributed.check_world_batch(checked.train.batch_size, dataset.rows("train"), nproc)
+    if dataset.stream is not None:  # each process reads a share of the blocks
+        check_stream_shares(dataset, nproc)
     if checked.device.startswith("cuda"):
         import torch
 

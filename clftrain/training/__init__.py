@@ -19,7 +19,8 @@ EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["SeedSpread", "check_spread", "slice_state", "slice_best"], "seed_spread"),
     **dict.fromkeys(["setup_single", "setup_group", "check_group", "check_data", "SingleSetup", "Group", "build_trainer",
                      "build_loss", "loss_weights", "needs_training_data", "seed_everything", "device_splits",
-                     "build_scheduler", "resolve_task", "check_batch_size", "decision_monitor", "stack_replicas"],
+                     "build_scheduler", "resolve_task", "check_batch_size", "decision_monitor", "stack_replicas",
+                     "check_stream_shares", "refuse_streamed"],
                     "setup"),
     **dict.fromkeys(["resolve_device", "training_threads", "ThreadChooser", "current_threads"], "device"),
 }

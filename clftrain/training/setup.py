@@ -90,15 +90,17 @@ def decision_monitor(config: Config, dataset: Dataset) -> str | None:
     return monitor
 
 
-def device_splits(dataset: Dataset, device: torch.device, shuffle_buffer: int = 0) -> dict[str, Split]:
+def device_splits(dataset: Dataset, device: torch.device, shuffle_buffer: int = 0,
+                  world: distributed.World | None = None) -> dict[str, Split]:
     """The dataset's splits as tensors, moved to the device once, here: train, test and val if any. A streamed
-    table's splits are read a block at a time (StreamSplit), but for training rows that fit in the shuffle
-    buffer: read once."""
+    table's splits are read a block at a time (StreamSplit; data-parallel, each rank its share of the blocks),
+    but for training rows that fit in the shuffle buffer: read once (every rank all of them)."""
     def split(X, y):
         return Split(torch.as_tensor(X, device=device), torch.as_tensor(y, device=device))
 
     if dataset.stream is not None:
-        splits = {name: StreamSplit(dataset.stream, name, device) for name in dataset.stream.sizes}
+        share = dataset.stream.share(world.rank, world.size) if world is not None else None
+        splits = {name: StreamSplit(dataset.stream, name, device, share) for name in dataset.stream.sizes}
         if dataset.rows("train") <= shuffle_buffer:
             parts = list(dataset.stream.split_batches("train"))
             splits["train"] = split(np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]))
@@ -237,7 +239,7 @@ def build_trainer(config: Config, dataset: Dataset, device: torch.device,
     trainer = (StreamTrainer if streamed else Trainer)(
         model=model, optimizer=build_optimizer(model.parameters(), config.train),
         loss_fn=build_loss(config.train, dataset, device), task=task, cfg=config.train,
-        splits=device_splits(dataset, device, buffer),
+        splits=device_splits(dataset, device, buffer, world),
         outputs_are_probabilities=expects_probabilities(config.train.loss), seed=config.seed, world=world,
     )
     trainer.shuffle_buffer = buffer
@@ -267,8 +269,7 @@ def setup_single(config: Config) -> SingleSetup:
     check_batch_size(config, dataset)
     world = None
     if distributed.launched() and dataset.stream is not None:
-        raise UserError("a streamed table (dataset.stream) trains in one process for now; under torchrun or "
-                        "--nproc set dataset.stream: false")
+        check_stream_shares(dataset, distributed.world_size())
     if distributed.launched():
         distributed.check_world_batch(config.train.batch_size, dataset.rows("train"), distributed.world_size())
         world = distributed.join_world(device)
@@ -276,8 +277,11 @@ def setup_single(config: Config) -> SingleSetup:
     es = config.train.early_stopping
     stopper = EarlyStopping(monitor, es.patience, es.min_delta, es.mode) if es else None
     best = BestTracker(monitor, es.mode if es else "auto", restore=es is not None and config.train.restore_best)
-    trainer.scheduler, trainer.scheduler_interval = build_scheduler(
-        trainer.optimizer, config.train, len(trainer.splits["train"]), best.mode)
+    steps_rows = len(trainer.splits["train"])
+    if isinstance(trainer, StreamTrainer) and isinstance(trainer.splits["train"], StreamSplit):
+        steps_rows = trainer.steps_per_epoch() * config.train.batch_size  # data-parallel: the largest share's steps
+    trainer.scheduler, trainer.scheduler_interval = build_scheduler(trainer.optimizer, config.train, steps_rows,
+                                                                    best.mode)
     trainer.scheduler_monitor = monitor
     return SingleSetup(config, dataset, trainer, device, best, stopper)
 
@@ -350,6 +354,19 @@ def check_data(config: Config) -> tuple[Config, Dataset]:
     decision_monitor(config, dataset)
     check_memory([config], dataset, device)
     return config, dataset
+
+
+def check_stream_shares(dataset: Dataset, ranks: int) -> None:
+    """Data-parallel, every rank reads its share of a streamed table's blocks: each share needs training rows
+    (every rank computes the same shares: this fails alike on every rank, before any collective)."""
+    table = dataset.stream
+    if len(table.blocks) < ranks:
+        raise UserError(f"{table.source} was read in {len(table.blocks)} block(s), fewer than the {ranks} processes "
+                        "that would each read a share of them; use fewer processes, or dataset.stream: false")
+    empty = [r for r in range(ranks) if table.split_rows("train", table.share(r, ranks)) == 0]
+    if empty:
+        raise UserError(f"the share of {table.source}'s blocks of process(es) {empty} holds no training rows; use "
+                        "fewer processes, or dataset.stream: false")
 
 
 def refuse_streamed(dataset: Dataset) -> None:
