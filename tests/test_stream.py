@@ -158,6 +158,12 @@ def test_eval_and_predict_of_a_streamed_run(write_config, tmp_path, small_csv, c
     streamed = list(csv.DictReader((tmp_path / "streamed.csv").read_text().splitlines()))
     from_parquet = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert len(whole) == len(streamed) == len(from_parquet) == 1500
+    from clftrain.inference import evaluate_run
+
+    on_csv, on_parquet = evaluate_run(tmp_path / "run", data=small_csv), evaluate_run(tmp_path / "run", data=parquet)
+    assert on_parquet["data"]["streamed"] and on_parquet["data"]["rows"] == on_csv["data"]["rows"] == 1500
+    assert on_parquet["metrics"]["accuracy"] == on_csv["metrics"]["accuracy"]
+    assert on_parquet["metrics"]["loss"] == pytest.approx(on_csv["metrics"]["loss"], rel=1e-6)
     for w, s, p in zip(whole, streamed, from_parquet):
         assert w["predicted"] == s["predicted"] == p["predicted"]
         assert float(s["prob_sick"]) == pytest.approx(float(w["prob_sick"]), abs=1e-6)

@@ -13,6 +13,7 @@ from pathlib import Path
 from clftrain.data import CsvTable, positive_index, target_columns
 from clftrain.errors import UserError
 from clftrain.inference import metrics
+from clftrain.inference.table_blocks import streams_input
 from clftrain.inference.trained import TrainedRun
 from clftrain.store import rundir
 
@@ -32,6 +33,8 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", data: Path | None = No
         source = {"source": "test split", "rows": len(y),
                   "rebuilt_from": f"{rundir.CONFIG} (dataset.seed {run.config.dataset.seed}, "
                                   f"test_size {run.config.dataset.test_size:g})"}
+    elif streams_input(data, False):  # a Parquet file or folder, or a CSV too large to hold
+        y, scored, source, notes = _score_external_stream(run, data)
     else:
         X, y, source, notes = _read_external(run, data)
         scored = run.score(X, y)
@@ -116,6 +119,42 @@ def fit_check(run: TrainedRun, loss: float, score: float) -> dict | None:
         "reproduced": reproduced,
         "match": all(reproduced[k] == recorded[k] for k in reproduced),  # exact: same computation, same device
     }
+
+
+def _score_external_stream(run: TrainedRun, path: Path):
+    """(targets, Scored, source, notes) of a Parquet file or folder or a large CSV, read a block at a time."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from clftrain.data import TableBatches
+    from clftrain.inference.scoring import score_stream
+    from clftrain.inference.table_blocks import block_inputs, block_targets
+    from clftrain.training import build_loss
+
+    inputs = run.inputs
+    targets = target_columns(run.config, inputs.class_names, inputs.task)
+    kind = "parquet" if path.is_dir() or path.suffix == ".parquet" else "csv"
+    batches = TableBatches(SimpleNamespace(path=str(path), name=kind, target=targets))
+    needed = inputs.input_columns + targets
+    missing = [c for c in needed if c not in batches.header]
+    if missing:
+        raise UserError(f"{path} lacks the column(s) {', '.join(map(repr, missing))}; eval --data needs the features "
+                        f"{', '.join(inputs.input_columns)} and the target {', '.join(map(repr, targets))}")
+    unseen: dict = {}
+
+    def blocks():
+        for batch in batches:
+            X = inputs.preprocessor.transform(block_inputs(inputs.preprocessor, batch, path, unseen))
+            y = block_targets(inputs, batch, targets, path)
+            yield torch.as_tensor(X, device=run.device), torch.as_tensor(y, device=run.device)
+
+    loss_fn = build_loss(run.config.train, None, run.device, run.loss_weights)
+    y, scored = score_stream(run.model, inputs.task, loss_fn, blocks(), run.outputs_are_probabilities)
+    source = {"source": kind, "path": str(path), "rows": len(y), "target": ", ".join(targets), "streamed": True}
+    notes = [f"{path} column '{c}': {', '.join(map(repr, sorted(v)[:5]))} not seen in training (encoded as no "
+             "category)" for c, v in unseen.items() if v]
+    return y, scored, source, notes
 
 
 def _read_external(run: TrainedRun, path: Path):

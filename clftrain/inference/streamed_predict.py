@@ -21,14 +21,8 @@ from clftrain.errors import UserError
 from clftrain.inference.evaluate import check_threshold
 from clftrain.inference.metrics import thresholded
 from clftrain.inference.predict import output_columns
+from clftrain.inference.table_blocks import block_inputs
 from clftrain.inference.trained import TrainedRun
-
-# A CSV input larger than this is predicted a block at a time.
-STREAM_BYTES = 256 * 2**20
-
-
-def streams_input(path: Path, forced: bool) -> bool:
-    return forced or path.is_dir() or path.suffix == ".parquet" or (path.is_file() and path.stat().st_size > STREAM_BYTES)
 
 
 def predict_stream(run_dir: Path, source: Path, out: Path | None, checkpoint: str = "last", device: str | None = None,
@@ -53,7 +47,7 @@ def predict_stream(run_dir: Path, source: Path, out: Path | None, checkpoint: st
     writer, rows, unseen = _Writer(out, source), 0, {}
     try:
         for batch in batches:
-            columns = _inputs(inputs.preprocessor, batch, source, unseen)
+            columns = block_inputs(inputs.preprocessor, batch, source, unseen)
             probabilities, labels = run.predict(inputs.preprocessor.transform(columns))
             if threshold is not None:
                 labels = thresholded(probabilities, positive_index(run.config, inputs.task, inputs.class_names),
@@ -69,31 +63,6 @@ def predict_stream(run_dir: Path, source: Path, out: Path | None, checkpoint: st
     notes = [f"{source} column '{col}': {', '.join(map(repr, sorted(values)[:5]))} not seen in training (encoded as "
              "no category)" for col, values in unseen.items() if values]
     return rows, notes
-
-
-def _inputs(pre, batch, source: Path, unseen: dict) -> dict[str, np.ndarray]:
-    """The preprocessor's raw columns of a block: float64 numbers (NaN where imputed), str or None for text."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    columns = {}
-    for name in pre.numeric:
-        values = batch.columns[name]
-        if values.type != pa.float64():
-            raise UserError(f"{source} column '{name}' holds text; the run was trained on it as numbers")
-        numbers = values.to_numpy(zero_copy_only=False)
-        bad = ~np.isfinite(numbers) & ~(np.isnan(numbers) & (name in pre.fill))
-        if bad.any():
-            row = batch.start + int(np.argmax(bad)) + 1
-            raise UserError(f"{source} row {row:,}, column '{name}': a missing or infinite value; the run was trained "
-                            "without dataset.impute for it, so every value must be given")
-        columns[name] = numbers
-    for name, known in pre.categorical.items():
-        texts = pc.cast(batch.columns[name], pa.string())
-        columns[name] = np.asarray(texts.to_pylist(), dtype=object)
-        found = set(pc.unique(texts.drop_null()).to_pylist()) - set(known)
-        unseen.setdefault(name, set()).update(list(found)[:5])
-    return columns
 
 
 def _predicted(probabilities: np.ndarray, labels: np.ndarray, inputs) -> dict:
