@@ -131,6 +131,8 @@ def fit(
         result = fit_run(cfg, out=out, runs_root=runs_root, **hooks)
     said = Console(quiet=_follower_rank() is not None, highlight=False, soft_wrap=True)
     show_result(said, result.run_dir, result.summary)
+    if "ensemble" in result.summary:
+        _show_ensemble(said, result.summary)
     if result.summary["status"] == "interrupted":
         said.print(f"interrupted by {result.signal or 'a signal another process received'}; continue with: "
                    f"clftrain fit --resume {result.run_dir}")
@@ -141,6 +143,26 @@ def fit(
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
     if result.summary["status"] == "diverged":
         raise typer.Exit(2)
+
+
+def _show_ensemble(console: Console, summary: dict) -> None:
+    """A model.ensemble run: after its members' numbers (show_result), the ensemble's own, which the run is."""
+    from clftrain.components.tasks import TASKS
+    from clftrain.inference.trained import seed_list
+    from clftrain.views.format import metric_text
+
+    task, ensemble = TASKS.get(summary["task"]), summary["ensemble"]
+
+    def scores(row: dict) -> str:
+        return "; ".join(f"{split} loss {metric_text(f'{split}_loss', row.get(f'{split}_loss'))}, {task.metric_label} "
+                         f"{metric_text(f'{split}_{task.metric}', row.get(f'{split}_{task.metric}'))}"
+                         for split in ("val", "test") if f"{split}_loss" in row)
+
+    console.print(f"[bold]The run's model: the ensemble of {ensemble['members']} members[/bold] (seeds "
+                  f"{seed_list(ensemble['seeds'])}, {ensemble['prediction']}): final {scores(summary['final'])}")
+    if summary["best"].get("epoch") is not None:
+        console.print(f"[bold]The ensemble at best.pt[/bold] (each member at its own best epoch): "
+                      f"{scores(summary['best'])}")
 
 
 FOLLOWER_GRACE_S = 10  # how long a rank other than 0 waits, after a user error before joining, for rank 0 to say it
@@ -243,9 +265,11 @@ CheckpointOption = Annotated[Checkpoint, typer.Option(
 DeviceOption = Annotated[Optional[str], typer.Option(
     "--device", help="Run the model here instead of on the run's config device, e.g. --device cpu.")]
 SeedOption = Annotated[Optional[int], typer.Option(
-    "--seed", help="A run trained with seeds: use this seed's replica (default: the median replica).")]
+    "--seed", help="A run trained with seeds: use this seed's replica (default: the median replica; a "
+                   "model.ensemble run: the ensemble).")]
 EnsembleOption = Annotated[bool, typer.Option(
-    "--ensemble", help="A run trained with seeds: average the replicas' probabilities.")]
+    "--ensemble", help="A run trained with seeds: average the replicas' probabilities (a model.ensemble run's "
+                       "default).")]
 
 
 @app.command("eval")

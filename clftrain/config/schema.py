@@ -369,6 +369,10 @@ class ModelConfig(StrictModel):
     dropout: Float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
     batch_norm: bool = Field(False, description="BatchNorm1d after each hidden Linear layer.")
     init: str = Field("default", description=f"Weight initialisation: {', '.join(INITS)}.")
+    ensemble: Annotated[Int, Field(ge=2, le=MAX_SEEDS)] | None = Field(
+        None, description="Train this many members (seeds seed, seed+1, ...) as one batched model that predicts "
+        "with their mean probability (eval, predict, plot, report and export use the ensemble; --seed S picks a "
+        "member); not with `seeds`. null: one model.")
 
     @field_validator("activation")
     @classmethod
@@ -539,6 +543,8 @@ class Config(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     # Whether val_size was auto and a validation split was carved for this run's decisions (not in config.yaml).
     _validation_carved: bool = PrivateAttr(False)
+    # Whether `seeds` are model.ensemble's members, resolved from it (not in config.yaml).
+    _ensemble_seeds: bool = PrivateAttr(False)
 
     def decides(self) -> bool:
         """Whether the run makes decisions (which need a validation split): early stopping, a plateau schedule."""
@@ -600,6 +606,25 @@ class Config(StrictModel):
         return seeds
 
     @model_validator(mode="after")
+    def _ensemble_members(self):
+        # model.ensemble: K is K replicas seeded seed..seed+K-1, resolved into `seeds` here (and left out of
+        # to_dict(), so that config.yaml says model.ensemble, not a seeds list the next load would refuse).
+        count = self.model.ensemble
+        if count is None or self._ensemble_seeds:
+            return self
+        if self.seeds is not None:
+            raise ValueError(
+                f"model.ensemble = {count} cannot be used with seeds ({', '.join(map(str, self.seeds))}): an "
+                f"ensemble trains its own members, seeds seed..seed+{count - 1} (seed: {self.seed}), as one model; "
+                "remove seeds (or --seeds), or model.ensemble to train separate replicas")
+        if self.seed + count - 1 > SEED_MAX:
+            raise ValueError(f"model.ensemble = {count} with seed {self.seed} needs seeds up to "
+                             f"{self.seed + count - 1}, past {SEED_MAX}; lower seed")
+        self.seeds = list(range(self.seed, self.seed + count))
+        self._ensemble_seeds = True
+        return self
+
+    @model_validator(mode="after")
     def _seeds_train_together(self):
         # Replicas are exact copies of their solo runs only under an elementwise optimizer
         # (training/replicas.py); early stopping and plateau act per replica (training/replica_trainer.py).
@@ -613,4 +638,7 @@ class Config(StrictModel):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if self._ensemble_seeds:  # resolved from model.ensemble, which config.yaml keeps
+            data["seeds"] = None
+        return data

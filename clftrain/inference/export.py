@@ -6,7 +6,10 @@ missing value as NaN where the run imputes that column), and, for a run with cat
 [rows, one per category] float32, their one-hot encoding as the sidecar lists it (string categories are not
 folded in: ONNX's core operators do not encode strings). Imputation, standardisation, the model and its output
 activation are in the graph; its outputs are `probabilities` (binary and regression: [rows, 1]) and `labels`,
-as `clftrain predict` computes them at the default 0.5 threshold. Exported with torch's own exporter
+as `clftrain predict` computes them at the default 0.5 threshold. An ensemble (a model.ensemble run, or
+--ensemble) is one graph: every member's outputs as one batched model, their probabilities averaged in the graph.
+A run trained with seeds exports its median replica unless --seed or --ensemble says otherwise; a model.ensemble
+run exports its ensemble unless --seed picks a member. Exported with torch's own exporter
 (torch.onnx, the torch.export-based one), from the optional `export` extra: onnx, onnxscript, onnxruntime.
 """
 
@@ -32,9 +35,14 @@ class ExportedModel(nn.Module):
     """Raw numeric columns (and one-hot categories) -> (probabilities, labels), as predict computes them."""
 
     def __init__(self, run: TrainedRun) -> None:
+        from clftrain.training import ReplicaEnsemble
+
         super().__init__()
         pre, numeric = run.inputs.preprocessor, run.inputs.preprocessor.numeric
         self.model, self.task, self.are_probabilities = run.model, run.inputs.task, run.outputs_are_probabilities
+        # An ensemble: the members' stacked model, whose probabilities forward averages (not the outputs that
+        # ReplicaEnsemble maps the mean back to, which predict's task.probabilities maps forward again).
+        self.members = run.model.stacked if isinstance(run.model, ReplicaEnsemble) else None
         fill = [float(pre.fill[c]) if c in pre.fill else float("nan") for c in numeric]
         self.register_buffer("fill", torch.tensor(fill, dtype=torch.float32))
         self.register_buffer("imputed", torch.tensor([c in pre.fill for c in numeric], dtype=torch.bool))
@@ -47,7 +55,10 @@ class ExportedModel(nn.Module):
         x = (x - self.mean) / self.std
         if categories is not None:
             x = torch.cat([x, categories], dim=1)
-        probabilities = self.task.probabilities(self.model(x), self.are_probabilities)
+        if self.members is not None:  # [members, rows, outputs] -> the members' mean probability
+            probabilities = self.task.probabilities(self.members(x), self.are_probabilities).mean(dim=0)
+        else:
+            probabilities = self.task.probabilities(self.model(x), self.are_probabilities)
         return probabilities, self.task.labels(probabilities)
 
 
@@ -126,8 +137,26 @@ def describe(run: TrainedRun, run_dir: Path, inputs: list[str], checkpoint: str)
         **({"positive_class": run.inputs.class_names[positive_index(run.config, task, run.inputs.class_names)],
             "threshold": 0.5} if binary else {}),
         "replica": run.replicas.to_dict() if run.replicas is not None else None,
-        "metrics": (summary or {}).get("final") if isinstance(summary, dict) else None,
+        **({"ensemble": {"members": len(run.replicas.seeds), "seeds": run.replicas.seeds,
+                         "averaged": "in the graph: the members' mean probability"}}
+           if run.replicas is not None and run.replicas.seed is None else {}),
+        "metrics": _metrics_of(run, summary),
     }
+
+
+def _metrics_of(run: TrainedRun, summary) -> dict | None:
+    """summary.json's final metrics of what was exported: the run's (a model.ensemble run: the ensemble's; seeds:
+    their means), or the chosen replica's own."""
+    if not isinstance(summary, dict):
+        return None
+    choice = run.replicas
+    if choice is not None and choice.seed is not None:
+        for replica in summary.get("replicas") or []:
+            if isinstance(replica, dict) and replica.get("seed") == choice.seed:
+                return replica.get("final")
+    if choice is not None and choice.seed is None and "ensemble" not in summary:
+        return None  # --ensemble of a run with seeds: summary.json has only the replicas' means
+    return summary.get("final")
 
 
 def _probabilities_meaning(task: str, class_names: list[str]) -> str:

@@ -240,8 +240,8 @@ def _data_facts(run: TrainedRun) -> dict:
 
 
 def _split_metrics(run: TrainedRun, summary: dict) -> dict:
-    """Final and best metrics per split: summary.json's (a run with seeds: means over the seeds), else the last
-    metrics.csv row."""
+    """Final and best metrics per split: summary.json's (a run with seeds: means over the seeds; a model.ensemble
+    run: the ensemble's own), else the last metrics.csv row."""
     metric = run.inputs.task.metric
     final = dict(summary.get("final") or (run.rows[-1] if run.rows else {}))
     best = dict(summary.get("best") or {})
@@ -252,7 +252,8 @@ def _split_metrics(run: TrainedRun, summary: dict) -> dict:
                           "final_metric": final.get(f"{split}_{metric}"), "best_loss": best.get(f"{split}_loss"),
                           "best_metric": best.get(f"{split}_{metric}")})
     return {"rows": table, "final_epoch": final.get("epoch"), "best_epoch": best.get("epoch"),
-            "monitor": summary.get("monitor"), "seeds": len(summary["seeds"]) if summary.get("seeds") else None,
+            "monitor": summary.get("monitor"),
+            "seeds": len(summary["seeds"]) if summary.get("seeds") and "ensemble" not in summary else None,
             "restored_best": (summary.get("weights") or {}).get("restored_best", False)}
 
 

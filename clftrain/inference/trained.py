@@ -47,7 +47,7 @@ class TrainedRun:
     def __post_init__(self) -> None:
         if self.inputs is None:
             self.inputs = ModelInputs.from_dataset(self.dataset)
-        if self.epoch is None and self.rows:  # fit: the weights it just trained are the last row's
+        if self.epoch is None and self.rows and self.replicas is None:  # fit: the weights it just trained are the last row's
             self.epoch, self.recorded = int(self.rows[-1]["epoch"]), dict(self.rows[-1])
 
     @property
@@ -88,7 +88,8 @@ class TrainedRun:
 
         The model runs where `fit` ran it (the config's device, resolved the same way) unless
         `device` says otherwise; torch.load never runs code from the directory. A run trained
-        with seeds gives replica `seed`, the `ensemble` of all, or by default the median replica.
+        with seeds gives replica `seed`, the `ensemble` of all, or by default the median replica; a run
+        with model.ensemble gives its ensemble unless `seed` picks a member.
         """
         config_file = rundir.config_of(run_dir)
         config = load_config(config_file, check_files=False)  # the data file is read only if the data is built
@@ -106,6 +107,8 @@ class TrainedRun:
         rows, notes = _metrics_rows(run_dir)
         if "seeds" in payload:
             run = cls._load_replicas(config, dataset, inputs, payload, path, resolved, rows, checkpoint, seed, ensemble)
+            if run.replicas.members and run.replicas.seed is None:
+                run.recorded = _ensemble_recorded(run_dir, checkpoint, run.epoch)
             run.loss_weights, run.notes = weights, notes
             return run
         _check_one_seed(run_dir, config, seed, ensemble)
@@ -121,15 +124,13 @@ class TrainedRun:
     @classmethod
     def _load_replicas(cls, config, dataset, inputs, payload, path, device, rows, checkpoint, seed, ensemble):
         """A multi-seed checkpoint: every replica's tensors stacked; pick one, or average them."""
-        from clftrain.training import ReplicaEnsemble, ReplicaSelect, StackedMLP
+        from clftrain.training import ReplicaEnsemble, ReplicaSelect
 
         seeds = list(payload["seeds"])
-        solo = [_model_for(config, inputs) for _ in seeds]
-        stacked = StackedMLP(solo)
-        stacked.load_part_state(0, payload["model"], path)
-        stacked.to(device)
+        stacked = stacked_model(config, inputs, payload["model"], path, device, len(seeds))
         recorded_rows = [dict(row) if row else {} for row in payload["metrics"]]
-        choice = ReplicaChoice.make(seeds, seed, ensemble, recorded_rows, inputs.task, path)
+        choice = ReplicaChoice.make(seeds, seed, ensemble, recorded_rows, inputs.task, path,
+                                    members=config.model.ensemble is not None)
         if choice.seed is None:
             model = ReplicaEnsemble(stacked, inputs.task, expects_probabilities(config.train.loss))
             restored = checkpoint == rundir.BEST or payload.get("restored_from")  # each replica at its own epoch
@@ -179,8 +180,9 @@ class TrainedRun:
                 jobs.append(confusion)
         if self.rows:
             if self.replicas is not None:  # one line per split: the mean over the seeds, in their min-max band
-                curves = dict(figure="replica_curves", title=f"{self.config.name}: learning curves of "
-                                                             f"{len(self.replicas.seeds)} seeds")
+                which = (f"the ensemble's {len(self.replicas.seeds)} members" if self.replicas.members
+                         else f"{len(self.replicas.seeds)} seeds")
+                curves = dict(figure="replica_curves", title=f"{self.config.name}: learning curves of {which}")
             else:
                 curves = dict(figure="learning_curves", title=f"{title}\nlearning curves")
             jobs.append(FigureJob(curves.pop("figure"), plot_dir / "curves.png",
@@ -234,6 +236,58 @@ def _model_for(config: Config, inputs: ModelInputs) -> nn.Module:
                        config.train.loss)
 
 
+def stacked_model(config: Config, inputs: ModelInputs, state: dict[str, torch.Tensor], source: object,
+                  device: torch.device, replicas: int):
+    """`replicas` replicas of the run's architecture as one batched model holding `state` (stacked tensors, as
+    StackedMLP.part_state gives them), on `device`."""
+    from clftrain.training import StackedMLP
+
+    stacked = StackedMLP([_model_for(config, inputs) for _ in range(replicas)])
+    stacked.load_part_state(0, state, source)
+    return stacked.to(device)
+
+
+def ensemble_run(config: Config, dataset: Dataset, state: dict[str, torch.Tensor], device: torch.device,
+                 rows: list[dict[str, float]], checkpoint: str, epoch: int | None) -> TrainedRun:
+    """A model.ensemble run as fit holds it: its members (`state`) predicting with their mean probability."""
+    from clftrain.training import ReplicaEnsemble
+
+    inputs = ModelInputs.from_dataset(dataset)
+    stacked = stacked_model(config, inputs, state, "the ensemble's members", device, len(config.seeds))
+    model = ReplicaEnsemble(stacked, inputs.task, expects_probabilities(config.train.loss))
+    choice = ReplicaChoice(list(config.seeds), None, "ensemble", inputs.task, members=True)
+    return TrainedRun(config, dataset, model, device, rows, checkpoint, inputs, epoch, {}, choice)
+
+
+def ensemble_scores(run: TrainedRun) -> dict[str, float | None]:
+    """The ensemble's loss and score on the validation and test splits, as eval computes them (a non-finite
+    value, from a member that diverged, as None)."""
+    data, metric = run.dataset, run.inputs.task.metric
+    row: dict[str, float | None] = {}
+    for split, X, y in (("val", data.X_val, data.y_val), ("test", data.X_test, data.y_test)):
+        if X is None or not len(X):
+            continue
+        scored = run.score(X, y)
+        for key, value in ((f"{split}_loss", scored.loss), (f"{split}_{metric}", scored.score)):
+            row[key] = value if math.isfinite(value) else None
+    return row
+
+
+def _ensemble_recorded(run_dir: Path, checkpoint: str, epoch: int | None) -> dict[str, float]:
+    """The test metrics fit recorded for a model.ensemble run's ensemble: summary.json's `final`, for last.pt
+    when every member ended at the same epoch (else none: no one epoch to name)."""
+    if checkpoint != rundir.LAST or epoch is None:
+        return {}
+    try:
+        summary = rundir.read_json(run_dir / rundir.SUMMARY, "summary")
+    except UserError:
+        return {}
+    final = summary.get("final") if isinstance(summary, dict) and "ensemble" in summary else None
+    if not isinstance(final, dict) or final.get("epoch") != epoch:
+        return {}
+    return {"epoch": epoch, **{k: v for k, v in final.items() if k.startswith("test_") and isinstance(v, float)}}
+
+
 @dataclass
 class ReplicaChoice:
     """Which weights of a run trained with seeds a TrainedRun holds: one replica (`seed`), or the ensemble (None)."""
@@ -242,32 +296,45 @@ class ReplicaChoice:
     seed: int | None
     why: str  # "--seed", "median" or "ensemble"
     task: Task  # the median is taken by the test split's value of the task's metric
+    members: bool = False  # a model.ensemble run: the replicas are one model's members, the ensemble its default
 
     @classmethod
     def make(cls, seeds: list[int], seed: int | None, ensemble: bool, rows: list[dict], task: Task,
-             source: Path) -> ReplicaChoice:
+             source: Path, members: bool = False) -> ReplicaChoice:
         if seed is not None and ensemble:
             raise UserError("--seed and --ensemble exclude each other: pick one replica, or average them all")
-        if ensemble:
-            return cls(seeds, None, "ensemble", task)
+        if ensemble or (members and seed is None):
+            return cls(seeds, None, "ensemble", task, members)
         if seed is not None:
             if seed not in seeds:
-                raise UserError(f"--seed {seed}: {source} has no replica of that seed; its seeds are "
+                what = "member" if members else "replica"
+                raise UserError(f"--seed {seed}: {source} has no {what} of that seed; its seeds are "
                                 f"{', '.join(map(str, seeds))}")
-            return cls(seeds, seed, "--seed", task)
+            return cls(seeds, seed, "--seed", task, members)
         return cls(seeds, seeds[median_replica(rows, task)], "median", task)
 
     def describe(self) -> str:
+        mean = f"mean {'prediction' if self.task.target == 'value' else 'probability'}"
+        if self.members:
+            whole = f"the ensemble of {len(self.seeds)} members (seeds {seed_list(self.seeds)})"
+            return f"{whole}, their {mean}" if self.seed is None else f"member seed {self.seed} of {whole}"
         count = f"{len(self.seeds)} replicas"
         if self.seed is None:
-            return f"the ensemble of {count} (their mean {'prediction' if self.task.target == 'value' else 'probability'})"
+            return f"the ensemble of {count} (their {mean})"
         if self.why == "median":
             return f"seed {self.seed}, the median of {count} by test {self.task.metric_label}"
         return f"seed {self.seed} of {count}"
 
     def to_dict(self) -> dict:
         return {"seeds": self.seeds, "seed": self.seed, "ensemble": self.seed is None, "why": self.why,
-                "chosen": self.describe()}
+                "chosen": self.describe(), **({"members": len(self.seeds)} if self.members else {})}
+
+
+def seed_list(seeds: list[int]) -> str:
+    """`42-46` for consecutive seeds (an ensemble's), else `0, 3, 7`."""
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
 
 
 def median_replica(rows: list[dict], task: Task) -> int:

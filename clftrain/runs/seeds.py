@@ -10,6 +10,13 @@ The run directory is a one-seed run's, with the replicas side by side:
   summary.json       `final`, `best`: means over the replicas; `spread`: mean, std, min and max
                      of every metric; `replicas`: each seed's own final and best rows
   plots/             curves: a mean line in a min-max band; boundary, confusion: the median replica
+
+A run with `model.ensemble: K` is such a run (seeds seed..seed+K-1, resolved by the config) that is one model:
+its members' mean probability. Its summary.json's `final` and `best` are the ensemble's own loss and metric on
+the validation and test splits, computed once at the end from the ensemble's predictions (last.pt's weights,
+and best.pt's: each member at its own best epoch); `members` has the members' means, `spread` and
+`replicas` each member's numbers, and metrics.csv each member's rows, as for seeds (the ensemble is not
+evaluated per epoch). Its plots and report show the ensemble.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import torch
 
 from clftrain.config import Config
 from clftrain.inference import ReplicaChoice, TrainedRun, check_same_run, median_replica
+from clftrain.inference.trained import ensemble_run, ensemble_scores, seed_list
 from clftrain.runs import lifecycle
 from clftrain.store import rundir
 from clftrain.training import (
@@ -69,7 +77,14 @@ class MemberRecorder(lifecycle.RunRecorder):
         return self.member.history
 
     def summary(self) -> dict[str, Any]:
-        """Final and best averaged over the replicas, their `spread`, and each replica's own rows."""
+        """Final and best averaged over the replicas, their `spread`, and each replica's own rows (model.ensemble:
+        final and best are the ensemble's)."""
+        summary = self.replica_summary()
+        if self.config.model.ensemble is not None:
+            summary.update(self.ensemble_summary(summary))
+        return summary
+
+    def replica_summary(self) -> dict[str, Any]:
         group, member, trainer = self.group, self.member, self.group.trainer
         finals, bests = self.final_rows(), member.best.rows
         best_epochs = [int(row["epoch"]) for row in bests if row]
@@ -91,13 +106,46 @@ class MemberRecorder(lifecycle.RunRecorder):
             **lifecycle.validation_facts(member.config),
         }
 
+    def ensemble_summary(self, replicas: dict[str, Any]) -> dict[str, Any]:
+        """model.ensemble: `final` and `best` of the ensemble itself, scored once here on the validation and test
+        splits (the weights last.pt holds, and best.pt's); `members`: the members' means that seeds report."""
+        member, seeds = self.member, self.member.seeds
+        final_state, best_state = self.member_state()["model"], self.best_weights()
+        final = {"epoch": replicas["final"].get("epoch"), **ensemble_scores(self.ensemble(final_state))}
+        best = {"epoch": replicas["best"]["epoch"]}
+        if best_state is not None and best["epoch"] is not None:
+            best.update(final if member.best.restored else ensemble_scores(self.ensemble(best_state, rundir.BEST)))
+            best["epoch"] = replicas["best"]["epoch"]
+        diverged = [seed for seed, at in zip(seeds, member.diverged_at) if at]
+        notes = [(f"member seed{'s' * (len(diverged) > 1)} {seed_list(diverged)} diverged: the ensemble's mean "
+                  "probability is not finite where theirs is not; train again with a lower train.lr or "
+                  "train.grad_clip")] if diverged else []
+        mean = "prediction" if self.group.dataset.task.target == "value" else "probability"
+        return {
+            "ensemble": {"members": len(seeds), "seeds": seeds, "prediction": f"the members' mean {mean}",
+                         "metrics": "final and best: the ensemble's, on the validation and test splits, computed "
+                                    "once at the end; members, spread, replicas and metrics.csv: each member's"},
+            "final": final, "best": best,
+            "members": {"final": replicas["final"], "best": replicas["best"]},
+            **({"notes": [*replicas.get("notes", []), *notes]} if notes else {}),
+        }
+
+    def ensemble(self, state: dict[str, torch.Tensor], checkpoint: str = rundir.LAST) -> TrainedRun:
+        """The run's ensemble with the members' weights `state` (stacked)."""
+        group, member = self.group, self.member
+        restored = checkpoint == rundir.BEST or member.best.restored  # each member at its own best epoch
+        return ensemble_run(member.config, group.dataset, state, group.device, member.history, checkpoint,
+                            None if restored else group.trainer.epoch)
+
     def final_rows(self) -> list[dict | None]:
         """Each replica's row of the weights it holds: its best epoch's after restore_best, else its last."""
         return list(self.member.best.rows) if self.member.best.restored else self.member.last_rows()
 
     def trained_run(self) -> TrainedRun:
-        """The member's median replica (by final test metric): what its plots show."""
+        """The member's median replica (by final test metric): what its plots show; model.ensemble: the ensemble."""
         group, member = self.group, self.member
+        if member.config.model.ensemble is not None:
+            return self.ensemble(self.member_state()["model"])
         rows = [row or {} for row in self.final_rows()]
         index = median_replica(rows, group.dataset.task)
         model = ReplicaSelect(self.stacked(), member.first + index)
@@ -226,6 +274,9 @@ def show_model(group: Group, on_model) -> None:
     solo = solo_model(group, group.members[0])
     replicas = len(group.config.seeds)
     where = f"{replicas} replica{'s' * (replicas > 1)} trained as one batched model"
+    if group.config.model.ensemble is not None:
+        where = (f"an ensemble of {replicas} members (seeds {seed_list(group.config.seeds)}) trained as one "
+                 "batched model, predicting with their mean")
     if group.spread is not None:
         sizes = sorted({len(range(replicas)[part]) for part in group.spread.slices()})
         where = (f"{replicas} replicas over {group.trainer.world.size} processes, "
