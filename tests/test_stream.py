@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import tiny_config
+from test_parquet import write_csv
 from test_resume import InterruptAtStep, metrics_without_time, weights
 
 from clftrain.config import load_config
@@ -31,14 +32,6 @@ def table(rows: int, seed: int = 0) -> pa.Table:
     colour_gaps = [None if i % 17 == 0 else str(c) for i, c in enumerate(colour)]
     return pa.table({"id": np.arange(rows), "x1": np.round(x1, 5), "x2": pa.array(x2_gaps, pa.float64()),
                      "colour": pa.array(colour_gaps, pa.string()), "label": label})
-
-
-def write_csv(data: pa.Table, path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(data.column_names)
-        for row in data.to_pylist():
-            writer.writerow(["" if row[k] is None else row[k] for k in data.column_names])
 
 
 def config_of(path, train=None, **dataset) -> dict:

@@ -56,13 +56,13 @@ def read_csv_typed(cfg) -> RawData | None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from clftrain.data.csvtable import MISSING_MARKERS, is_missing
+    from clftrain.data.csvtable import as_number, is_missing, null_spellings
     from clftrain.readers import regular_file
 
     path = Path(cfg.path)
     regular_file(path, "CSV file")  # a FIFO or device would block the reader
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
-    spellings = sorted({"".join(cased) for marker in MISSING_MARKERS for cased in _casings(marker)})
+    spellings = null_spellings()
     try:
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
             null_values=spellings, strings_can_be_null=True, true_values=[], false_values=[],
@@ -80,7 +80,7 @@ def read_csv_typed(cfg) -> RawData | None:
             import pyarrow.compute as pc
 
             values = pc.unique(table.column(name).drop_null()).to_pylist()
-            if any(v != v.strip() or is_missing(v) or _number(v) for v in values):
+            if any(v != v.strip() or is_missing(v) or as_number(v) is not None for v in values):
                 return None
         elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             return None
@@ -88,20 +88,6 @@ def read_csv_typed(cfg) -> RawData | None:
         return typed_raw_data(table, path, cfg)
     except UserError:
         return None  # the careful reader says what is wrong, with the line
-
-
-def _casings(marker: str):
-    from itertools import product
-
-    return product(*({c.lower(), c.upper()} for c in marker))
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def typed_raw_data(table, source: Path, cfg) -> RawData:

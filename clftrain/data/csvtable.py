@@ -23,6 +23,14 @@ def is_missing(cell: str) -> bool:
     return cell.strip().lower() in MISSING_MARKERS
 
 
+def null_spellings() -> list[str]:
+    """Every casing of the missing markers: what pyarrow's CSV readers take as null."""
+    from itertools import product
+
+    return sorted({"".join(cased) for marker in MISSING_MARKERS for cased in product(*({c.lower(), c.upper()}
+                                                                                        for c in marker))})
+
+
 def as_number(text: str) -> float | None:
     try:
         return float(text)

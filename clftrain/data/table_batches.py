@@ -147,7 +147,7 @@ class TableBatches:
         """The first cell of the block that is not what its column holds, by row and column."""
         import pyarrow as pa
 
-        from clftrain.data.csvtable import is_missing
+        from clftrain.data.csvtable import as_number, is_missing
 
         try:
             texts = _read_csv(self._header_line + data, {name: pa.string() for name in self.header})
@@ -158,7 +158,7 @@ class TableBatches:
             if not self.numeric[name]:
                 continue
             for i, cell in enumerate(texts.column(name).to_pylist()):
-                if cell is not None and not is_missing(cell.strip()) and not _is_number(cell):
+                if cell is not None and not is_missing(cell.strip()) and as_number(cell) is None:
                     return UserError(
                         f"{self.path}, row {start + i + 1:,}, column '{name}': {cell[:80]!r} is not a number, and the "
                         f"rows before it made '{name}' a numeric column; fix the cell, or read the column as text: "
@@ -219,17 +219,8 @@ def _line_blocks(path: Path) -> Iterator[bytes]:
 def _read_csv(data: bytes, column_types: dict):
     import pyarrow.csv as pacsv
 
-    from clftrain.data.csvtable import MISSING_MARKERS
+    from clftrain.data.csvtable import null_spellings
 
-    spellings = sorted({v for m in MISSING_MARKERS for v in (m, m.upper(), m.capitalize())})
     return pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
-        null_values=spellings, strings_can_be_null=True, true_values=[], false_values=[], timestamp_parsers=[],
+        null_values=null_spellings(), strings_can_be_null=True, true_values=[], false_values=[], timestamp_parsers=[],
         column_types=column_types))
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False

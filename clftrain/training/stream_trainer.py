@@ -115,16 +115,8 @@ class StreamTrainer(Trainer):
         """One step on this rank's own mini-batch (data-parallel: DistributedDataParallel averages the ranks')."""
         if self.world is None:
             return self.train_step(X, y, track)
-        if self._dropout:  # masks per rank and step, as Trainer._shard_step
-            self.steps += 1
-            torch.manual_seed(distributed.step_seed(self.seed, self.world.rank, self.steps))
-        outputs = self._parallel(X)
-        loss = self.loss_fn(outputs, y)
-        self._update(loss)
-        if not track:
-            return []
-        with torch.no_grad():
-            return [loss.detach() * len(y), self.task.score_sum(outputs, y, self.outputs_are_probabilities)]
+        self.seed_rank_dropout()
+        return self.mean_loss_step(self._parallel, X, y, track)
 
     def shuffled_batches(self, cycle: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This epoch's mini-batches of this rank's share: blocks in a shuffled order through the shuffle buffer

@@ -96,7 +96,11 @@ class Trainer(EpochLoop):
     def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
         if self.world is not None:
             return self._shard_step(X, y, track)
-        outputs = self.model(X)
+        return self.mean_loss_step(self.model, X, y, track)
+
+    def mean_loss_step(self, module: nn.Module, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
+        """A step on the batch's mean loss through `module` (the model, or its DistributedDataParallel wrapper)."""
+        outputs = module(X)
         loss = self.loss_fn(outputs, y)
         self._update(loss)
         if not track:
@@ -104,6 +108,12 @@ class Trainer(EpochLoop):
         with torch.no_grad():
             # Sums, not means, so that mini-batches of different sizes add up exactly.
             return [loss.detach() * len(y), self.task.score_sum(outputs, y, self.outputs_are_probabilities)]
+
+    def seed_rank_dropout(self) -> None:
+        """Data-parallel dropout masks per rank and step, reproducible for a world size without saving RNG state."""
+        if self._dropout:
+            self.steps += 1
+            torch.manual_seed(distributed.step_seed(self.seed, self.world.rank, self.steps))
 
     def _update(self, loss: torch.Tensor) -> None:
         """Backward and one optimizer (and per-step scheduler) step. Clearing the gradients is what
@@ -122,9 +132,7 @@ class Trainer(EpochLoop):
         """train_step of one rank: the global batch's shard forward and backward, the loss scaled so that
         DistributedDataParallel's average of the ranks' gradients is the whole batch's gradient."""
         world = self.world
-        if self._dropout:  # masks per rank and step, reproducible for a world size without saving RNG state
-            self.steps += 1
-            torch.manual_seed(distributed.step_seed(self.seed, world.rank, self.steps))
+        self.seed_rank_dropout()
         part = distributed.shard(len(y), world)
         outputs = self._parallel(X[part])
         loss = self._sum_loss(outputs, y[part]) / distributed.loss_denominator(self.loss_fn, y)
