@@ -13,6 +13,8 @@
 #   make bench-tables  reading a 200,000-row table with text: pyarrow's typed CSV reader, the careful one, Parquet
 #   make bench-quality  test accuracy on real tables: clftrain's default recipe against MLPClassifier,
 #               HistGradientBoosting, LightGBM and RealMLP-TD (make bench-quality TABLES=iris,penguins SEEDS=3 MODELS=clftrain,mlp)
+#   make bench-huge  a 10,000,000 x 20 table (CSV, Parquet) trained streamed vs in memory: time, rows/s, peak RSS
+#               (make bench-huge ROWS=1000000 FORMATS=csv MODES=streamed HUGE_REPS=3)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -28,8 +30,12 @@ NPROC ?= 2
 TABLES ?=
 SEEDS ?= 3
 MODELS ?=
+ROWS ?=
+FORMATS ?=
+MODES ?=
+HUGE_REPS ?= 1
 
-.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed bench-tables bench-quality fuzz
+.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed bench-tables bench-quality bench-huge fuzz
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +78,10 @@ bench-tables: install
 bench-quality: install $(VENV)/.bench-quality-deps
 	$(BIN)/python -m bench.quality --seeds $(SEEDS) $(if $(TABLES),--tables $(TABLES)) \
 		$(if $(MODELS),--models $(MODELS)) $(if $(THREADS),--threads $(THREADS))
+
+bench-huge: install
+	$(BIN)/python -m bench.huge --reps $(HUGE_REPS) $(if $(ROWS),--rows $(ROWS)) \
+		$(if $(FORMATS),--formats $(FORMATS)) $(if $(MODES),--modes $(MODES))
 
 # The `bench` extra of pyproject.toml (Lightning), pinned to the installed torch so that it can
 # never move it; if that cannot be done the benchmark still runs and says "not installed".
