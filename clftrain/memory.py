@@ -47,17 +47,18 @@ def available_bytes(device: object | None = None) -> int | None:
 
 
 def default_stream_limit() -> int:
-    """`dataset.stream: auto` streams a table whose float32 size is beyond an eighth of the machine's memory
-    (MemTotal; 2 GiB where it cannot be read): held in memory, a table costs about three times that while it
-    is split and scaled."""
+    """`dataset.stream: auto` streams a table whose float32 size is beyond a 32nd of the machine's memory
+    (MemTotal; 512 MiB where it cannot be read): held in memory, a table peaks at 8 to 11 times its float32 size
+    while it is read, split and scaled (make bench-huge: 10,000,000 x 20 is 0.84 GB as float32; in memory its
+    CSV peaked at 7.0 GiB, its Parquet at 9.6 GiB), so a table at the limit takes about a third of the memory."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
                 if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024 // 8
+                    return int(line.split()[1]) * 1024 // 32
     except OSError:
         pass
-    return 2 * 2**30
+    return 512 * 2**20
 
 
 def require(terms: list[Term], where: str, device: object | None = None) -> None:

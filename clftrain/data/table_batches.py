@@ -72,7 +72,8 @@ class TableBatches:
         start = 0
         for path in self.files:
             try:
-                file = pq.ParquetFile(path)
+                # Not pre-buffered: pyarrow would hold a whole row group's bytes (884 MiB at 1M-row groups).
+                file = pq.ParquetFile(path, pre_buffer=False, buffer_size=2**20)
                 if file.schema_arrow.names != self.header:
                     raise UserError(f"{path} has the columns {file.schema_arrow.names}, not those of {self.files[0]} "
                                     f"({self.header}); a folder's Parquet files need one schema")
