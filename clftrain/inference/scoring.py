@@ -75,8 +75,13 @@ def score_stream(model: nn.Module, task: Task, loss_fn: nn.Module, batches, outp
     return y.cpu().numpy(), Scored(probabilities, labels, loss_value, score_value / len(y))
 
 
-def _to_numpy(task: Task, probabilities: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def to_labels(task: Task, probabilities: torch.Tensor) -> np.ndarray:
+    """The task's labels of these probabilities as numpy: [N] (one label per row) or [N, L]."""
     labels = task.labels(probabilities).reshape(len(probabilities), -1)
     if labels.shape[1] == 1:  # one label per row: [N]
         labels = labels[:, 0]
-    return probabilities.cpu().numpy(), labels.cpu().numpy()
+    return labels.cpu().numpy()
+
+
+def _to_numpy(task: Task, probabilities: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    return probabilities.cpu().numpy(), to_labels(task, probabilities)

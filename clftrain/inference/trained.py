@@ -22,9 +22,9 @@ from clftrain.components.tasks import Task
 from clftrain.config import Config, load_config, validate_config
 from clftrain.data import Dataset, ModelInputs, build_dataset
 from clftrain.errors import UserError
-from clftrain.inference.scoring import Scored, predict, score, score_stream
+from clftrain.inference.scoring import Scored, predict, score, score_stream, to_labels
 from clftrain.store import rundir
-from clftrain.training import StreamSplit, build_loss, build_model, load_weights, needs_training_data
+from clftrain.training import StreamSplit, build_loss, build_model, evaluate_stream, load_weights, needs_training_data
 
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
 
@@ -164,9 +164,15 @@ class TrainedRun:
 
         data, task = self.dataset, self.inputs.task
         train, test = (data.X_train, data.y_train), (data.X_test, data.y_test)
-        y_test, scored = self.test_scored()
-        drawn = scored if data.stream is None else self.score(*self.test_split())  # a streamed table: its sample
-        title = f"{self.config.name} ({self._weights_label()}): test {task.metric_label} {task.format_metric(scored.score)}"
+        if data.stream is None:
+            y_test, scored = self.test_scored()
+            drawn, score = scored, scored.score
+            counts = None if task.target == "value" else _confusion_counts(task, self.inputs.class_names, y_test,
+                                                                             scored.labels)
+        else:  # every test row for the score and the counts, holding nothing per row; the points: the sample
+            score, counts = self._streamed_counts()
+            drawn = self.score(*self.test_split())
+        title = f"{self.config.name} ({self._weights_label()}): test {task.metric_label} {task.format_metric(score)}"
         if self.replicas is not None:
             title += f"\n{self.replicas.describe()}"
         jobs = []
@@ -175,7 +181,7 @@ class TrainedRun:
                 train=train, test=test, predicted=drawn.probabilities[:, 0], title=title)))
         else:
             jobs.append(FigureJob("decision_boundary", plot_dir / "decision_boundary.png", self._boundary(title)))
-            confusion = self._confusion(plot_dir, y_test, scored.labels, f"{title}\ntest split, {len(y_test)} rows")
+            confusion = self._confusion(plot_dir, counts, f"{title}\ntest split, {data.rows('test')} rows")
             if confusion is not None:
                 jobs.append(confusion)
         if self.rows:
@@ -209,8 +215,19 @@ class TrainedRun:
                     title=title, axis_labels=plane.axis_labels, description=plane.description,
                     multilabel=self.inputs.task.target == "labels")
 
-    def _confusion(self, plot_dir: Path, y_true: np.ndarray, y_pred: np.ndarray, title: str):
-        from clftrain.inference import metrics
+    def _streamed_counts(self) -> tuple[float, np.ndarray | None]:
+        """(test score, confusion counts) over every row of a streamed test split, added up block by block."""
+        task = self.inputs.task
+        counts = _CountingKeep(task, self.inputs.class_names)
+        loss_fn = build_loss(self.config.train, self.dataset, self.device, self.loss_weights)
+        batches = StreamSplit(self.dataset.stream, "test", self.device).batches()
+        self.model.eval()
+        with torch.inference_mode():
+            _, score_sum = evaluate_stream(self.model, task, loss_fn, batches, self.outputs_are_probabilities,
+                                           keep=None if task.target == "value" else counts)
+        return float(score_sum) / self.dataset.rows("test"), counts.total
+
+    def _confusion(self, plot_dir: Path, counts: np.ndarray, title: str):
         from clftrain.views.drawing import FigureJob
 
         path = plot_dir / "confusion_matrix.png"
@@ -220,14 +237,34 @@ class TrainedRun:
                               f"({MATRIX_CLASSES:,} at most); clftrain eval writes the counts to eval.json")
             return None
         if self.inputs.task.target == "labels":
-            return FigureJob("label_confusions", path, dict(
-                matrices=metrics.label_confusions(y_true, y_pred), label_names=names, title=f"{title}, per label"))
-        return FigureJob("confusion_matrix", path, dict(
-            counts=metrics.confusion(y_true, y_pred, len(names)), class_names=names, title=title))
+            return FigureJob("label_confusions", path, dict(matrices=counts, label_names=names,
+                                                           title=f"{title}, per label"))
+        return FigureJob("confusion_matrix", path, dict(counts=counts, class_names=names, title=title))
 
     def _weights_label(self) -> str:
         epoch = f", epoch {self.epoch}" if self.epoch is not None else ""
         return f"{self.checkpoint} checkpoint{epoch}"
+
+
+def _confusion_counts(task: Task, class_names: list[str], y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """The confusion counts: [C, C] (rows: true class), or multi-label [L, 2, 2]."""
+    from clftrain.inference import metrics
+
+    if task.target == "labels":
+        return metrics.label_confusions(y_true, y_pred)
+    return metrics.confusion(y_true, y_pred, len(class_names))
+
+
+class _CountingKeep:
+    """What evaluate_stream's `keep` gets, a block's (probabilities, targets), turned into confusion counts at once."""
+
+    def __init__(self, task: Task, class_names: list[str]) -> None:
+        self.task, self.class_names, self.total = task, class_names, None
+
+    def append(self, block: tuple[torch.Tensor, torch.Tensor]) -> None:
+        probabilities, y = block
+        counts = _confusion_counts(self.task, self.class_names, y.cpu().numpy(), to_labels(self.task, probabilities))
+        self.total = counts if self.total is None else self.total + counts
 
 
 def _model_for(config: Config, inputs: ModelInputs) -> nn.Module:
