@@ -72,7 +72,8 @@ def test_label_smoothing_reaches_the_loss():
     ("train", "expected"),
     [
         ({"class_weight": "balanced"}, "train.class_weight = 'balanced' needs train.loss 'cross_entropy'"),
-        ({"label_smoothing": 0.1}, "train.label_smoothing = 0.1 needs train.loss 'cross_entropy'"),
+        ({"label_smoothing": 0.1, "loss": "bce"},
+         "train.label_smoothing = 0.1 needs train.loss 'bce_with_logits' or 'cross_entropy'"),
         ({"pos_weight": 2.0, "loss": "bce"}, "train.pos_weight = 2.0 needs train.loss 'bce_with_logits'"),
         ({"scheduler": {"name": "warmup"}}, "train.scheduler.name = 'warmup'"),
     ],

@@ -22,6 +22,8 @@ _TORCH_CLASSES = {
     "leaky_relu": "LeakyReLU",
     "elu": "ELU",
     "silu": "SiLU",
+    "selu": "SELU",  # RealMLP's activation for classification (Holzmueller et al., 2024)
+    "mish": "Mish",  # RealMLP's for regression
     "none": "Identity",
 }
 

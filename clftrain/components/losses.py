@@ -31,11 +31,12 @@ class Loss:
     replica_means: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # (module, [R,N,O], targets) -> [R]
     options: frozenset[str] = frozenset()  # which of LOSS_OPTIONS it takes
     expects_probabilities: bool = False  # the model's outputs go through a Sigmoid first
+    module: Callable[[], type] | None = None  # the module's class where it is not torch.nn's own torch_class
 
     def build(self, **kwargs) -> nn.Module:
         from torch import nn
 
-        return getattr(nn, self.torch_class)(**kwargs)
+        return (self.module() if self.module else getattr(nn, self.torch_class))(**kwargs)
 
 
 def _expand(targets: torch.Tensor, outputs: torch.Tensor, dims: int) -> torch.Tensor:
@@ -68,12 +69,46 @@ def _elementwise_means(functional: str, **options_of: Callable) -> Callable:
     return means
 
 
+def _smoothed(targets, module):
+    """Binary targets pulled towards 1/2 by label_smoothing: y (1 - e) + e / 2, what cross_entropy's smoothing
+    does to the two classes of a binary task (RealMLP smooths its classification targets by 0.1)."""
+    smoothing = getattr(module, "label_smoothing", 0.0)
+    return targets * (1 - smoothing) + smoothing / 2 if smoothing else targets
+
+
+def _bce_with_logits_means(module, outputs, targets):
+    import torch.nn.functional as F
+
+    targets = _smoothed(_expand(targets, outputs, 3), module)
+    return F.binary_cross_entropy_with_logits(outputs, targets, reduction="none",
+                                              pos_weight=module.pos_weight).mean(dim=(1, 2))
+
+
+_SMOOTHED_BCE = []
+
+
+def _smoothed_bce_class() -> type:
+    """BCEWithLogitsLoss that also takes label_smoothing (made once, on first use: torch is imported then)."""
+    if not _SMOOTHED_BCE:
+        from torch import nn
+
+        class BCEWithLogitsLoss(nn.BCEWithLogitsLoss):
+            def __init__(self, label_smoothing: float = 0.0, **kwargs) -> None:
+                super().__init__(**kwargs)
+                self.label_smoothing = label_smoothing
+
+            def forward(self, input, target):
+                return super().forward(input, _smoothed(target, self))
+
+        _SMOOTHED_BCE.append(BCEWithLogitsLoss)
+    return _SMOOTHED_BCE[0]
+
+
 LOSSES: Registry[Loss] = Registry("loss")
 for _loss in (
     # sigmoid + BCE in one numerically stable op
-    Loss("bce_with_logits", "BCEWithLogitsLoss",
-         _elementwise_means("binary_cross_entropy_with_logits", pos_weight=lambda m: m.pos_weight),
-         options=frozenset({"pos_weight"})),
+    Loss("bce_with_logits", "BCEWithLogitsLoss", _bce_with_logits_means,
+         options=frozenset({"pos_weight", "label_smoothing"}), module=_smoothed_bce_class),
     Loss("bce", "BCELoss", _elementwise_means("binary_cross_entropy"), expects_probabilities=True),
     # raw logits, one per class
     Loss("cross_entropy", "CrossEntropyLoss", _cross_entropy_means,

@@ -20,6 +20,7 @@ from clftrain.components.activations import ACTIVATIONS
 from clftrain.components.inits import INITS
 from clftrain.components.losses import LOSS_OPTIONS, LOSSES, losses_taking
 from clftrain.components.optimizers import OPTIMIZERS
+from clftrain.components.presets import apply_preset, fit_preset_to_loss
 from clftrain.components.tasks import TASKS, classes_task, task_fits
 
 TaskName = Literal["auto", "binary", "multiclass", "multilabel", "regression"]
@@ -85,9 +86,21 @@ class _DatasetBase(StrictModel):
         "resolved fraction is written to the run's config.yaml.")
     seed: Seed = Field(42, description="Seeds the data generator and the train/test split.")
     standardize: bool = Field(False, description="Scale features to zero mean, unit variance (fitted on train).")
+    numeric_transform: Literal["standard", "robust_clip", "quantile"] = Field(
+        "standard", description="How standardize scales the numeric columns, fitted on the training rows: standard "
+        "(zero mean, unit variance); robust_clip (RealMLP's: minus the median, over the interquartile range, then "
+        "smoothly clipped to (-3, 3) by z / sqrt(1 + (z/3)^2): outliers cannot dominate); quantile (through the "
+        "training quantiles onto a standard normal). Folded into ONNX export; a streamed table takes standard only.")
     positive_class: str | None = Field(
         None, max_length=1000, description="Binary tasks: the class that precision, recall, F1, ROC-AUC and a "
         "decision threshold are about (e.g. 'bad' in a credit table); null: the second class name.")
+
+    @model_validator(mode="after")
+    def _transform_needs_scaling(self):
+        if self.numeric_transform != "standard" and not self.standardize:
+            raise ValueError(f"dataset.numeric_transform = '{self.numeric_transform}' scales the numeric columns, but "
+                             "dataset.standardize is false; set standardize: true (or remove numeric_transform)")
+        return self
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self):
@@ -293,7 +306,7 @@ class _TableConfig(_DatasetBase):
         "auto: stream when the table's estimated float32 size exceeds memory_limit.")
     memory_limit: Union[Int, str, None] = Field(
         None, description="The float32 size above which `stream: auto` streams, in bytes or with a unit ('2GiB', "
-        "'500MB'); null: an eighth of the machine's memory.")
+        "'500MB'); null: a 32nd of the machine's memory (in memory a table peaks at 8-11x its float32 size).")
     shuffle_buffer: Int = Field(
         262_144, ge=1, le=2**31, description="Streamed training: rows held in the shuffle buffer (a table whose "
         "training rows fit in it trains exactly as in memory).")
@@ -369,6 +382,17 @@ class ModelConfig(StrictModel):
     dropout: Float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
     batch_norm: bool = Field(False, description="BatchNorm1d after each hidden Linear layer.")
     init: str = Field("default", description=f"Weight initialisation: {', '.join(INITS)}.")
+    input_scale: bool = Field(
+        False, description="A learnable scale per input feature (starting at 1) before the first layer: RealMLP's "
+        "diagonal scaling layer, a soft feature selection.")
+    embedding: Literal["periodic"] | None = Field(
+        None, description="periodic: each input feature x becomes [x, V cos(2 pi (w x + b)) + c] (16 learnable "
+        "frequencies, a per-feature linear map to 3) before the first layer: the periodic numeric embeddings of "
+        "Gorishniy et al. (2022) in RealMLP's PBLD form. null: the features as they are.")
+    preset: Literal["tabular"] | None = Field(
+        None, description="A named bundle of defaults for the keys this config does not write (its own keys, and "
+        "--set, override it), resolved when the config is read and written out in the run's config.yaml. tabular: "
+        "the measured recipe for tables of README's 'The tabular recipe'. null: the plain defaults.")
     ensemble: Annotated[Int, Field(ge=2, le=MAX_SEEDS)] | None = Field(
         None, description="Train this many members (seeds seed, seed+1, ...) as one batched model that predicts "
         "with their mean probability (eval, predict, plot, report and export use the ensemble; --seed S picks a "
@@ -413,10 +437,11 @@ class EarlyStoppingConfig(StrictModel):
 class SchedulerConfig(StrictModel):
     """Learning-rate schedule; each name uses the keys listed in its description."""
 
-    name: Literal["step", "cosine", "plateau", "onecycle"] = Field(
+    name: Literal["step", "cosine", "plateau", "onecycle", "warmup_cosine"] = Field(
         description="step: x gamma every step_size epochs; cosine: anneal to min_lr over the epochs; "
         "plateau: x factor after patience evaluations without improvement of the monitored metric; "
-        "onecycle: warm up to max_lr, then anneal, per batch."
+        "onecycle: warm up to max_lr, then anneal, per batch; warmup_cosine: per batch, a linear warm-up from 0 "
+        "to lr over the first `warmup` of the steps, lr held for the next `hold`, then a cosine to min_lr."
     )
     step_size: Int = Field(100, ge=1, le=MAX_COUNT, description="step: epochs between decays.")
     gamma: Float = Field(0.5, gt=0, le=1, description="step: decay factor.")
@@ -424,6 +449,17 @@ class SchedulerConfig(StrictModel):
     factor: Float = Field(0.5, gt=0, lt=1, description="plateau: decay factor.")
     patience: Int = Field(10, ge=0, le=MAX_COUNT, description="plateau: evaluations without improvement before decaying.")
     max_lr: Float | None = Field(None, gt=0, le=RATE_MAX, description="onecycle: peak learning rate (default 10 x lr).")
+    warmup: Float = Field(0.05, ge=0, lt=1, description="warmup_cosine: the share of the training steps spent "
+                          "warming up.")
+    hold: Float = Field(0.0, ge=0, lt=1, description="warmup_cosine: the share of the steps held at lr after the "
+                        "warm-up, before the cosine (RealMLP's flat_cos: warmup 0, hold 0.5).")
+
+    @model_validator(mode="after")
+    def _phases_fit(self):
+        if self.warmup + self.hold >= 1:
+            raise ValueError(f"train.scheduler.warmup + hold = {self.warmup + self.hold:g} leaves no steps for the "
+                             "cosine; make their sum less than 1")
+        return self
 
 
 class TrainConfig(StrictModel):
@@ -456,7 +492,8 @@ class TrainConfig(StrictModel):
                       Annotated[list[Annotated[Float, Field(le=RATE_MAX)]], Field(max_length=MAX_CLASSES)], None] = Field(
         None, description="bce_with_logits: weight of positive examples (per label for multilabel); "
         "balanced: negatives / positives in training.")
-    label_smoothing: Float = Field(0.0, ge=0, lt=1, description="cross_entropy: label smoothing.")
+    label_smoothing: Float = Field(0.0, ge=0, lt=1, description="cross_entropy, bce_with_logits: label smoothing "
+                                   "(bce_with_logits: targets y (1 - e) + e / 2, as cross_entropy treats two classes).")
 
     @field_validator("loss")
     @classmethod
@@ -546,6 +583,13 @@ class Config(StrictModel):
     # Whether `seeds` are model.ensemble's members, resolved from it (not in config.yaml).
     _ensemble_seeds: bool = PrivateAttr(False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        # model.preset's values under the keys the config does not write (components/presets.py), before anything
+        # else is read: every check below sees the values the run will use, and config.yaml holds them all.
+        return apply_preset(data)
+
     def decides(self) -> bool:
         """Whether the run makes decisions (which need a validation split): early stopping, a plateau schedule."""
         train = self.train
@@ -588,6 +632,7 @@ class Config(StrictModel):
                     f"train.loss = '{self.train.loss}' does not fit the {self.task} task; "
                     f"use one of: {', '.join(task.losses)}"
                 )
+            fit_preset_to_loss(self)  # a preset's label smoothing where the loss takes it
             self.train._loss_options_fit_loss()  # now that `auto` is resolved
         return self
 

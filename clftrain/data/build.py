@@ -26,6 +26,7 @@ def build_dataset(config: Config) -> Dataset:
     memory (or `dataset.stream: true`) is streamed instead."""
     cfg = config.dataset
     if streams(cfg):
+        refuse_streamed_transform(cfg)
         return _streamed_dataset(config)
     memory.require(_generated_data(cfg), "this machine")
     raw = DATASETS.get(cfg.name)(cfg)
@@ -35,7 +36,7 @@ def build_dataset(config: Config) -> Dataset:
     source = raw.X
     numeric = [name for name in raw.feature_names if name not in raw.categorical]
     pre = Preprocessor.fit(_rows(source, parts["train"]), numeric, raw.categorical,
-                           getattr(cfg, "impute", None), cfg.standardize)
+                           getattr(cfg, "impute", None), cfg.standardize, cfg.numeric_transform)
 
     def split(name):
         if name not in parts:
@@ -69,6 +70,14 @@ def positive_index(config: Config, task, class_names: list[str]) -> int:
         raise UserError(f"dataset.positive_class = '{name}' is not a class of {_source_name(config)}; its classes "
                         f"are: {', '.join(map(repr, class_names))}")
     return class_names.index(name)
+
+
+def refuse_streamed_transform(cfg) -> None:
+    """A streamed table's first pass gathers moments, not quantiles: only the standard numeric transform for now."""
+    if cfg.standardize and cfg.numeric_transform != "standard":
+        raise UserError(f"dataset.numeric_transform = '{cfg.numeric_transform}' needs the training rows' quantiles, "
+                        "which a streamed table's first pass does not gather yet; use numeric_transform: standard, "
+                        "or dataset.stream: false to hold the table in memory")
 
 
 def _generated_data(cfg) -> list[memory.Term]:

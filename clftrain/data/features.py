@@ -1,8 +1,18 @@
-"""Raw columns -> model inputs: imputation, one-hot encoding, standardisation, fitted on training rows only.
+"""Raw columns -> model inputs: imputation, one-hot encoding, scaling of the numeric columns, fitted on training
+rows only.
 
 A `Preprocessor` is fitted once on the training split and saved (as plain data)
 in every checkpoint, so `predict` and `eval --data` turn a user's CSV into
 exactly the features the model was trained on, without the training data.
+
+The numeric columns are scaled by `dataset.numeric_transform` (NUMERIC_TRANSFORMS):
+- standard: (x - mean) / std.
+- robust_clip: RealMLP's preprocessing (Holzmueller et al., NeurIPS 2024, "Better by Default"): centred on the
+  median, divided by the interquartile range (half the range where the quartiles coincide), then smoothly
+  clipped, z / sqrt(1 + (z / 3)^2), so that an outlier lands near +-3 instead of far out.
+- quantile: each column through its training quantiles onto a standard normal (as the TabM paper, Gorishniy et
+  al., ICLR 2025, preprocesses numbers for its plain MLPs): a piecewise-linear map between at most
+  QUANTILE_KNOTS knots, flat beyond the training range.
 """
 
 from __future__ import annotations
@@ -10,6 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+NUMERIC_TRANSFORMS = ("standard", "robust_clip", "quantile")
+CLIP_BOUND = 3.0  # robust_clip: z / sqrt(1 + (z / CLIP_BOUND)^2) never leaves (-3, 3)
+QUANTILE_KNOTS = 128  # quantile: knots per column (fewer where a column has fewer distinct training values)
+NORMAL_TAIL = 1e-7  # quantile: the first and last knots map to the normal quantiles of NORMAL_TAIL and 1 - NORMAL_TAIL
 
 # Raw columns by name: float arrays (NaN = missing) for numeric columns, object arrays
 # of str (None = missing) for categorical ones. An all-numeric table may come as one
@@ -23,8 +38,14 @@ class Preprocessor:
     numeric: list[str]  # numeric input columns, in model order
     categorical: dict[str, list[str]] = field(default_factory=dict)  # column -> categories seen in training
     fill: dict[str, float | str] = field(default_factory=dict)  # column -> value imputed for a missing cell
-    mean: list[float] | None = None  # standardisation of the numeric columns (None: not standardised)
+    # Scaling of the numeric columns (None: not scaled): x -> (x - mean) / std, then numeric_transform's squashing.
+    # standard: mean and standard deviation; robust_clip: median and interquartile range, then smooth clipping.
+    mean: list[float] | None = None
     std: list[float] | None = None
+    numeric_transform: str = "standard"  # NUMERIC_TRANSFORMS; checkpoints from before the key hold standard
+    # quantile: per numeric column, increasing knots of the raw values and the normal scores they map to.
+    knots: list[list[float]] | None = None
+    scores: list[list[float]] | None = None
 
     @property
     def input_columns(self) -> list[str]:
@@ -36,25 +57,45 @@ class Preprocessor:
         """Model input names: numeric columns, then one per category as `column=category`."""
         return self.numeric + [f"{col}={cat}" for col, cats in self.categorical.items() for cat in cats]
 
+    @property
+    def scaled(self) -> bool:
+        """Whether the numeric columns are transformed at all."""
+        return self.mean is not None or self.knots is not None
+
     @classmethod
     def fit(cls, train: Table, numeric: list[str], categorical: list[str], impute: str | None,
-            standardize: bool) -> Preprocessor:
+            standardize: bool, transform: str = "standard") -> Preprocessor:
         fill = _fill_values(train, numeric, categorical, impute) if impute else {}
         categories = {col: sorted({str(v) for v in train[col] if v is not None} | _as_set(fill.get(col)))
                       for col in categorical}
         pre = cls(numeric=list(numeric), categorical=categories, fill=fill)
         if standardize and numeric:
-            pre.mean, pre.std = _column_statistics(pre._numeric_matrix(train, np.float64))
+            X = pre._numeric_matrix(train, np.float64)
+            pre.numeric_transform = transform
+            if transform == "standard":
+                pre.mean, pre.std = _column_statistics(X)
+            elif transform == "robust_clip":
+                pre.mean, pre.std = _robust_statistics(X)
+            elif transform == "quantile":
+                pre.knots, pre.scores = _quantile_knots(X)
+            else:
+                raise ValueError(f"unknown numeric transform {transform!r}; one of {', '.join(NUMERIC_TRANSFORMS)}")
         return pre
 
     def transform(self, table: Table) -> np.ndarray:
         """float32 [N, len(feature_names)]; a NotFinite error (which column, which row) where a value is too large
         for float32 even after scaling."""
-        scaled = self.mean is not None and self._needs_float64(table)
+        scaled = self.scaled and self._needs_float64(table)
         X = self._numeric_matrix(table, np.float64 if scaled else np.float32)
         if self.mean is not None:  # in place: no second copy of a large table
             X -= np.asarray(self.mean, dtype=X.dtype)
             X /= np.asarray(self.std, dtype=X.dtype)
+            if self.numeric_transform == "robust_clip":
+                X /= np.hypot(1, X / CLIP_BOUND)  # hypot: no overflow for huge z; inf becomes NaN, named below
+        if self.knots is not None:
+            for j, (knots, scores) in enumerate(zip(self.knots, self.scores)):
+                finite = np.isfinite(X[:, j])  # NaN and inf stay as they are: _check_finite names them
+                X[finite, j] = np.interp(X[finite, j], knots, scores)
         if scaled:
             with np.errstate(over="ignore"):  # what still does not fit becomes inf: _check_finite names it
                 X = X.astype(np.float32)
@@ -67,7 +108,9 @@ class Preprocessor:
         """Whether some value of the numeric columns, or their mean or spread, is beyond what float32 holds:
         then the columns are scaled in float64."""
         limit = float(np.finfo(np.float32).max)
-        if max(map(abs, self.mean)) > limit or max(self.std) > limit:
+        if self.mean is not None and (max(map(abs, self.mean)) > limit or max(self.std) > limit):
+            return True
+        if self.knots is not None and any(max(abs(k[0]), abs(k[-1])) > limit for k in self.knots):
             return True
         if isinstance(table, np.ndarray):
             return table.dtype != np.float32 and bool(np.any(np.abs(table) > limit))
@@ -102,13 +145,17 @@ class Preprocessor:
         return encoder.fit(raw[:1]).transform(raw)
 
     def to_dict(self) -> dict:
-        return {"numeric": self.numeric, "categorical": self.categorical, "fill": self.fill,
+        data = {"numeric": self.numeric, "categorical": self.categorical, "fill": self.fill,
                 "mean": self.mean, "std": self.std}
+        if self.numeric_transform != "standard":  # a standard one saves what it always saved
+            data.update(numeric_transform=self.numeric_transform, knots=self.knots, scores=self.scores)
+        return data
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessor:
+        """From to_dict's data, or a checkpoint's of before numeric transforms (standard)."""
         return cls(list(d["numeric"]), dict(d.get("categorical") or {}), dict(d.get("fill") or {}),
-                   d.get("mean"), d.get("std"))
+                   d.get("mean"), d.get("std"), d.get("numeric_transform") or "standard", d.get("knots"), d.get("scores"))
 
 
 class NotFinite(ValueError):
@@ -142,6 +189,40 @@ def _column_statistics(X: np.ndarray) -> tuple[list[float], list[float]]:
         unit = X / scale
         mean, std = unit.mean(axis=0) * scale, unit.std(axis=0) * scale
     return mean.tolist(), np.where(std > 0, std, 1.0).tolist()
+
+
+def _robust_statistics(X: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-column median and spread for robust_clip: the interquartile range; where the quartiles coincide (a
+    column mostly of one value), half the range; 1 for a constant column (which then scales to 0)."""
+    if not len(X):
+        return [0.0] * X.shape[1], [1.0] * X.shape[1]
+    low, median, high = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
+    spread = high - low
+    half_range = (X.max(axis=0) - X.min(axis=0)) / 2
+    spread = np.where(spread > 0, spread, half_range)
+    return median.tolist(), np.where(np.isfinite(spread) & (spread > 0), spread, 1.0).tolist()
+
+
+def _quantile_knots(X: np.ndarray) -> tuple[list[list[float]], list[list[float]]]:
+    """Per column: up to QUANTILE_KNOTS training quantiles (evenly spaced levels) as increasing knots, and the
+    standard normal scores of their levels. Knots that coincide (a column of few values) become one, whose score
+    is the mean of theirs; a constant column maps to 0."""
+    from scipy.special import ndtri
+
+    levels = np.linspace(0.0, 1.0, max(2, min(QUANTILE_KNOTS, len(X))))
+    normal = ndtri(np.clip(levels, NORMAL_TAIL, 1 - NORMAL_TAIL))
+    knots, scores = [], []
+    for j in range(X.shape[1]):
+        if not len(X):
+            knots.append([0.0]), scores.append([0.0])
+            continue
+        values, groups = np.unique(np.quantile(X[:, j], levels), return_inverse=True)
+        mean_scores = np.bincount(groups, weights=normal) / np.bincount(groups)
+        if len(values) == 1:
+            mean_scores = np.zeros(1)
+        knots.append(values.tolist())
+        scores.append(mean_scores.tolist())
+    return knots, scores
 
 
 def _as_set(value) -> set[str]:

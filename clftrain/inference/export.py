@@ -5,7 +5,8 @@ The graph's inputs: `numeric` [rows, numeric columns] float32, raw values in the
 missing value as NaN where the run imputes that column), and, for a run with categorical columns, `categories`
 [rows, one per category] float32, their one-hot encoding as the sidecar lists it (string categories are not
 folded in: ONNX's core operators do not encode strings). Imputation, standardisation, the model and its output
-activation are in the graph; its outputs are `probabilities` (binary and regression: [rows, 1]) and `labels`,
+activation are in the graph (the numeric transform too: robust_clip's smooth clipping, quantile's
+piecewise-linear map); its outputs are `probabilities` (binary and regression: [rows, 1]) and `labels`,
 as `clftrain predict` computes them at the default 0.5 threshold. An ensemble (a model.ensemble run, or
 --ensemble) is one graph: every member's outputs as one batched model, their probabilities averaged in the graph.
 A run trained with seeds exports its median replica unless --seed or --ensemble says otherwise; a model.ensemble
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from clftrain.data.features import CLIP_BOUND
 from clftrain.errors import UserError
 from clftrain.inference.trained import TrainedRun
 from clftrain.store import rundir
@@ -49,10 +51,33 @@ class ExportedModel(nn.Module):
         scaled = pre.mean is not None
         self.register_buffer("mean", torch.tensor(pre.mean if scaled else [0.0] * len(numeric), dtype=torch.float32))
         self.register_buffer("std", torch.tensor(pre.std if scaled else [1.0] * len(numeric), dtype=torch.float32))
+        self.clip = scaled and pre.numeric_transform == "robust_clip"
+        self.quantile = pre.knots is not None
+        if self.quantile:
+            self._register_quantiles(pre.knots, pre.scores)
+
+    def _register_quantiles(self, knots: list[list[float]], scores: list[list[float]]) -> None:
+        """quantile as sums over segments: f(x) = s0 + sum_i slope_i (clamp(x, k_i, k_i+1) - k_i), the segments
+        of every column padded to the longest with empty ones (no width, no slope)."""
+        segments = max(1, max(len(k) for k in knots) - 1)
+        low, high, slope, first = [], [], [], []
+        for k, v in zip(knots, scores):
+            gaps = [(k[i], k[i + 1], (v[i + 1] - v[i]) / (k[i + 1] - k[i])) for i in range(len(k) - 1)]
+            gaps += [(k[-1], k[-1], 0.0)] * (segments - len(gaps))
+            low.append([g[0] for g in gaps]), high.append([g[1] for g in gaps]), slope.append([g[2] for g in gaps])
+            first.append(v[0])
+        for name, values in (("knot_low", low), ("knot_high", high), ("knot_slope", slope), ("knot_first", first)):
+            self.register_buffer(name, torch.tensor(values, dtype=torch.float64).float())
 
     def forward(self, numeric: torch.Tensor, categories: torch.Tensor | None = None):
         x = torch.where(torch.isnan(numeric) & self.imputed, self.fill, numeric)
         x = (x - self.mean) / self.std
+        if self.clip:  # z / sqrt(1 + (z/3)^2); |z| bounded first, so that its square stays finite in float32
+            x = x.clamp(-1e18, 1e18)
+            x = x * torch.rsqrt(1 + (x / CLIP_BOUND) ** 2)
+        if self.quantile:  # [rows, columns, segments] -> [rows, columns]
+            part = torch.minimum(torch.maximum(x.unsqueeze(-1), self.knot_low), self.knot_high) - self.knot_low
+            x = self.knot_first + (part * self.knot_slope).sum(dim=-1)
         if categories is not None:
             x = torch.cat([x, categories], dim=1)
         if self.members is not None:  # [members, rows, outputs] -> the members' mean probability
@@ -126,6 +151,7 @@ def describe(run: TrainedRun, run_dir: Path, inputs: list[str], checkpoint: str)
     return {
         "format": "onnx", "run": str(run_dir), "checkpoint": checkpoint, "task": task.name,
         "inputs": {"names": inputs, "numeric": pre.numeric,
+                   "numeric_transform": pre.numeric_transform if pre.scaled else None,
                    "imputed": {c: pre.fill[c] for c in pre.numeric if c in pre.fill},
                    "categories": [f"{c}={v}" for c, cats in pre.categorical.items() for v in cats]},
         "outputs": {"probabilities": _probabilities_meaning(task.name, run.inputs.class_names),

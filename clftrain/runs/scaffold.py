@@ -2,8 +2,9 @@
 
 The table is read with fit's own checks (data/tabular.py through training.check_data), so what the comments
 say - the task, the classes, the columns left out and why, the categories, the gaps - is what fit will do.
-The choices it cannot read from the data follow the row count: a validation split that early stopping
-watches, Adam, a model and a batch that grow with the rows, and MLPClassifier's L2 penalty (alpha 1e-4).
+The choices it cannot read from the data are `model.preset: tabular` (components/presets.py, measured by
+bench/ablation.py), a validation split that early stopping watches, and, past 20,000 training rows, a larger batch
+and fewer epochs, so that a pass over a large table stays affordable.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ import json
 import os
 from pathlib import Path
 
+from clftrain.components.presets import TABULAR
 from clftrain.config import validate_config
 from clftrain.data import CsvTable, is_missing
 from clftrain.errors import UserError
 from clftrain.store import rundir
 
-# (training rows up to, layers, batch size (None: full batch), epochs, patience, learning rate)
+# (training rows up to, batch size, epochs, early-stopping patience); None: the preset's own
 SIZES = [
-    (2_000, [16], None, 500, 50, 0.01),
-    (20_000, [32, 32], 128, 100, 15, 0.003),
-    (200_000, [64, 64], 256, 30, 5, 0.001),
-    (None, [128, 128], 1024, 10, 3, 0.001),
+    (20_000, None, None, None),
+    (200_000, 512, 64, 8),
+    (None, 1024, 16, 4),
 ]
 VAL_SIZE = 0.15
 SCHEMA_FILE = "clftrain.schema.json"  # beside the config: editors check and complete it as it is typed
@@ -45,9 +46,8 @@ def scaffold_config(data: Path, target: str, out: Path) -> tuple[str, list[str]]
     _, built = check_data(validate_config(config, source=f"clftrain init {data}",
                                                  base_dir=out.resolve().parent))
     rows = len(built.X_train)
-    _, layers, batch, epochs, patience, lr = next(size for size in SIZES if size[0] is None or rows <= size[0])
-    text = _render(data, target, config["name"], dataset, built, gaps, layers, batch, epochs, patience, lr,
-                   len(table.rows), out)
+    _, batch, epochs, patience = next(size for size in SIZES if size[0] is None or rows <= size[0])
+    text = _render(data, target, config["name"], dataset, built, gaps, batch, epochs, patience, len(table.rows), out)
     return text, list(built.notes)
 
 
@@ -56,7 +56,7 @@ def _name(data: Path) -> str:
     return name or "table"
 
 
-def _render(data, target, name, dataset, built, gaps, layers, batch, epochs, patience, lr, rows, out) -> str:
+def _render(data, target, name, dataset, built, gaps, batch, epochs, patience, rows, out) -> str:
     pre, task = built.preprocessor, built.task
     lines = [f"# yaml-language-server: $schema={SCHEMA_FILE}",
              f"# Written by clftrain init from {data} ({rows:,} rows); check it, then: clftrain fit {out}"]
@@ -73,7 +73,8 @@ def _render(data, target, name, dataset, built, gaps, layers, batch, epochs, pat
         lines.append(f"# {note}")
     if pre.categorical:
         lines.append(f"# one-hot encoded (text columns): {', '.join(pre.categorical)}")
-    lines.append(f"# numeric inputs, standardised on the training rows: {', '.join(pre.numeric) or '-'}")
+    lines.append(f"# numeric inputs, scaled on the training rows (the preset's numeric_transform: "
+                 f"{TABULAR.value('dataset.numeric_transform')}): {', '.join(pre.numeric) or '-'}")
     if gaps:
         listed = ", ".join(f"{c} ({n})" for c, n in gaps.items())
         lines.append(f"# missing values: {listed}; filled from the training rows (median; text: most frequent)")
@@ -84,15 +85,18 @@ def _render(data, target, name, dataset, built, gaps, layers, batch, epochs, pat
             ("  categorical", "auto", "every non-numeric input column"),
             ("  val_size", VAL_SIZE, "early stopping watches it; the test split only reports"),
             *([("  impute", "median", "")] if gaps else []),
-            ("model", None, ""), ("  layers", layers, f"sized by the {len(built.X_train):,} training rows"),
-            ("  activation", "relu", ""), ("train", None, ""), ("  optimizer", "adam", ""), ("  lr", lr, ""),
-            ("  weight_decay", 0.0001, "L2, as MLPClassifier's alpha"),
-            ("  batch_size", "null" if batch is None else batch, "full batch" if batch is None else ""),
-            ("  epochs", epochs, ""), ("  log_every", max(1, epochs // 10), ""),
-            ("  early_stopping", f"{{monitor: val_loss, patience: {patience}}}", "")]
+            ("model", None, ""),
+            ("  preset", TABULAR.name, "the measured recipe for tables: README, 'The tabular recipe'"),
+            ("  layers", json.dumps(TABULAR.value("model.layers")), "the preset's; any key written here wins"),
+            *([("train", None, f"{len(built.X_train):,} training rows: a larger batch, fewer epochs than the "
+                "preset's"), ("  batch_size", batch, ""), ("  epochs", epochs, ""),
+               ("  log_every", max(1, epochs // 8), ""),
+               ("  early_stopping", f"{{monitor: val_loss, patience: {patience}}}", "")] if batch else [])]
     for key, value, comment in body:
         line = f"{key}:" if value is None else f"{key}: {value}"
         lines.append(f"{line.ljust(32)}  # {comment}" if comment else line)
+    if not batch:
+        lines.append(f"# train: the preset's, for {len(built.X_train):,} training rows (clftrain validate shows them)")
     return "\n".join(lines) + "\n"
 
 

@@ -28,12 +28,75 @@ def forward_in_chunks(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(X[start : start + rows]) for start in range(0, len(X), rows)], dim=-2)
 
 
+class InputScale(nn.Module):
+    """x * scale, one learnable scale per input feature, starting at 1 (model.input_scale).
+
+    RealMLP's "scaling layer" (Holzmueller et al., NeurIPS 2024, "Better by Default"): a diagonal layer before the
+    first Linear that lets training shrink the features that do not help (a soft feature selection) faster than
+    the first layer's weights can. RealMLP trains it at 6 times the learning rate; here the scale is stored as
+    weight * FACTOR (weight starting at 1 / FACTOR), which under Adam and AdamW, whose steps do not depend on a
+    gradient's size, moves the scale FACTOR times as far per step, with one learning rate for every parameter
+    (and so with the replicas' stacked optimizer as it is). No bias.
+    """
+
+    FACTOR = 6.0
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((features,), 1 / self.FACTOR))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.weight * self.FACTOR)
+
+    def extra_repr(self) -> str:
+        return str(len(self.weight))
+
+
+class PeriodicEmbedding(nn.Module):
+    """Each input feature x -> [x, e_1 .. e_W], e = V cos(2 pi (w x + b)) + c with FREQUENCIES learnable
+    frequencies w and phases b per feature and a per-feature linear map V (model.embedding: periodic).
+
+    The periodic embeddings of Gorishniy et al. ("On Embeddings for Numerical Features in Tabular Deep Learning",
+    NeurIPS 2022), in the form RealMLP's PBLD takes them (Holzmueller et al., 2024): a phase ("bias") inside the
+    cosine, a linear map after it, and the raw value kept beside the embedding ("DenseNet"). Frequencies start
+    from N(0, SIGMA^2) (inputs are scaled to about unit size), phases uniform in (-1, 1) periods; every input
+    column is embedded, a one-hot one too. Shapes: [N, F] -> [N, F * (WIDTH + 1)].
+    """
+
+    FREQUENCIES, WIDTH, SIGMA = 16, 3, 0.1
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        k, d = self.FREQUENCIES, self.WIDTH
+        self.frequency = nn.Parameter(torch.randn(features, k) * self.SIGMA)
+        self.phase = nn.Parameter(torch.rand(features, k) * 2 - 1)  # in periods: uniform in (-1, 1)
+        bound = 1 / k**0.5  # nn.Linear's default, per feature
+        self.weight = nn.Parameter(torch.empty(features, k, d).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(features, d).uniform_(-bound, bound))
+
+    @property
+    def out_features(self) -> int:
+        return self.frequency.shape[0] * (self.WIDTH + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        waves = torch.cos(2 * torch.pi * (x.unsqueeze(-1) * self.frequency + self.phase))  # [N, F, k]
+        embedded = torch.einsum("nfk,fkd->nfd", waves, self.weight) + self.bias  # [N, F, d]
+        return torch.cat([x.unsqueeze(-1), embedded], dim=-1).flatten(1)
+
+    def extra_repr(self) -> str:
+        return f"{self.frequency.shape[0]} -> {self.out_features}"
+
+
 def build_model(cfg: ModelConfig, in_features: int, out_features: int, loss: str) -> nn.Sequential:
-    """in -> [Linear (-> BatchNorm) -> activation (-> Dropout)] per hidden width -> Linear (-> Sigmoid).
+    """in (-> InputScale) (-> PeriodicEmbedding) -> [Linear (-> BatchNorm) -> activation (-> Dropout)] per hidden
+    width -> Linear (-> Sigmoid).
 
     The output layer returns logits, except for `loss: bce`, which wants probabilities.
     """
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = [InputScale(in_features)] if cfg.input_scale else []
+    if cfg.embedding == "periodic":
+        layers.append(PeriodicEmbedding(in_features))
+        in_features = layers[-1].out_features
     width = in_features
     for hidden in cfg.layers:
         layers.append(nn.Linear(width, hidden))
@@ -114,4 +177,8 @@ def _layer_kind(layer: nn.Module) -> str:
         return f"BatchNorm1d({layer.num_features})"
     if isinstance(layer, nn.Dropout):
         return f"Dropout(p={layer.p:g})"
+    if isinstance(layer, InputScale):
+        return f"InputScale({len(layer.weight)})"
+    if isinstance(layer, PeriodicEmbedding):
+        return f"PeriodicEmbedding({layer.frequency.shape[0]} -> {layer.out_features})"
     return type(layer).__name__

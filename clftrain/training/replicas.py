@@ -31,12 +31,12 @@ from torch import nn
 
 from clftrain.components.losses import LOSSES
 from clftrain.errors import UserError
-from clftrain.training.model import first_mismatch
+from clftrain.training.model import InputScale, PeriodicEmbedding, first_mismatch
 
 
 @dataclass
 class _Layer:
-    kind: str  # "linear" | "batch_norm" | "dropout" | "elementwise"
+    kind: str  # "linear" | "batch_norm" | "dropout" | "scale" | "periodic" | "elementwise"
     name: str  # its index in the solo nn.Sequential: state dict keys are f"{name}.weight", ...
     module: nn.Module | None = None  # elementwise: the activation (or final Sigmoid), stateless
     p: float = 0.0  # dropout probability
@@ -53,6 +53,10 @@ def _plan(model: nn.Sequential) -> list[_Layer]:
             layers.append(_Layer("batch_norm", name, eps=module.eps, momentum=module.momentum))
         elif isinstance(module, nn.Dropout):
             layers.append(_Layer("dropout", name, p=module.p))
+        elif isinstance(module, InputScale):
+            layers.append(_Layer("scale", name))
+        elif isinstance(module, PeriodicEmbedding):
+            layers.append(_Layer("periodic", name))
         else:
             assert not list(module.parameters()), f"{type(module).__name__} has parameters: not elementwise"
             layers.append(_Layer("elementwise", name, module=module))
@@ -123,6 +127,10 @@ class StackedMLP(nn.Module):
                 h = self._batch_norm(layer, h, params)
             elif layer.kind == "dropout":
                 h = self._dropout(layer, h)
+            elif layer.kind == "scale":  # model.input_scale: [R, F] weights on [F, N] or [R, F, N] rows
+                h = h * (params[f"{layer.name}.weight"] * InputScale.FACTOR).unsqueeze(-1)
+            elif layer.kind == "periodic":
+                h = self._periodic(layer, h, params)
             elif isinstance(layer.module, nn.ReLU):
                 # In place: backward needs only ReLU's result, not the Linear/BatchNorm output it overwrites,
                 # and every [R, C, N] tensor not allocated saves memory traffic.
@@ -146,6 +154,19 @@ class StackedMLP(nn.Module):
         out = F.batch_norm(h.reshape(1, R * C, N), mean.view(-1), var.view(-1), params[f"{layer.name}.weight"].reshape(-1),
                            params[f"{layer.name}.bias"].reshape(-1), self.training, layer.momentum, layer.eps)
         return out.view(R, C, N)
+
+    def _periodic(self, layer: _Layer, h: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """PeriodicEmbedding of each replica: [F, N] or [R, F, N] -> [R, F * (WIDTH + 1), N], feature-major as the
+        solo layer flattens it."""
+        frequency, phase = params[f"{layer.name}.frequency"], params[f"{layer.name}.phase"]  # [R, F, k]
+        weight, bias = params[f"{layer.name}.weight"], params[f"{layer.name}.bias"]  # [R, F, k, d], [R, F, d]
+        if h.dim() == 2:
+            h = h.expand(self.replicas, *h.shape)
+        x = h.unsqueeze(2)  # [R, F, 1, N]
+        waves = torch.cos(2 * torch.pi * (x * frequency.unsqueeze(-1) + phase.unsqueeze(-1)))  # [R, F, k, N]
+        embedded = torch.einsum("rfkn,rfkd->rfdn", waves, weight) + bias.unsqueeze(-1)  # [R, F, d, N]
+        R, F, _, N = embedded.shape
+        return torch.cat([x, embedded], dim=2).reshape(R, -1, N)
 
     def _dropout(self, layer: _Layer, h: torch.Tensor) -> torch.Tensor:
         if not self.training or layer.p == 0:

@@ -18,6 +18,7 @@ import torch
 from clftrain import memory
 from clftrain.components.losses import LOSSES, expects_probabilities
 from clftrain.components.optimizers import build_optimizer
+from clftrain.components.presets import fit_preset_to_data
 from clftrain.components.schedulers import SCHEDULERS
 from clftrain.config import Config, TrainConfig, validate_config
 from clftrain.data import Dataset, build_dataset
@@ -43,7 +44,9 @@ def seed_everything(seed: int) -> None:
 
 # ---------------------------------------------------------------------- pieces every run shares
 def resolve_task(config: Config, dataset: Dataset) -> Config:
-    """`task: auto` on data only the file could tell (CSV): the config with task and loss resolved."""
+    """`task: auto` on data only the file could tell (CSV): the config with task and loss resolved (and a preset's
+    batch size fitted to the training rows)."""
+    fit_preset_to_data(config, dataset.rows("train"))
     if config.task != "auto":
         return config
     resolved = validate_config({**config.to_dict(), "task": dataset.task.name}, source="config")
@@ -380,6 +383,7 @@ def check_group(configs: list[Config], dataset: Dataset) -> None:
     """The user errors setup_group would raise for these configs, without building anything."""
     refuse_streamed(dataset)
     resolve_device(configs[0].device)
+    fit_preset_to_data(configs[0], dataset.rows("train"))
     check_batch_size(configs[0], dataset)
 
 
