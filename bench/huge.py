@@ -186,12 +186,14 @@ def preload_for(command: str, fmt: str, mode: str) -> list[str]:
 def child(out: str, preload: list[str], cli_args: list[str]) -> None:
     """Import what the command uses, read the peak RSS, run the clftrain CLI in this process, write the figures."""
     import importlib
+    import importlib.util
 
     from bench.probe import _run_cli
 
     started = time.perf_counter()
     for name in preload:
-        importlib.import_module(name)
+        if importlib.util.find_spec(name.split(".")[0]) is not None:  # pandas: only where installed (pyarrow's
+            importlib.import_module(name)                               # to_numpy then imports it too)
     after_imports, before = vm_hwm_mib(), set(sys.modules)
     imported = time.perf_counter()
     code = _run_cli(cli_args)

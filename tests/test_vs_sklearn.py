@@ -38,7 +38,7 @@ def both_accuracies(path, seed: int) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer", "digits", "multilabel", "heart"])
-def test_example_config_matches_or_beats_mlpclassifier(name):
+def test_example_config_matches_or_beats_mlpclassifier(name, one_torch_thread):
     results = np.array([both_accuracies(CONFIGS / f"{name}.yaml", seed) for seed in SEEDS])
     ours, theirs = results.mean(axis=0)
     assert ours >= theirs, f"clftrain {results[:, 0]} vs MLPClassifier {results[:, 1]}"
