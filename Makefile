@@ -11,6 +11,8 @@
 #   make bench-distributed  the big workload in one process vs NPROC data-parallel ranks (torchrun)
 #               (make bench-distributed NPROC=2 DEVICE=cuda)
 #   make bench-tables  reading a 200,000-row table with text: pyarrow's typed CSV reader, the careful one, Parquet
+#   make bench-ablation  the tabular preset part by part (README "The tabular recipe") on 9 tables, 5 seeds, each part
+#               taken out or swapped in turn (make bench-ablation ABLATION_SEEDS=3 ABLATION_TABLES=wine,heart JOBS=2)
 #   make bench-quality  test accuracy on real tables: clftrain's default recipe against MLPClassifier,
 #               HistGradientBoosting, LightGBM and RealMLP-TD (make bench-quality TABLES=iris,penguins SEEDS=3 MODELS=clftrain,mlp)
 #   make bench-huge  a 10,000,000 x 20 table (CSV, Parquet) trained streamed vs in memory: time, rows/s, peak RSS
@@ -27,6 +29,10 @@ REPLICAS ?= 1,8,32,128
 DEVICE ?= cpu
 CONDITIONS ?= quiet,half,load
 NPROC ?= 2
+ABLATION_SEEDS ?= 5
+ABLATION_TABLES ?=
+ABLATION_VARIANTS ?=
+JOBS ?= 1
 TABLES ?=
 SEEDS ?= 3
 MODELS ?=
@@ -35,7 +41,7 @@ FORMATS ?=
 MODES ?=
 HUGE_REPS ?= 1
 
-.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed bench-tables bench-quality bench-huge fuzz
+.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed bench-tables bench-quality bench-huge bench-ablation fuzz
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +111,11 @@ $(VENV)/.bench-quality-deps: pyproject.toml | install
 # The whole hostile-input matrix (about 3,000 cases, ~20 minutes here); the suite runs a sample of it.
 fuzz: install
 	$(BIN)/python tests/fuzz_matrix.py
+
+# Its CSV tables with text and gaps are bench/quality.py's: the same packages.
+bench-ablation: install $(VENV)/.bench-quality-deps
+	$(BIN)/python -m bench.ablation --seeds $(ABLATION_SEEDS) --jobs $(JOBS) \
+		$(if $(ABLATION_TABLES),--tables $(ABLATION_TABLES)) $(if $(ABLATION_VARIANTS),--variants $(ABLATION_VARIANTS))
 
 clean:
 	rm -rf $(VENV) *.egg-info

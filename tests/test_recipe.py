@@ -288,3 +288,22 @@ def mean_accuracies(tmp_path, table: str) -> tuple[float, float]:
             mlp = MLPClassifier(random_state=seed).fit(scaler.transform(X), y)
         theirs.append(float(np.mean(mlp.predict(scaler.transform(raw.X_test)) == raw.y_test.reshape(-1))))
     return statistics.fmean(ours), statistics.fmean(theirs)
+
+
+def test_the_ablation_runs_and_records_each_variant(tmp_path, monkeypatch):
+    from conftest import ROOT
+
+    from clftrain.runs import lifecycle
+
+    monkeypatch.syspath_prepend(str(ROOT))  # bench/ is a folder of the repository, not of the installed package
+    monkeypatch.setattr(lifecycle, "draw_plots", lifecycle.draw_plots)  # the ablation skips plots: restored after
+    from bench import ablation
+
+    out = tmp_path / "ablation.json"
+    assert ablation.main(["--tables", "wine", "--seeds", "1", "--variants", "default,preset,-input_scale",
+                          "--epochs", "2", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert list(record["summary"]) == ["default", "preset", "-input_scale"]
+    assert [run["epochs"] for run in record["runs"]] == [1000, 2, 2]  # --epochs is the preset's only
+    assert "| preset | " in out.with_suffix(".md").read_text()
+    assert record["preset"]["model"]["input_scale"] is True
