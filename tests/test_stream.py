@@ -83,6 +83,18 @@ def test_streamed_and_in_memory_give_the_same_split_preprocessing_and_metrics(wr
     assert summary["data"]["stream"]["streamed"] is True and summary["data"]["train"] == a.rows("train")
 
 
+@pytest.mark.parametrize("impute", ["median", "mean"])
+def test_robust_clip_streamed_is_the_in_memory_one(write_config, small_csv, impute):
+    """robust_clip's quartiles from exact order statistics of the spill (with the imputed cells), as np.quantile."""
+    config = {**config_of(small_csv, numeric_transform="robust_clip", impute=impute)}
+    a = build_dataset(load_config(write_config({**config, "dataset": {**config["dataset"], "stream": False}}, "a.yaml")))
+    b = build_dataset(load_config(write_config({**config, "dataset": {**config["dataset"], "stream": True}}, "b.yaml")))
+    assert a.preprocessor.numeric_transform == b.preprocessor.numeric_transform == "robust_clip"
+    np.testing.assert_allclose(a.preprocessor.mean + a.preprocessor.std, b.preprocessor.mean + b.preprocessor.std,
+                               rtol=1e-6)
+    np.testing.assert_allclose(a.X_train, b.X_train, atol=1e-6)
+
+
 def test_the_shuffle_buffer_sees_every_training_row_once_an_epoch_and_learns(write_config, tmp_path, monkeypatch):
     monkeypatch.setattr(table_batches, "BLOCK_BYTES", 20_000)  # many blocks
     path = tmp_path / "t.csv"

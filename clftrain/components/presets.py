@@ -77,11 +77,10 @@ def apply_preset(data: Any) -> Any:
 
 
 def _applies(section: str, key: str, data: dict, own: dict) -> bool:
-    """Whether the preset's value of section.key fits what the config says elsewhere. A table the config streams
-    (dataset.stream: true) keeps the standard transform: its first pass gathers moments, not quantiles (a table
-    that `stream: auto` streams says so, exit 2, naming the key)."""
+    """Whether the preset's value of section.key fits what the config says elsewhere (robust_clip works streamed
+    too: the first pass finds exact quartiles)."""
     if (section, key) == ("dataset", "numeric_transform"):  # standardize: false keeps the raw numbers
-        return own.get("standardize", True) is not False and own.get("stream") is not True
+        return own.get("standardize", True) is not False
     if (section, key) == ("train", "label_smoothing"):
         return data.get("task") != "regression" and _takes(own.get("loss", "auto"), "label_smoothing")
     return True

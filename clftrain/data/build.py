@@ -73,11 +73,12 @@ def positive_index(config: Config, task, class_names: list[str]) -> int:
 
 
 def refuse_streamed_transform(cfg) -> None:
-    """A streamed table's first pass gathers moments, not quantiles: only the standard numeric transform for now."""
-    if cfg.standardize and cfg.numeric_transform != "standard":
-        raise UserError(f"dataset.numeric_transform = '{cfg.numeric_transform}' needs the training rows' quantiles, "
-                        "which a streamed table's first pass does not gather yet; use numeric_transform: standard, "
-                        "or dataset.stream: false to hold the table in memory")
+    """A streamed table's first pass gathers moments and exact order statistics (standard, robust_clip), not the
+    128 knots of `quantile`."""
+    if cfg.standardize and cfg.numeric_transform == "quantile":
+        raise UserError("dataset.numeric_transform = 'quantile' needs 128 training quantiles per column, which a "
+                        "streamed table's first pass does not gather yet; use numeric_transform: standard or "
+                        "robust_clip, or dataset.stream: false to hold the table in memory")
 
 
 def _generated_data(cfg) -> list[memory.Term]:

@@ -332,7 +332,12 @@ class FirstPass:
             categories[col] = sorted(set(seen) | ({fill[col]} if isinstance(fill.get(col), str) else set()))
         pre = Preprocessor(numeric=list(numeric), categorical=categories, fill=fill)
         if cfg.standardize and numeric:
-            pre.mean, pre.std = self._moments_after_fill(index, [fill.get(c) for c in numeric])
+            transform = getattr(cfg, "numeric_transform", "standard")
+            pre.numeric_transform = transform
+            if transform == "robust_clip":
+                pre.mean, pre.std = robust_statistics(table, index, [fill.get(c) for c in numeric])
+            else:
+                pre.mean, pre.std = self._moments_after_fill(index, [fill.get(c) for c in numeric])
         return pre
 
     def _moments_after_fill(self, index: list[int], fills: list) -> tuple[list[float], list[float]]:
@@ -352,32 +357,78 @@ class FirstPass:
         return means, stds
 
 
-def exact_medians(table: StreamedTable, columns: list[int]) -> list[float]:
-    """The median of each numeric column's present training values (the float32 values the spill holds):
-    a histogram of the values' top 16 bits, then the values of the one or two buckets holding the middle."""
-    def training_values(j):
+def order_statistics(table: StreamedTable, j: int, ranks: list[int], extra: float | None = None,
+                     extra_count: int = 0) -> list[float]:
+    """The values at these ranks (0-based) of numeric column j's present training values (the float32 values the
+    spill holds), plus `extra_count` copies of `extra` (the fill of its missing cells): a histogram of the
+    values' top 16 bits, then the sorted values of the buckets holding the ranks. Exact, in two passes."""
+    def training_values():
         for block in table.blocks:
             numbers = table.raw(block)[0][:, j]
             kept = numbers[table.split_of(block) == TRAIN]
             yield kept[~np.isnan(kept)]
+        if extra_count:
+            yield np.full(extra_count, extra, np.float32)
 
+    histogram = np.zeros(2**16, np.int64)
+    for values in training_values():
+        histogram += np.bincount(_order_key(values) >> 16, minlength=2**16)
+    ends = np.cumsum(histogram)
+    buckets = sorted({int(np.searchsorted(ends, r, side="right")) for r in ranks})
+    kept = np.sort(np.concatenate([v[np.isin(_order_key(v) >> 16, buckets)] for v in training_values()]))
+    starts = {b: int(ends[b] - histogram[b]) for b in buckets}  # the rank of each kept bucket's first value
+    offsets, seen = {}, 0
+    for b in buckets:
+        offsets[b], seen = seen, seen + int(histogram[b])
+    out = []
+    for r in ranks:
+        b = int(np.searchsorted(ends, r, side="right"))
+        out.append(float(kept[offsets[b] + r - starts[b]]))
+    return out
+
+
+def exact_medians(table: StreamedTable, columns: list[int]) -> list[float]:
+    """The median of each numeric column's present training values (order_statistics)."""
     medians = []
     for j in columns:
-        histogram = np.zeros(2**16, np.int64)
-        for values in training_values(j):
-            histogram += np.bincount(_order_key(values) >> 16, minlength=2**16)
-        n = int(histogram.sum())
+        n = _present_training(table, j)
         if n == 0:
             medians.append(0.0)
             continue
         ranks = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
-        ends = np.cumsum(histogram)
-        buckets = [int(np.searchsorted(ends, r, side="right")) for r in ranks]
-        kept = np.sort(np.concatenate([v[np.isin(_order_key(v) >> 16, buckets)] for v in training_values(j)]))
-        first = int(ends[min(buckets)] - histogram[min(buckets)])  # the rank of the first value kept
-        picked = [float(kept[r - first]) for r in ranks]
-        medians.append(float(np.mean(np.array(picked, dtype=np.float64))))
+        medians.append(float(np.mean(np.array(order_statistics(table, j, ranks), dtype=np.float64))))
     return medians
+
+
+def robust_statistics(table: StreamedTable, columns: list[int], fills: list) -> tuple[list[float], list[float]]:
+    """robust_clip's median and spread per column (features._robust_statistics: np.quantile's linear
+    interpolation at 0.25, 0.5, 0.75 of the filled training values; half the range where the quartiles meet;
+    1 for a constant column), from exact order statistics."""
+    medians, spreads = [], []
+    n_train = table.sizes["train"]
+    for j, fill in zip(columns, fills):
+        present = _present_training(table, j)
+        extra = n_train - present if fill is not None else 0
+        n = present + extra
+        if n == 0:
+            medians.append(0.0)
+            spreads.append(1.0)
+            continue
+        positions = [(n - 1) * q for q in (0.25, 0.5, 0.75)]
+        ranks = sorted({0, n - 1, *(int(np.floor(h)) for h in positions), *(min(int(np.floor(h)) + 1, n - 1)
+                                                                              for h in positions)})
+        value = dict(zip(ranks, order_statistics(table, j, ranks, fill, extra)))
+        low, median, high = (value[int(np.floor(h))] + (h - np.floor(h)) *
+                             (value[min(int(np.floor(h)) + 1, n - 1)] - value[int(np.floor(h))]) for h in positions)
+        spread = high - low if high - low > 0 else (value[n - 1] - value[0]) / 2
+        medians.append(float(median))
+        spreads.append(float(spread) if np.isfinite(spread) and spread > 0 else 1.0)
+    return medians, spreads
+
+
+def _present_training(table: StreamedTable, j: int) -> int:
+    return sum(int((~np.isnan(table.raw(block)[0][:, j][table.split_of(block) == TRAIN])).sum())
+               for block in table.blocks)
 
 
 def _order_key(values: np.ndarray) -> np.ndarray:
