@@ -119,7 +119,8 @@ def _streamed_dataset(config: Config) -> Dataset:
             raise UserError(f"{table.source}: dataset.test_size = {config.dataset.test_size:g} of "
                             f"{sum(table.sizes.values())} rows leaves no {split} rows; use more rows or another size")
     positive_index(config, task, class_names)
-    samples = {split: table.sample(split) or (None, None) for split in ("train", "test", "val")}
+    drawn = table.samples()
+    samples = {split: drawn.get(split, (None, None)) for split in ("train", "test", "val")}
     pre = table.preprocessor
     return Dataset(task=task, X_train=samples["train"][0], y_train=samples["train"][1], X_test=samples["test"][0],
                    y_test=samples["test"][1], feature_names=pre.feature_names, class_names=class_names,

@@ -320,7 +320,7 @@ class FirstPass:
             if cfg.impute == "mean":
                 fill.update({c: float(self.mean[j]) if self.count[j] else 0.0 for c, j in zip(numeric, index)})
             elif cfg.impute == "median":
-                fill.update(zip(numeric, exact_medians(table, index)))
+                fill.update(zip(numeric, exact_medians(table, index, [int(self.count[j]) for j in index])))
             else:
                 fill.update({c: _most_frequent(self.frequent[c]) for c in numeric})
             for col in categorical:
@@ -335,7 +335,8 @@ class FirstPass:
             transform = getattr(cfg, "numeric_transform", "standard")
             pre.numeric_transform = transform
             if transform == "robust_clip":
-                pre.mean, pre.std = robust_statistics(table, index, [fill.get(c) for c in numeric])
+                pre.mean, pre.std = robust_statistics(table, index, [int(self.count[j]) for j in index],
+                                                     [fill.get(c) for c in numeric])
             else:
                 pre.mean, pre.std = self._moments_after_fill(index, [fill.get(c) for c in numeric])
         return pre
@@ -357,78 +358,83 @@ class FirstPass:
         return means, stds
 
 
-def order_statistics(table: StreamedTable, j: int, ranks: list[int], extra: float | None = None,
-                     extra_count: int = 0) -> list[float]:
-    """The values at these ranks (0-based) of numeric column j's present training values (the float32 values the
-    spill holds), plus `extra_count` copies of `extra` (the fill of its missing cells): a histogram of the
-    values' top 16 bits, then the sorted values of the buckets holding the ranks. Exact, in two passes."""
-    def training_values():
+def order_statistics(table: StreamedTable, wanted: dict[int, tuple[list[int], float | None, int]]
+                     ) -> dict[int, list[float]]:
+    """For each numeric column j of `wanted` (j -> (ranks, extra, extra_count)): the values at those ranks
+    (0-based) of its present training values (the float32 values the spill holds) plus `extra_count` copies of
+    `extra` (the fill of its missing cells). Exact, in two passes over the spill for all the columns together:
+    a histogram of the values' top 16 bits, then the sorted values of the buckets holding the ranks."""
+    def training_values():  # (column, its present training values of one block), and the fills' copies
         for block in table.blocks:
-            numbers = table.raw(block)[0][:, j]
-            kept = numbers[table.split_of(block) == TRAIN]
-            yield kept[~np.isnan(kept)]
-        if extra_count:
-            yield np.full(extra_count, extra, np.float32)
+            numbers = table.raw(block)[0][table.split_of(block) == TRAIN]
+            for j in wanted:
+                yield j, numbers[:, j][~np.isnan(numbers[:, j])]
+        for j, (_, extra, count) in wanted.items():
+            if count:
+                yield j, np.full(count, extra, np.float32)
 
-    histogram = np.zeros(2**16, np.int64)
-    for values in training_values():
-        histogram += np.bincount(_order_key(values) >> 16, minlength=2**16)
-    ends = np.cumsum(histogram)
-    buckets = sorted({int(np.searchsorted(ends, r, side="right")) for r in ranks})
-    kept = np.sort(np.concatenate([v[np.isin(_order_key(v) >> 16, buckets)] for v in training_values()]))
-    starts = {b: int(ends[b] - histogram[b]) for b in buckets}  # the rank of each kept bucket's first value
-    offsets, seen = {}, 0
-    for b in buckets:
-        offsets[b], seen = seen, seen + int(histogram[b])
-    out = []
-    for r in ranks:
-        b = int(np.searchsorted(ends, r, side="right"))
-        out.append(float(kept[offsets[b] + r - starts[b]]))
+    histograms = {j: np.zeros(2**16, np.int64) for j in wanted}
+    for j, values in training_values():
+        histograms[j] += np.bincount(_order_key(values) >> 16, minlength=2**16)
+    ends = {j: np.cumsum(h) for j, h in histograms.items()}
+    buckets = {j: sorted({int(np.searchsorted(ends[j], r, side="right")) for r in ranks})
+               for j, (ranks, _, _) in wanted.items()}
+    kept: dict[int, list[np.ndarray]] = {j: [] for j in wanted}
+    for j, values in training_values():
+        kept[j].append(values[np.isin(_order_key(values) >> 16, buckets[j])])
+    out = {}
+    for j, (ranks, _, _) in wanted.items():
+        values = np.sort(np.concatenate(kept[j]))
+        offset, seen = {}, 0  # where each kept bucket begins among the kept values
+        for b in buckets[j]:
+            offset[b], seen = seen, seen + int(histograms[j][b])
+        found = []
+        for r in ranks:
+            b = int(np.searchsorted(ends[j], r, side="right"))
+            found.append(float(values[offset[b] + r - int(ends[j][b] - histograms[j][b])]))
+        out[j] = found
     return out
 
 
-def exact_medians(table: StreamedTable, columns: list[int]) -> list[float]:
-    """The median of each numeric column's present training values (order_statistics)."""
-    medians = []
-    for j in columns:
-        n = _present_training(table, j)
-        if n == 0:
-            medians.append(0.0)
-            continue
-        ranks = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
-        medians.append(float(np.mean(np.array(order_statistics(table, j, ranks), dtype=np.float64))))
-    return medians
+def exact_medians(table: StreamedTable, columns: list[int], present: list[int]) -> list[float]:
+    """The median of each numeric column's `present` training values (order_statistics)."""
+    wanted = {j: ([n // 2] if n % 2 else [n // 2 - 1, n // 2], None, 0) for j, n in zip(columns, present) if n}
+    found = order_statistics(table, wanted) if wanted else {}
+    return [float(np.mean(np.array(found[j], dtype=np.float64))) if j in found else 0.0 for j in columns]
 
 
-def robust_statistics(table: StreamedTable, columns: list[int], fills: list) -> tuple[list[float], list[float]]:
+def robust_statistics(table: StreamedTable, columns: list[int], present: list[int],
+                      fills: list) -> tuple[list[float], list[float]]:
     """robust_clip's median and spread per column (features._robust_statistics: np.quantile's linear
     interpolation at 0.25, 0.5, 0.75 of the filled training values; half the range where the quartiles meet;
-    1 for a constant column), from exact order statistics."""
-    medians, spreads = [], []
+    1 for a constant column), from exact order statistics of the column's `present` training values."""
     n_train = table.sizes["train"]
-    for j, fill in zip(columns, fills):
-        present = _present_training(table, j)
-        extra = n_train - present if fill is not None else 0
-        n = present + extra
+    wanted, positions = {}, {}
+    for j, count, fill in zip(columns, present, fills):
+        extra = n_train - count if fill is not None else 0
+        n = count + extra
         if n == 0:
+            continue
+        positions[j] = [(n - 1) * q for q in (0.25, 0.5, 0.75)]
+        ranks = {0, n - 1}
+        for h in positions[j]:
+            ranks |= {int(np.floor(h)), min(int(np.floor(h)) + 1, n - 1)}
+        wanted[j] = (sorted(ranks), fill, extra)
+    found = order_statistics(table, wanted) if wanted else {}
+    medians, spreads = [], []
+    for j in columns:
+        if j not in found:
             medians.append(0.0)
             spreads.append(1.0)
             continue
-        positions = [(n - 1) * q for q in (0.25, 0.5, 0.75)]
-        ranks = sorted({0, n - 1, *(int(np.floor(h)) for h in positions), *(min(int(np.floor(h)) + 1, n - 1)
-                                                                              for h in positions)})
-        value = dict(zip(ranks, order_statistics(table, j, ranks, fill, extra)))
+        value = dict(zip(wanted[j][0], found[j]))
         low, median, high = (value[int(np.floor(h))] + (h - np.floor(h)) *
-                             (value[min(int(np.floor(h)) + 1, n - 1)] - value[int(np.floor(h))]) for h in positions)
-        spread = high - low if high - low > 0 else (value[n - 1] - value[0]) / 2
+                             (value[min(int(np.floor(h)) + 1, max(value))] - value[int(np.floor(h))])
+                             for h in positions[j])
+        spread = high - low if high - low > 0 else (value[max(value)] - value[0]) / 2
         medians.append(float(median))
         spreads.append(float(spread) if np.isfinite(spread) and spread > 0 else 1.0)
     return medians, spreads
-
-
-def _present_training(table: StreamedTable, j: int) -> int:
-    return sum(int((~np.isnan(table.raw(block)[0][:, j][table.split_of(block) == TRAIN])).sum())
-               for block in table.blocks)
 
 
 def _order_key(values: np.ndarray) -> np.ndarray:

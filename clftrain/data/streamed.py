@@ -110,21 +110,25 @@ class StreamedTable:
         code = SPLIT_CODES[split]
         return sum(int((self.split_of(self.blocks[i]) == code).sum()) for i in blocks)
 
-    def sample(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """At most about VIEW_ROWS rows of a split for the plots, drawn by hash (the same rows every time)."""
-        size = self.sizes.get(split, 0)
-        if size == 0:
-            return None
-        share = min(1.0, VIEW_ROWS / size)
-        code, X, y = SPLIT_CODES[split], [], []
+    def samples(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """At most about VIEW_ROWS rows of each split for the plots, drawn by hash (the same rows every time), in
+        one pass over the spill; a split without rows is absent."""
+        shares = {name: min(1.0, VIEW_ROWS / size) for name, size in self.sizes.items() if size}
+        parts: dict[str, list] = {name: [] for name in shares}
         for block in self.blocks:
-            positions = np.arange(block.start, block.start + block.rows)
-            rows = np.flatnonzero((self.split_of(block) == code) & (uniform(positions, self.seed, SAMPLE_SALT) < share))
-            if len(rows):
-                numbers, codes, targets = self.raw(block)
-                X.append(self.preprocessor.transform(self.inputs(numbers, codes, rows)))
-                y.append(self.targets(targets, rows))
-        return np.concatenate(X), np.concatenate(y)
+            codes_of_rows = self.split_of(block)
+            draw = uniform(np.arange(block.start, block.start + block.rows), self.seed, SAMPLE_SALT)
+            picked = {name: np.flatnonzero((codes_of_rows == SPLIT_CODES[name]) & (draw < share))
+                      for name, share in shares.items()}
+            if not any(len(rows) for rows in picked.values()):
+                continue
+            numbers, codes, targets = self.raw(block)
+            for name, rows in picked.items():
+                if len(rows):
+                    parts[name].append((self.preprocessor.transform(self.inputs(numbers, codes, rows)),
+                                        self.targets(targets, rows)))
+        return {name: (np.concatenate([X for X, _ in got]), np.concatenate([y for _, y in got]))
+                for name, got in parts.items() if got}
 
     def describe(self) -> dict:
         """summary.json's note of how the table was read."""
