@@ -42,7 +42,7 @@ def estimated_float32_bytes(cfg) -> int:
 
 
 class FirstPass:
-    """One pass over the table's batches into a spill file and the statistics; `finish()` -> StreamedTable."""
+    """One pass over the table's batches into a spill file and the statistics; `run()` -> (StreamedTable, task, class names, notes)."""
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg
