@@ -436,6 +436,10 @@ def sweep(
     search_seed: Annotated[int | None, typer.Option(
         "--search-seed", metavar="S", help="Seed of the --trials draws (default 0): the same seed draws the same "
                                            "trials.")] = None,
+    cv: Annotated[int | None, typer.Option(
+        "--cv", metavar="K", help="Cross-validate every combination on K stratified folds of the training rows "
+                                  "(its K folds trained as one batched model) and rank by the folds' mean "
+                                  "validation score (dataset.cv_folds).")] = None,
     overrides: SetOption = None,
     seeds: SeedsOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory to create (must not exist).")] = None,
@@ -457,6 +461,7 @@ def sweep(
         args = [str(config), *(f"--grid={item}" for item in grid or []), *(f"--set={item}" for item in overrides or []),
                 *([f"--trials={trials}"] if trials is not None else []),
                 *([f"--search-seed={search_seed}"] if search_seed is not None else []),
+                *([f"--cv={cv}"] if cv is not None else []),
                 *([f"--seeds={seeds}"] if seeds else []), *([f"--out={out}"] if out else []), f"--runs={runs_root}",
                 *(["-q"] if quiet else [])]
         raise typer.Exit(launch_sweep(nproc, args, _warn))
@@ -465,7 +470,7 @@ def sweep(
     from clftrain.runs import SIGNAL_EXIT_CODES, SWEEP_CSV, plan_sweep, run_sweep
     from clftrain.views import SweepProgress, show_sweep
 
-    plan = plan_sweep(config, grid or [], overrides, seeds, trials, search_seed)
+    plan = plan_sweep(config, grid or [], overrides, seeds, trials, search_seed, cv)
     shown = Console(quiet=quiet or _follower_rank() is not None, highlight=False, soft_wrap=True)
 
     def progress(number, group):
@@ -474,7 +479,8 @@ def sweep(
 
     result = run_sweep(plan, out, runs_root, on_batch=progress)
     said = Console(quiet=_follower_rank() is not None, highlight=False, soft_wrap=True)
-    show_sweep(said, result.sweep_dir, result.rows, result.ranked_by, result.grid_keys)
+    show_sweep(said, result.sweep_dir, result.rows, result.ranked_by, result.grid_keys,
+               f"each run's {plan.cv} folds" if plan.cv else "each run's seeds")
     said.print(f"wrote {result.sweep_dir / SWEEP_CSV}")
     if result.signal:
         said.print(f"interrupted by {result.signal}: the runs above are complete or resumable "

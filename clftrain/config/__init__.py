@@ -6,7 +6,7 @@ from clftrain.faces import lazy_face
 EXPORTS = {  # public name -> the module of this package that defines it
     **dict.fromkeys(["Config", "DatasetConfig", "ModelConfig", "TrainConfig", "SchedulerConfig",
                      "EarlyStoppingConfig", "CsvConfig", "DATASET_NAMES", "DATASET_CLASSES", "auto_eval_every",
-                     "MAX_SEEDS", "SEED_MAX"],
+                     "MAX_FOLDS", "MAX_SEEDS", "SEED_MAX"],
                     "schema"),
     **dict.fromkeys(["load_config", "validate_config", "read_config_mapping", "read_yaml", "parse_value",
                      "parse_overrides", "parse_seeds", "apply_overrides", "config_to_yaml", "InvalidConfig",

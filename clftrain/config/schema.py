@@ -39,6 +39,7 @@ RATE_MAX = 1e6  # learning rates, weight decay: an update stays finite in float3
 MAX_THREADS = 4096
 # val_size: auto carves this share of the training rows for a run that makes decisions.
 AUTO_VALIDATION = 0.2
+MAX_FOLDS = 100  # dataset.cv_folds: each fold is a replica trained on the others
 MAX_SEEDS = 4096  # replicas of one run: a typo such as --seeds 0-10000000 must not allocate ten million
 
 
@@ -91,6 +92,11 @@ class _DatasetBase(StrictModel):
         "(zero mean, unit variance); robust_clip (RealMLP's: minus the median, over the interquartile range, then "
         "smoothly clipped to (-3, 3) by z / sqrt(1 + (z/3)^2): outliers cannot dominate); quantile (through the "
         "training quantiles onto a standard normal). Folded into ONNX export; a streamed table takes standard only.")
+    cv_folds: Annotated[Int, Field(ge=2, le=MAX_FOLDS)] | None = Field(
+        None, description="Cross-validation: the rows outside the test split dealt into this many folds "
+        "(stratified by class, seeded by dataset.seed) in place of a validation split; one replica per fold "
+        "(`seeds` lists one seed per fold) trains on the other folds and is validated on its own, all as one "
+        "batched model, so a run's validation mean and std are the folds'. `clftrain sweep --cv K` sets it.")
     positive_class: str | None = Field(
         None, max_length=1000, description="Binary tasks: the class that precision, recall, F1, ROC-AUC and a "
         "decision threshold are about (e.g. 'bad' in a credit table); null: the second class name.")
@@ -100,6 +106,14 @@ class _DatasetBase(StrictModel):
         if self.numeric_transform != "standard" and not self.standardize:
             raise ValueError(f"dataset.numeric_transform = '{self.numeric_transform}' scales the numeric columns, but "
                              "dataset.standardize is false; set standardize: true (or remove numeric_transform)")
+        return self
+
+    @model_validator(mode="after")
+    def _folds_replace_validation(self):
+        if self.cv_folds is not None and self.val_size not in ("auto", 0):
+            raise ValueError(f"dataset.cv_folds = {self.cv_folds} validates each fold on its own rows, in place of "
+                             f"a validation split, but dataset.val_size = {self.val_size:g}; remove val_size (or set "
+                             "it to 0), or remove cv_folds")
         return self
 
     @model_validator(mode="after")
@@ -600,6 +614,9 @@ class Config(StrictModel):
         # A sweep ranks its runs: that is a decision too (its planner says so in the validation context).
         decides = self.decides() or bool((info.context or {}).get("decides"))
         dataset = self.dataset
+        if dataset.cv_folds is not None:  # every fold is validated on its own rows: the decisions have them
+            self._validation_carved, dataset.val_size = False, 0.0
+            return self
         if dataset.val_size == "auto":
             self._validation_carved = decides
             dataset.val_size = round(AUTO_VALIDATION * (1 - dataset.test_size), 6) if decides else 0.0
@@ -667,6 +684,27 @@ class Config(StrictModel):
                              f"{self.seed + count - 1}, past {SEED_MAX}; lower seed")
         self.seeds = list(range(self.seed, self.seed + count))
         self._ensemble_seeds = True
+        return self
+
+    @model_validator(mode="after")
+    def _one_replica_per_fold(self):
+        # dataset.cv_folds: K trains replica k (the k-th seed) on every fold but fold k: K seeds, seed..seed+K-1
+        # unless the config lists its own (written out in config.yaml, so the run reads back the same).
+        folds = self.dataset.cv_folds
+        if folds is None:
+            return self
+        if self.model.ensemble is not None:
+            raise ValueError(f"dataset.cv_folds = {folds} cannot be used with model.ensemble: both train their "
+                             "replicas as one model (one per fold, one per member); remove one of them")
+        if self.seeds is None:
+            if self.seed + folds - 1 > SEED_MAX:
+                raise ValueError(f"dataset.cv_folds = {folds} with seed {self.seed} needs seeds up to "
+                                 f"{self.seed + folds - 1}, past {SEED_MAX}; lower seed")
+            self.seeds = list(range(self.seed, self.seed + folds))
+        elif len(self.seeds) != folds:
+            raise ValueError(f"dataset.cv_folds = {folds} trains one replica per fold, but seeds lists "
+                             f"{len(self.seeds)} ({', '.join(map(str, self.seeds[:8]))}{', ...' if len(self.seeds) > 8 else ''}); "
+                             f"list {folds} seeds, or remove seeds (then seed..seed+{folds - 1})")
         return self
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ from clftrain import memory
 from clftrain.components.tasks import classes_task, get_task, task_fits
 from clftrain.config import Config
 from clftrain.data.features import Columns, NotFinite, Preprocessor
+from clftrain.data.folds import fold_rows
 from clftrain.data.sources import DATASETS
 from clftrain.data.hashed_split import hashed_parts
 from clftrain.data.splits import SplitError, train_test_rows
@@ -27,6 +28,7 @@ def build_dataset(config: Config) -> Dataset:
     cfg = config.dataset
     if streams(cfg):
         refuse_streamed_transform(cfg)
+        refuse_streamed_folds(cfg)
         return _streamed_dataset(config)
     memory.require(_generated_data(cfg), "this machine")
     raw = DATASETS.get(cfg.name)(cfg)
@@ -52,9 +54,11 @@ def build_dataset(config: Config) -> Dataset:
 
     (X_train, y_train), (X_test, y_test), (X_val, y_val) = split("train"), split("test"), split("val")
     positive_index(config, task, raw.class_names)  # a positive_class that is not a class: refused now
+    folds = None if cfg.cv_folds is None else \
+        fold_rows(raw.y[parts["train"]], cfg.cv_folds, cfg.seed, task.stratify, raw.class_names)
     return Dataset(task=task, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
                    feature_names=pre.feature_names, class_names=raw.class_names, preprocessor=pre,
-                   X_val=X_val, y_val=y_val, notes=list(raw.notes))
+                   X_val=X_val, y_val=y_val, notes=list(raw.notes), folds=folds)
 
 
 def positive_index(config: Config, task, class_names: list[str]) -> int:
@@ -70,6 +74,14 @@ def positive_index(config: Config, task, class_names: list[str]) -> int:
         raise UserError(f"dataset.positive_class = '{name}' is not a class of {_source_name(config)}; its classes "
                         f"are: {', '.join(map(repr, class_names))}")
     return class_names.index(name)
+
+
+def refuse_streamed_folds(cfg) -> None:
+    """Folds are replicas of one batched model, which trains on tensors in memory."""
+    if cfg.cv_folds is not None:
+        raise UserError(f"dataset.cv_folds = {cfg.cv_folds} trains one replica per fold on tensors in memory, and "
+                        "this table is streamed; set dataset.stream: false (or raise dataset.memory_limit), or "
+                        "remove cv_folds")
 
 
 def refuse_streamed_transform(cfg) -> None:

@@ -42,11 +42,18 @@ class Dataset:
     # A streamed table (streamed.py): the splits' rows are read from it block by block, and X_*/y_* hold only a
     # sample of each split (at most about streamed.VIEW_ROWS rows) for the plots and the report.
     stream: StreamedTable | None = None
+    # dataset.cv_folds: each fold's rows of X_train (data/folds.py). There is no val split: fold k's replica is
+    # validated on fold k and trains on the others.
+    folds: list[np.ndarray] | None = None
 
     def rows(self, split: str) -> int:
-        """The split's rows (all of them, also when streamed); 0 for a split the dataset does not have."""
+        """The split's rows (all of them, also when streamed); 0 for a split the dataset does not have.
+        Cross-validated: a fold's (the smallest one's training rows for "train", its validation rows for "val")."""
         if self.stream is not None:
             return self.stream.sizes.get(split, 0)
+        if self.folds is not None and split in ("train", "val"):
+            sizes = [len(fold) for fold in self.folds]
+            return len(self.X_train) - max(sizes) if split == "train" else min(sizes)
         X = {"train": self.X_train, "val": self.X_val, "test": self.X_test}[split]
         return 0 if X is None else len(X)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from clftrain.config import (
-    DOTTED_KEY, Config, InvalidConfig, apply_overrides, parse_overrides, parse_seeds, parse_value, read_config_mapping,
+    DOTTED_KEY, MAX_FOLDS, Config, InvalidConfig, apply_overrides, parse_overrides, parse_seeds, parse_value, read_config_mapping,
     validate_config,
 )
 from clftrain.errors import UserError
@@ -60,6 +60,7 @@ class SweepPlan:
     combinations: list[Combination]
     batches: list[list[Combination]] = field(default_factory=list)  # one shape each, in order of first appearance
     search: dict[str, int] | None = None  # a random search: {"trials": N, "seed": S}
+    cv: int | None = None  # cross-validated on this many folds (dataset.cv_folds)
 
     @property
     def name(self) -> str:
@@ -139,12 +140,17 @@ def _split_top_level(raw: str) -> list[str]:
 
 # ---------------------------------------------------------------------- planning: validate every combination
 def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | None = None,
-               seeds: str | None = None, trials: int | None = None, search_seed: int | None = None) -> SweepPlan:
+               seeds: str | None = None, trials: int | None = None, search_seed: int | None = None,
+               cv: int | None = None) -> SweepPlan:
     """Every combination validated (all problems reported at once, each naming its --grid key) and grouped.
 
     `trials`: a random search of that many combinations drawn from the grid's values and distributions, seeded
-    by `search_seed` (default 0)."""
+    by `search_seed` (default 0). `cv`: every combination cross-validated on that many folds (dataset.cv_folds:
+    its folds are its replicas, so its validation mean and std are the folds')."""
     config_path = Path(config_path)
+    if cv is not None and not 2 <= cv <= MAX_FOLDS:
+        raise UserError(f"--cv {cv}: cross-validation deals the training rows into 2 to {MAX_FOLDS} folds, each "
+                        "validated by a model trained on the others; give --cv 5 (or 3 for small tables)")
     if trials is None and search_seed is not None:
         raise UserError(f"--search-seed {search_seed}: seeds the draws of a random search; add --trials N")
     if trials is not None:
@@ -159,6 +165,10 @@ def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | 
         if "seeds" in grid or "seeds" in overrides:
             raise UserError("seeds: given both with --seeds and with --grid or --set; keep one")
         overrides["seeds"] = parse_seeds(seeds)
+    if cv is not None:
+        if "dataset.cv_folds" in grid or "dataset.cv_folds" in overrides:
+            raise UserError("dataset.cv_folds: given both with --cv and with --grid or --set; keep --cv")
+        overrides["dataset.cv_folds"] = cv
     if trials is not None:
         search = {"trials": trials, "seed": 0 if search_seed is None else search_seed}
         space = {key: v if isinstance(v, Distribution) else Distribution("choice", tuple(v)) for key, v in grid.items()}
@@ -182,7 +192,7 @@ def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | 
                         + "\n".join(f"  - {line}" for line in dict.fromkeys(problems)))
     combinations = [Combination(i, values, config, _dir_name(i, values, grid))
                     for i, (values, config) in enumerate(zip(combos, configs), start=1)]
-    return SweepPlan(config_path, grid, combinations, group_by_shape(combinations), search)
+    return SweepPlan(config_path, grid, combinations, group_by_shape(combinations), search, cv)
 
 
 def _value_combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -204,7 +214,8 @@ def _validate(raw: dict, overrides: dict[str, Any], values: dict[str, Any], sour
         key = head.removeprefix("--set ").strip()
         problems.append(f"{'--grid' if key in values else '--set'} {key}: {rest}")
         return None
-    implicit_seeds = data.get("seeds") is None
+    folds = isinstance(data.get("dataset"), dict) and data["dataset"].get("cv_folds") is not None
+    implicit_seeds = data.get("seeds") is None and not folds  # cross-validated: one seed per fold (schema.py)
     if implicit_seeds:  # every run of a sweep trains as replicas
         data["seeds"] = [data.get("seed", Config.model_fields["seed"].default)]
     if "seed" in values and (raw.get("seeds") is not None or "seeds" in overrides):
@@ -392,6 +403,8 @@ def _plan_record(plan: SweepPlan) -> dict:
     }
     if plan.search is not None:
         record["search"] = dict(plan.search)
+    if plan.cv is not None:
+        record["cv"] = {"folds": plan.cv}  # each run's replicas are its folds: val_*_mean/std are the folds'
     return record
 
 

@@ -24,13 +24,30 @@ class Split:
 
     X: torch.Tensor
     y: torch.Tensor
+    # Cross-validation (dataset.cv_folds): fold k's rows of X, which the replica of fold k trains on (the train
+    # split: every fold but k) or is scored on (the val split: fold k). Replicas see as many rows each: the
+    # smallest fold's count (`len`), so a larger fold's replica leaves a few rows out of each epoch, drawn anew.
+    folds: list[torch.Tensor] | None = None
 
     def __len__(self) -> int:
-        return self.X.shape[0]
+        return self.X.shape[0] if self.folds is None else min(len(rows) for rows in self.folds)
+
+    def sizes(self, replicas: list[int] | None) -> int | list[int]:
+        """The rows each replica is scored on: one count, or a count per replica (`replicas`: each one's fold)."""
+        if self.folds is None or replicas is None:
+            return len(self)
+        return [len(self.folds[fold]) for fold in replicas]
 
     @property
     def device(self) -> torch.device:
         return self.X.device
+
+
+def _divided(values: float | list[float], by: int | list[int]) -> float | list[float]:
+    """A sum (a list: one per replica) over the rows counted (one count, or one per replica)."""
+    if not isinstance(values, list):
+        return values / by
+    return [v / d for v, d in zip(values, by if isinstance(by, list) else [by] * len(values))]
 
 
 class Callback:
@@ -55,6 +72,7 @@ class EpochLoop:
     _stop_checks: int = 0  # data-parallel: calls of _stopping, the same count on every rank
     world = None  # a distributed.World under torchrun: stops are agreed over the ranks
     sums_over_ranks = True  # data-parallel (Trainer): each rank summed its shards of the batches
+    replica_folds: list[int] | None = None  # cross-validation (ReplicaTrainer): the fold each replica holds out
 
     def stop(self, status: str = "completed") -> None:
         """Ask the loop to stop: after the current mini-batch, or epoch when full batch (early stopping and
@@ -136,11 +154,10 @@ class EpochLoop:
             if split_name in self.splits:
                 names += [f"{split_name}_loss", f"{split_name}_{self.task.metric}"]
                 values += self.evaluate(self.splits[split_name])
-                divisors += [1, len(self.splits[split_name])]
+                divisors += [1, self.splits[split_name].sizes(self.replica_folds)]
         # Counts are exact in float32 (below 2**24); dividing in Python keeps accuracies exact fractions.
         numbers = torch.stack([v.float() for v in values]).tolist()
-        divide = lambda v, d: [x / d for x in v] if isinstance(v, list) else v / d  # noqa: E731
-        return {n: divide(v, d) for n, v, d in zip(names, numbers, divisors)}
+        return {n: _divided(v, d) for n, v, d in zip(names, numbers, divisors)}
 
     def epoch_in_progress(self) -> dict:
         """summary.json's note of an epoch stopped between mini-batches ({} when none)."""

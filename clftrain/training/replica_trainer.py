@@ -224,6 +224,7 @@ class ReplicaTrainer(EpochLoop):
     world: object = None
     elsewhere: tuple[bool, bool] = (False, True)
     sums_over_ranks = False  # every rank trains whole batches for its own replicas: no sums to add up
+    replica_folds: list[int] | None = None  # cross-validation: the fold each replica holds out (Split.folds)
 
     def __post_init__(self) -> None:
         self.generators = [g for member in self.members for g in member.generators]
@@ -244,12 +245,25 @@ class ReplicaTrainer(EpochLoop):
         self.model.train()
         train = self.splits["train"]
         size = self.cfg.batch_size
+        if train.folds is not None:  # each replica's own rows (its training folds), as many for each: [R, N]
+            return self._mini_batches(self._fold_orders, min(size or len(train), len(train)),
+                                      self.model.has_batch_norm, track)
         if size is None or size >= len(train):
             return self.train_step(train.X, train.y, track)
         # Each replica draws the permutation its solo Trainer draws: [R, N].
         return self._mini_batches(
             lambda: torch.stack([torch.randperm(len(train), device=train.X.device, generator=g) for g in self.generators]),
             size, self.model.has_batch_norm, track)
+
+    def _fold_orders(self) -> torch.Tensor:
+        """[R, N]: each replica's training rows in its own shuffled order, cut to the smallest fold's N."""
+        train = self.splits["train"]
+        count = len(train)
+        orders = []
+        for fold, generator in zip(self.replica_folds, self.generators):
+            rows = train.folds[fold]
+            orders.append(rows[torch.randperm(len(rows), device=rows.device, generator=generator)[:count]])
+        return torch.stack(orders)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
         outputs = self.model(X)  # [R, B, O]
@@ -275,11 +289,29 @@ class ReplicaTrainer(EpochLoop):
     def evaluate(self, split: Split) -> list[torch.Tensor]:
         """[mean loss [R], score sum [R]] over a split, in eval mode."""
         self.model.eval()
-        outputs = forward_in_chunks(self.model, split.X)  # bounded memory on large splits
-        values = [self.loss(outputs, split.y),
-                  self.task.replica_score_sums(outputs, split.y, self.outputs_are_probabilities)]
+        if split.folds is not None:
+            values = self._evaluate_folds(split)
+        else:
+            outputs = forward_in_chunks(self.model, split.X)  # bounded memory on large splits
+            values = [self.loss(outputs, split.y),
+                      self.task.replica_score_sums(outputs, split.y, self.outputs_are_probabilities)]
         self.model.train()
         return values
+
+    def _evaluate_folds(self, split: Split) -> list[torch.Tensor]:
+        """Cross-validation: each replica scored on its own fold's rows. Every replica runs on every fold (one
+        batched forward per fold: as much work as one pass over the rows) and keeps its own fold's numbers."""
+        losses = torch.zeros(len(self.replica_folds), device=self._device)
+        scores = torch.zeros_like(losses)
+        for fold, rows in enumerate(split.folds):
+            mine = torch.tensor([r for r, f in enumerate(self.replica_folds) if f == fold], device=self._device)
+            if not len(mine):
+                continue
+            outputs = forward_in_chunks(self.model, split.X[rows])[mine]
+            y = split.y[rows]
+            losses[mine] = self.loss(outputs, y).to(losses.dtype)
+            scores[mine] = self.task.replica_score_sums(outputs, y, self.outputs_are_probabilities).to(scores.dtype)
+        return [losses, scores]
 
     def _end_evaluated_epoch(self, train_sums: list[torch.Tensor]) -> None:
         rows = self.make_rows(train_sums)

@@ -79,7 +79,7 @@ def decision_monitor(config: Config, dataset: Dataset) -> str | None:
     """The metrics.csv column the best checkpoint, early stopping and a plateau schedule watch: the config's
     early_stopping.monitor, else the validation loss; None without a validation split (the test split never
     decides: such a run keeps no best checkpoint)."""
-    has_val = dataset.X_val is not None
+    has_val = dataset.rows("val") > 0
     es = config.train.early_stopping
     monitor = es.monitor if es else ("val_loss" if has_val else None)
     if monitor is None:
@@ -110,6 +110,11 @@ def device_splits(dataset: Dataset, device: torch.device, shuffle_buffer: int = 
         return splits
 
     splits = {"train": split(dataset.X_train, dataset.y_train), "test": split(dataset.X_test, dataset.y_test)}
+    if dataset.folds is not None:  # cross-validation: fold k's replica trains on the other folds, is scored on k
+        held_out = [torch.as_tensor(rows, device=device) for rows in dataset.folds]
+        every = torch.arange(len(dataset.X_train), device=device)
+        splits["train"].folds = [every[~torch.isin(every, rows)] for rows in held_out]
+        splits["val"] = Split(splits["train"].X, splits["train"].y, folds=held_out)
     if dataset.X_val is not None:
         splits["val"] = split(dataset.X_val, dataset.y_val)
     return splits
@@ -325,6 +330,9 @@ def setup_group(configs: list[Config], dataset: Dataset | None = None, spread: b
     check_memory(configs, dataset, device)
     whole, world, rows = configs[0], None, slice(None)
     if spread:
+        if dataset.folds is not None:
+            raise UserError("dataset.cv_folds trains its folds' replicas as one model in one process; run it "
+                            "without torchrun (or --nproc), or spread a sweep of them: clftrain sweep --cv --nproc")
         check_spread(whole.seeds, distributed.world_size())
         world = distributed.join_world(device)
         rows = seed_slice(whole.seeds, world)
@@ -339,6 +347,8 @@ def setup_group(configs: list[Config], dataset: Dataset | None = None, spread: b
         model=model, members=members, task=dataset.task, cfg=configs[0].train, splits=device_splits(dataset, device),
         loss=ReplicaLoss(configs[0].train.loss, build_loss(configs[0].train, dataset, device)),
         outputs_are_probabilities=expects_probabilities(configs[0].train.loss), world=world,
+        # cross-validation: replica k of every run holds out fold k (each run lists one seed per fold)
+        replica_folds=None if dataset.folds is None else [k for c in configs for k in range(len(c.seeds))],
     )
     group = Group(trainer, dataset, device, whole, rows=rows)
     if world is not None:

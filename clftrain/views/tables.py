@@ -126,8 +126,9 @@ def _seeds_table(replicas: list[dict], metric: str) -> Table:
     return table
 
 
-def show_sweep(console: Console, sweep_dir: Path, rows: list[dict], ranked_by: str, grid_keys: list[str]) -> None:
-    """The sweep's runs, best first by `ranked_by` (a sweep.csv column: a mean over each run's seeds).
+def show_sweep(console: Console, sweep_dir: Path, rows: list[dict], ranked_by: str, grid_keys: list[str],
+               over: str = "each run's seeds") -> None:
+    """The sweep's runs, best first by `ranked_by` (a sweep.csv column: a mean `over` each run's replicas).
 
     Readable at 80 columns (a pipe, a narrow terminal): a run is its number, its grid values have their own
     columns and wrap at their spaces, and a number is never cut (no column is narrower than its widest
@@ -153,7 +154,7 @@ def show_sweep(console: Console, sweep_dir: Path, rows: list[dict], ranked_by: s
     # min - max and then the test loss are left to sweep.csv rather than cut.
     grid = set(headers[2:2 + len(grid_keys)])
     headers, cells, left_out = _fit_columns(headers, cells, console.width, grid, ["min - max", "test loss"])
-    table = Table(title=f"{sweep_dir}: runs ranked by final {label} (over each run's seeds)", title_justify="left",
+    table = Table(title=f"{sweep_dir}: runs ranked by final {label} (over {over})", title_justify="left",
                   caption=f"run NN: {sweep_dir}/NN-... (sweep.csv has every column"
                           + (f", {' and '.join(left_out)} too)" if left_out else ")"),
                   caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
