@@ -440,6 +440,9 @@ def sweep(
         "--cv", metavar="K", help="Cross-validate every combination on K stratified folds of the training rows "
                                   "(its K folds trained as one batched model) and rank by the folds' mean "
                                   "validation score (dataset.cv_folds).")] = None,
+    refit: Annotated[bool, typer.Option(
+        "--refit", help="Train the winner again on its training and validation rows together (its folds, with "
+                        "--cv) into SWEEP_DIR/refit, a run directory like any other.")] = False,
     overrides: SetOption = None,
     seeds: SeedsOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory to create (must not exist).")] = None,
@@ -455,6 +458,9 @@ def sweep(
     together as one batched model."""
     if track:
         overrides = [*(overrides or []), f"tracking=[{', '.join(track)}]"]
+    if nproc is not None and refit:
+        raise UserError("--refit trains the winner in this process once the sweep is ranked; run the sweep with "
+                        "--nproc, then: clftrain fit SWEEP_DIR/RUN/config.yaml --set dataset.val_size=0 ...")
     if nproc is not None:
         from clftrain.runs import launch_sweep
 
@@ -486,6 +492,23 @@ def sweep(
         said.print(f"interrupted by {result.signal}: the runs above are complete or resumable "
                       "(clftrain fit --resume RUN_DIR); the sweep's other batches did not start")
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
+    if refit:
+        _refit_winner(plan, result, shown, said)
+
+
+def _refit_winner(plan, result, shown: Console, said: Console) -> None:
+    from clftrain.runs import SIGNAL_EXIT_CODES
+    from clftrain.runs.refit import plan_refit, run_refit
+    from clftrain.views import ConsoleProgress, show_model, show_result
+
+    chosen = plan_refit(plan, result)
+    said.print(f"refit: {chosen.winner}, " + "; ".join(chosen.why))
+    fitted = run_refit(chosen, result.sweep_dir, callbacks=[ConsoleProgress(shown)],
+                       on_model=lambda layers, params, device: show_model(shown, layers, params, device))
+    show_result(said, fitted.run_dir, fitted.summary)
+    if fitted.summary["status"] == "interrupted":
+        said.print(f"interrupted by {fitted.signal}; continue the refit with: clftrain fit --resume {fitted.run_dir}")
+        raise typer.Exit(SIGNAL_EXIT_CODES.get(fitted.signal, 130))
 
 
 @app.command()
