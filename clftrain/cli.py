@@ -440,6 +440,9 @@ def sweep(
         "--cv", metavar="K", help="Cross-validate every combination on K stratified folds of the training rows "
                                   "(its K folds trained as one batched model) and rank by the folds' mean "
                                   "validation score (dataset.cv_folds).")] = None,
+    halving: Annotated[bool, typer.Option(
+        "--halving", help="Successive halving: at rungs (epochs/27, /9, /3 as the runs allow) keep the best third "
+                          "of each batch's runs by validation score and stop the rest (status pruned).")] = False,
     refit: Annotated[bool, typer.Option(
         "--refit", help="Train the winner again on its training and validation rows together (its folds, with "
                         "--cv) into SWEEP_DIR/refit, a run directory like any other.")] = False,
@@ -467,7 +470,7 @@ def sweep(
         args = [str(config), *(f"--grid={item}" for item in grid or []), *(f"--set={item}" for item in overrides or []),
                 *([f"--trials={trials}"] if trials is not None else []),
                 *([f"--search-seed={search_seed}"] if search_seed is not None else []),
-                *([f"--cv={cv}"] if cv is not None else []),
+                *([f"--cv={cv}"] if cv is not None else []), *(["--halving"] if halving else []),
                 *([f"--seeds={seeds}"] if seeds else []), *([f"--out={out}"] if out else []), f"--runs={runs_root}",
                 *(["-q"] if quiet else [])]
         raise typer.Exit(launch_sweep(nproc, args, _warn))
@@ -476,7 +479,7 @@ def sweep(
     from clftrain.runs import SIGNAL_EXIT_CODES, SWEEP_CSV, plan_sweep, run_sweep
     from clftrain.views import SweepProgress, show_sweep
 
-    plan = plan_sweep(config, grid or [], overrides, seeds, trials, search_seed, cv)
+    plan = plan_sweep(config, grid or [], overrides, seeds, trials, search_seed, cv, halving)
     shown = Console(quiet=quiet or _follower_rank() is not None, highlight=False, soft_wrap=True)
 
     def progress(number, group):

@@ -469,7 +469,7 @@ def is_finished(epoch: int, config: Config, payload: dict) -> bool:
     """Whether a checkpoint's run has nothing left to train: every epoch ran, it stopped early, or it diverged."""
     planned = ((payload.get("config") or {}).get("train") or {}).get("epochs", config.train.epochs)
     stopped_early = payload.get("status") == "completed" and epoch < planned
-    return stopped_early or payload.get("status") == "diverged" or epoch >= config.train.epochs
+    return stopped_early or payload.get("status") in ("diverged", "pruned") or epoch >= config.train.epochs
 
 
 def missing_end_steps(recorder: RunRecorder, status: str) -> list[str]:
@@ -503,6 +503,9 @@ def check_epochs_left(run_dir: Path, epoch: int, config: Config, payload: dict) 
     """A run that has nothing left to train is refused: it ran every epoch, or stopped early (it completed
     before the epochs it was planned with)."""
     planned = ((payload.get("config") or {}).get("train") or {}).get("epochs", config.train.epochs)
+    if payload.get("status") == "pruned":
+        raise UserError(f"{run_dir} was pruned at epoch {epoch} by successive halving (sweep --halving): it is "
+                        "complete; to train it on, start a new run from its config.yaml")
     if payload.get("status") == "completed" and epoch < planned:
         raise UserError(f"{run_dir} stopped early at epoch {epoch} (train.early_stopping): it is complete; "
                         "start a new run to train it differently")

@@ -61,6 +61,7 @@ class SweepPlan:
     batches: list[list[Combination]] = field(default_factory=list)  # one shape each, in order of first appearance
     search: dict[str, int] | None = None  # a random search: {"trials": N, "seed": S}
     cv: int | None = None  # cross-validated on this many folds (dataset.cv_folds)
+    halving: bool = False  # successive halving within each batch
 
     @property
     def name(self) -> str:
@@ -141,12 +142,13 @@ def _split_top_level(raw: str) -> list[str]:
 # ---------------------------------------------------------------------- planning: validate every combination
 def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | None = None,
                seeds: str | None = None, trials: int | None = None, search_seed: int | None = None,
-               cv: int | None = None) -> SweepPlan:
+               cv: int | None = None, halving: bool = False) -> SweepPlan:
     """Every combination validated (all problems reported at once, each naming its --grid key) and grouped.
 
     `trials`: a random search of that many combinations drawn from the grid's values and distributions, seeded
     by `search_seed` (default 0). `cv`: every combination cross-validated on that many folds (dataset.cv_folds:
-    its folds are its replicas, so its validation mean and std are the folds')."""
+    its folds are its replicas, so its validation mean and std are the folds'). `halving`: each batch's
+    clearly worse runs pruned early (training/halving.py)."""
     config_path = Path(config_path)
     if cv is not None and not 2 <= cv <= MAX_FOLDS:
         raise UserError(f"--cv {cv}: cross-validation deals the training rows into 2 to {MAX_FOLDS} folds, each "
@@ -192,7 +194,7 @@ def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | 
                         + "\n".join(f"  - {line}" for line in dict.fromkeys(problems)))
     combinations = [Combination(i, values, config, _dir_name(i, values, grid))
                     for i, (values, config) in enumerate(zip(combos, configs), start=1)]
-    return SweepPlan(config_path, grid, combinations, group_by_shape(combinations), search, cv)
+    return SweepPlan(config_path, grid, combinations, group_by_shape(combinations), search, cv, halving)
 
 
 def _value_combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -315,7 +317,8 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
             run_dirs = [rundir.create_run_dir(c.config.name, sweep_dir / c.dir_name) for c in combos]
             for member, run_dir in zip(group.members, run_dirs):
                 write_config(run_dir, member.config)
-            summaries, result.signal = train_group(group, run_dirs, on_batch(number, group) if on_batch else [])
+            callbacks = [*(on_batch(number, group) if on_batch else []), *_halving(plan, group, result.ranked_by)]
+            summaries, result.signal = train_group(group, run_dirs, callbacks)
             result.rows.extend(_row(c, s, number) for c, s in zip(combos, summaries))
             result.rows = _ranked(result.rows, result.ranked_by)
             if world is None:
@@ -329,6 +332,20 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
             on_main(world, lambda: _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, text)))
         ended.append("interrupted" if result.signal else "completed")
     return result
+
+
+def _halving(plan: SweepPlan, group, ranked_by: str) -> list:
+    """--halving: the batch's successive halving, on the column the sweep ranks by (without its _mean)."""
+    if not plan.halving:
+        return []
+    from clftrain.training.halving import SuccessiveHalving
+
+    return [SuccessiveHalving(group.members, ranked_by.removesuffix("_mean"), _higher_is_better(ranked_by),
+                              group.config.train.epochs)]
+
+
+def _higher_is_better(column: str) -> bool:
+    return not column.startswith(("val_mae", "test_mae"))
 
 
 def _data_key(config: Config) -> str:
@@ -369,13 +386,17 @@ def _row(combo: Combination, summary: dict, batch: int) -> dict[str, Any]:
 
 
 def _ranked(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
-    higher_is_better = not column.startswith(("val_mae", "test_mae"))
+    higher_is_better = _higher_is_better(column)
 
     def key(row):
         value = row.get(column)
         if value is None or not math.isfinite(value):
-            return (1, 0.0)  # runs without a score go last
-        return (0, -value if higher_is_better else value)
+            return (2, 0.0, 0.0)  # runs without a score go last
+        # pruned runs after those that trained on: a score at an earlier epoch is not comparable; ties (small
+        # validation splits' accuracies often tie) to the lower validation loss
+        loss = row.get("val_loss_mean")
+        tie = loss if isinstance(loss, float) and math.isfinite(loss) else math.inf
+        return (int(row["status"] == "pruned"), -value if higher_is_better else value, tie)
 
     ranked = sorted(rows, key=key)
     for rank, row in enumerate(ranked, start=1):
@@ -405,6 +426,11 @@ def _plan_record(plan: SweepPlan) -> dict:
         record["search"] = dict(plan.search)
     if plan.cv is not None:
         record["cv"] = {"folds": plan.cv}  # each run's replicas are its folds: val_*_mean/std are the folds'
+    if plan.halving:
+        from clftrain.training.halving import RATE, rung_epochs
+
+        record["halving"] = {"rate": RATE, "rungs": [rung_epochs(len(batch), batch[0].config.train.epochs)
+                                                     for batch in plan.batches]}  # per batch
     return record
 
 

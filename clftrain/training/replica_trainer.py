@@ -152,6 +152,7 @@ class Member:
     diverged_at: list[int | None] = field(default_factory=list)  # epoch a replica's loss stopped being finite
     stopped_at: list[int | None] = field(default_factory=list)  # epoch a replica stopped early
     latest: list[dict | None] = field(default_factory=list)  # this evaluated epoch's rows (None: stopped)
+    pruned_at: int | None = None  # the epoch successive halving stopped the run (training/halving.py)
 
     def __post_init__(self) -> None:
         replicas = len(self.seeds)
@@ -180,7 +181,9 @@ class Member:
         return [latest.get(seed) for seed in self.seeds]
 
     def status(self, trainer_status: str) -> str:
-        return "diverged" if all(self.diverged_at) else trainer_status
+        if all(self.diverged_at):
+            return "diverged"
+        return "pruned" if self.pruned_at is not None else trainer_status
 
     def epochs_run(self, trainer_epoch: int) -> int:
         """The loop's epoch while a replica trains; once all have stopped, the last one's stopping epoch."""
@@ -227,6 +230,7 @@ class ReplicaTrainer(EpochLoop):
     replica_folds: list[int] | None = None  # cross-validation: the fold each replica holds out (Split.folds)
 
     def __post_init__(self) -> None:
+        self._active: torch.Tensor | None = None  # the replicas forward computes (None: all), _refresh_active
         self.generators = [g for member in self.members for g in member.generators]
         self._params = [p for m in self.members for group in m.optimizer.param_groups for p in group["params"]]
         self._device = self.splits["train"].X.device
@@ -240,8 +244,30 @@ class ReplicaTrainer(EpochLoop):
                     if row is not None and member.active(i):
                         member.rates.step(i, row[member.best.monitor], self._device)
 
+    def fit(self):
+        try:
+            return super().fit()
+        finally:  # whoever uses the model next (the end-of-run figures) sees every replica
+            self.model.set_active(list(range(len(self.model.parts))))
+            self._active = None
+
+    def _refresh_active(self) -> None:
+        """Leave the runs whose every replica has stopped out of the batched work (StackedMLP.set_active)."""
+        parts = [m.part for m in self.members if any(m.active(i) for i in range(len(m.seeds)))]
+        self.model.set_active(parts or [m.part for m in self.members])  # none left here: a spread run's others train
+        active = self.model.active_replicas()
+        self._active = None if active is None else torch.tensor(active, device=self._device)
+
+    def _all_replicas(self, values: torch.Tensor) -> torch.Tensor:
+        """[active replicas] values as [R], zeros for the replicas left out (their rows are not recorded)."""
+        if self._active is None:
+            return values
+        every = torch.zeros(self.model.replicas, dtype=values.dtype, device=values.device)
+        return every.index_copy(0, self._active, values)
+
     def run_epoch(self, track: bool) -> list[torch.Tensor]:
         """One pass over the training data; [loss_sum [R], score_sum [R]] device tensors when tracked."""
+        self._refresh_active()
         self.model.train()
         train = self.splits["train"]
         size = self.cfg.batch_size
@@ -266,6 +292,8 @@ class ReplicaTrainer(EpochLoop):
         return torch.stack(orders)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor, track: bool) -> list[torch.Tensor]:
+        if self._active is not None and X.dim() == 3:  # each replica's own rows: the active ones'
+            X, y = X[self._active], y[self._active]
         outputs = self.model(X)  # [R, B, O]
         losses = self.loss(outputs, y)  # [R], each replica's own mean loss
         for p in self._params:  # as Trainer.train_step: optimizer.zero_grad(set_to_none=True) without its bookkeeping
@@ -273,6 +301,8 @@ class ReplicaTrainer(EpochLoop):
         # d(sum)/d(loss_r) = 1: replica r's gradient is exactly the one it would get alone.
         losses.sum().backward()
         for member in self.members:
+            if self.model.active is not None and member.part not in self.model.active:
+                continue  # stopped: no gradient, nothing to step
             params = self.model.part_parameters(member.part)
             if member.config.train.grad_clip is not None:
                 clip_grad_norms_(params, member.config.train.grad_clip)
@@ -283,7 +313,8 @@ class ReplicaTrainer(EpochLoop):
             return []
         with torch.no_grad():
             rows = outputs.shape[1]
-            return [losses.detach() * rows, self.task.replica_score_sums(outputs, y, self.outputs_are_probabilities)]
+            return [self._all_replicas(losses.detach() * rows),
+                    self._all_replicas(self.task.replica_score_sums(outputs, y, self.outputs_are_probabilities))]
 
     @torch.inference_mode()
     def evaluate(self, split: Split) -> list[torch.Tensor]:
@@ -293,8 +324,8 @@ class ReplicaTrainer(EpochLoop):
             values = self._evaluate_folds(split)
         else:
             outputs = forward_in_chunks(self.model, split.X)  # bounded memory on large splits
-            values = [self.loss(outputs, split.y),
-                      self.task.replica_score_sums(outputs, split.y, self.outputs_are_probabilities)]
+            values = [self._all_replicas(self.loss(outputs, split.y)), self._all_replicas(
+                self.task.replica_score_sums(outputs, split.y, self.outputs_are_probabilities))]
         self.model.train()
         return values
 
@@ -303,14 +334,16 @@ class ReplicaTrainer(EpochLoop):
         batched forward per fold: as much work as one pass over the rows) and keeps its own fold's numbers."""
         losses = torch.zeros(len(self.replica_folds), device=self._device)
         scores = torch.zeros_like(losses)
+        computed = self.model.active_replicas() or list(range(self.model.replicas))  # forward's output order
         for fold, rows in enumerate(split.folds):
-            mine = torch.tensor([r for r, f in enumerate(self.replica_folds) if f == fold], device=self._device)
-            if not len(mine):
+            mine = [(r, at) for at, r in enumerate(computed) if self.replica_folds[r] == fold]
+            if not mine:
                 continue
-            outputs = forward_in_chunks(self.model, split.X[rows])[mine]
+            replicas, positions = (torch.tensor(v, device=self._device) for v in zip(*mine))
+            outputs = forward_in_chunks(self.model, split.X[rows])[positions]
             y = split.y[rows]
-            losses[mine] = self.loss(outputs, y).to(losses.dtype)
-            scores[mine] = self.task.replica_score_sums(outputs, y, self.outputs_are_probabilities).to(scores.dtype)
+            losses[replicas] = self.loss(outputs, y).to(losses.dtype)
+            scores[replicas] = self.task.replica_score_sums(outputs, y, self.outputs_are_probabilities).to(scores.dtype)
         return [losses, scores]
 
     def _end_evaluated_epoch(self, train_sums: list[torch.Tensor]) -> None:
@@ -382,6 +415,7 @@ class ReplicaTrainer(EpochLoop):
                     "dropout": [generators[r].get_state() for r in member.span] if generators else None},
             "diverged_at": member.diverged_at,
             "stopped_at": member.stopped_at,
+            "pruned_at": member.pruned_at,
             "partial": self._saved_partial(slice(member.span.start, member.span.stop)),
         }
 
@@ -402,6 +436,7 @@ class ReplicaTrainer(EpochLoop):
                 self.model.dropout_generators[r].set_state(saved)
         member.diverged_at = list(state["diverged_at"])
         member.stopped_at = list(state.get("stopped_at") or [None] * len(member.seeds))
+        member.pruned_at = state.get("pruned_at")
         held = [i for i in range(len(member.seeds)) if not member.active(i)]
         if held:  # the weights and optimizer state just loaded are where they stopped
             member.frozen.freeze(held, len(member.seeds))

@@ -96,6 +96,21 @@ class StackedMLP(nn.Module):
             self.register_buffer(_buffer_name(key), torch.stack([s[key] for s in states]))
         # Dropout draws from one generator per replica (set by the trainer): see _dropout.
         self.dropout_generators: list[torch.Generator] | None = None
+        # The parts forward computes (None: all). A sweep's run whose replicas have all stopped (early stopping,
+        # pruning) drops out of the batched work: forward takes and returns only the active parts' replicas.
+        self.active: list[int] | None = None
+
+    def set_active(self, parts: list[int]) -> None:
+        """Compute only these parts from now on (all of them: None). Batch norm keeps every part: its running
+        statistics are one stacked buffer that forward updates in place."""
+        self.active = None if len(parts) == len(self.parts) or self.has_batch_norm else list(parts)
+
+    def active_replicas(self) -> list[int] | None:
+        """Positions of the replicas forward computes, in its output's order (None: every replica)."""
+        if self.active is None:
+            return None
+        bounds = self.part_bounds()
+        return [r for part in self.active for r in range(*bounds[part])]
 
     def part_bounds(self) -> list[tuple[int, int]]:
         """[(first, last + 1)] replica positions of each part."""
@@ -116,12 +131,13 @@ class StackedMLP(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         params = self._parameters_by_key()
+        replicas = self.replicas if self.active is None else sum(self.part_sizes[p] for p in self.active)
         h = x.transpose(-1, -2)  # [F, N] or [R, F, N]
         for layer in self.plan:
             if layer.kind == "linear":
                 weight, bias = params[f"{layer.name}.weight"], params[f"{layer.name}.bias"]
                 if h.dim() == 2:  # the same rows for every replica: broadcast them, no copy
-                    h = h.expand(self.replicas, *h.shape)
+                    h = h.expand(replicas, *h.shape)
                 h = torch.baddbmm(bias.unsqueeze(2), weight, h)
             elif layer.kind == "batch_norm":
                 h = self._batch_norm(layer, h, params)
@@ -130,7 +146,7 @@ class StackedMLP(nn.Module):
             elif layer.kind == "scale":  # model.input_scale: [R, F] weights on [F, N] or [R, F, N] rows
                 h = h * (params[f"{layer.name}.weight"] * InputScale.FACTOR).unsqueeze(-1)
             elif layer.kind == "periodic":
-                h = self._periodic(layer, h, params)
+                h = self._periodic(layer, h, params, replicas)
             elif isinstance(layer.module, nn.ReLU):
                 # In place: backward needs only ReLU's result, not the Linear/BatchNorm output it overwrites,
                 # and every [R, C, N] tensor not allocated saves memory traffic.
@@ -140,9 +156,10 @@ class StackedMLP(nn.Module):
         return h.transpose(1, 2)  # [R, N, O]
 
     def _parameters_by_key(self) -> dict[str, torch.Tensor]:
-        if len(self.parts) == 1:
-            return dict(zip(self.param_keys, self.parts[0].values))
-        return {key: torch.cat([part.values[i] for part in self.parts]) for i, key in enumerate(self.param_keys)}
+        parts = self.parts if self.active is None else [self.parts[p] for p in self.active]
+        if len(parts) == 1:
+            return dict(zip(self.param_keys, parts[0].values))
+        return {key: torch.cat([part.values[i] for part in parts]) for i, key in enumerate(self.param_keys)}
 
     def _batch_norm(self, layer: _Layer, h: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         # [R, C, N] -> [1, R*C, N]: statistics per (replica, channel) over the rows, as BatchNorm1d over [N, C].
@@ -155,13 +172,13 @@ class StackedMLP(nn.Module):
                            params[f"{layer.name}.bias"].reshape(-1), self.training, layer.momentum, layer.eps)
         return out.view(R, C, N)
 
-    def _periodic(self, layer: _Layer, h: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _periodic(self, layer: _Layer, h: torch.Tensor, params: dict[str, torch.Tensor], replicas: int) -> torch.Tensor:
         """PeriodicEmbedding of each replica: [F, N] or [R, F, N] -> [R, F * (WIDTH + 1), N], feature-major as the
         solo layer flattens it."""
         frequency, phase = params[f"{layer.name}.frequency"], params[f"{layer.name}.phase"]  # [R, F, k]
         weight, bias = params[f"{layer.name}.weight"], params[f"{layer.name}.bias"]  # [R, F, k, d], [R, F, d]
         if h.dim() == 2:
-            h = h.expand(self.replicas, *h.shape)
+            h = h.expand(replicas, *h.shape)
         x = h.unsqueeze(2)  # [R, F, 1, N]
         waves = torch.cos(2 * torch.pi * (x * frequency.unsqueeze(-1) + phase.unsqueeze(-1)))  # [R, F, k, N]
         embedded = torch.einsum("rfkn,rfkd->rfdn", waves, weight) + bias.unsqueeze(-1)  # [R, F, d, N]
@@ -175,8 +192,10 @@ class StackedMLP(nn.Module):
         keep = 1 - layer.p
         # What nn.Dropout does on the CPU: x * empty_like(x).bernoulli_(1 - p) / (1 - p), with x [N, C]. Each
         # replica draws its own noise from its own generator, which continues the solo run's torch RNG.
+        active = self.active_replicas()
+        generators = self.dropout_generators if active is None else [self.dropout_generators[r] for r in active]
         noise = torch.stack([torch.empty(N, C, device=h.device).bernoulli_(keep, generator=g).t()
-                             for g in self.dropout_generators])
+                             for g in generators])
         return h * noise.div_(keep)
 
     def _buffer(self, key: str) -> torch.Tensor:
