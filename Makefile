@@ -13,6 +13,8 @@
 #   make bench-tables  reading a 200,000-row table with text: pyarrow's typed CSV reader, the careful one, Parquet
 #   make bench-ablation  the tabular preset part by part (README "The tabular recipe") on 9 tables, 5 seeds, each part
 #               taken out or swapped in turn (make bench-ablation ABLATION_SEEDS=3 ABLATION_TABLES=wine,heart JOBS=2)
+#   make bench-search  a 50-trial x 5-fold cross-validated search as one batched model, with --halving, against
+#               one fit after another, and the whole sweep command
 #   make bench-quality  test accuracy on real tables: clftrain's default recipe against MLPClassifier,
 #               HistGradientBoosting, LightGBM and RealMLP-TD (make bench-quality TABLES=iris,penguins SEEDS=3 MODELS=clftrain,mlp)
 #   make bench-huge  a 10,000,000 x 20 table (CSV, Parquet) trained streamed vs in memory: time, rows/s, peak RSS
@@ -41,7 +43,7 @@ FORMATS ?=
 MODES ?=
 HUGE_REPS ?= 1
 
-.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed bench-tables bench-quality bench-huge bench-ablation fuzz
+.PHONY: fit test install chromium clean bench bench-replicas bench-threads bench-distributed bench-tables bench-quality bench-huge bench-ablation bench-search fuzz
 
 $(BIN)/clftrain: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -113,6 +115,9 @@ fuzz: install
 	$(BIN)/python tests/fuzz_matrix.py
 
 # Its CSV tables with text and gaps are bench/quality.py's: the same packages.
+bench-search: install
+	$(BIN)/python -m bench.search
+
 bench-ablation: install $(VENV)/.bench-quality-deps
 	$(BIN)/python -m bench.ablation --seeds $(ABLATION_SEEDS) --jobs $(JOBS) \
 		$(if $(ABLATION_TABLES),--tables $(ABLATION_TABLES)) $(if $(ABLATION_VARIANTS),--variants $(ABLATION_VARIANTS))

@@ -56,6 +56,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "-robust_clip": ("numeric_transform: standard", {"dataset.numeric_transform": "standard"}),
     "~quantile": ("numeric_transform: quantile", {"dataset.numeric_transform": "quantile"}),
     "-input_scale": ("input_scale: false", {"model.input_scale": False}),
+    "-even_batches": ("even_batches: false (batches of 256 and a remainder: 259 rows are 256 + 3)",
+                      {"train.even_batches": False}),
     "-selu": ("activation: relu", {"model.activation": "relu"}),
     "-dropout": ("dropout: 0", {"model.dropout": 0.0}),
     "+adamw": ("AdamW, weight_decay 0.01 (decoupled)", {"train.optimizer": "adamw", "train.weight_decay": 0.01}),

@@ -10,6 +10,12 @@ per seed; every model is trained on the same 80% and scored on the same held-out
                  `clftrain eval RUN --data test.csv` (the held-out rows, written out), and checked equal to the
                  test accuracy fit reports for the same weights, with the same number of rows: if the two disagree,
                  the run's row says `same test rows: NO`.
+  auto           the one command without a config: `clftrain fit table.csv --target COLUMN --budget 60s` (the
+                 default budget; --budget B), with --seed seed and dataset.seed = seed so that its test split is
+                 the held-out 20% as above: the tabular recipe, a batched random search of lr and weight decay,
+                 the winner as an ensemble sized to the budget. It reads the whole table to write its config (as
+                 a user's run does: the column kinds, the classes), never the test rows' labels in training.
+                 Scored the same way (`clftrain eval RUN --data test.csv`: the ensemble's mean probability).
   mlp            scikit-learn's MLPClassifier, default settings (one hidden layer of 100, Adam, L2 1e-4) but
                  max_iter=10,000 (its tol is met on every table; 2,000 was not enough for cars), after
                  SimpleImputer (median; most frequent for text) + StandardScaler + OneHotEncoder.
@@ -266,6 +272,38 @@ def run_clftrain(s: Split, args: argparse.Namespace) -> dict:
                                                                            "standardize", "val_size")}}}
 
 
+def run_auto(s: Split, args: argparse.Namespace) -> dict:
+    folder = s.workdir / f"auto-{s.table.name}-{s.seed}"
+    folder.mkdir(parents=True)
+    whole = write_csv(folder / "table.csv", s.table, np.arange(len(s.table.y)))
+    test_csv = write_csv(folder / "test.csv", s.table, s.test)
+    run_dir = folder / "run"
+    steps = {"fit": [*clftrain_command(), "fit", str(whole), "--target", s.table.target, "--budget", args.budget,
+                     "--seed", str(s.seed), "--set", f"dataset.seed={s.seed}", "--out", str(run_dir), "-q",
+                     "--no-report"],
+             "eval": [*clftrain_command(), "eval", str(run_dir), "--data", str(test_csv), "--json"]}
+    seconds, out = {}, {}
+    for step, cmd in steps.items():
+        seconds[step], proc = timed(cmd)
+        if proc.returncode != 0:
+            raise RuntimeError(f"clftrain {step} exited {proc.returncode}: "
+                               + " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-6:]))
+        out[step] = proc.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    record = json.loads((run_dir / "auto_fit.json").read_text())
+    evaluated = json.loads(out["eval"])
+    accuracy = evaluated["metrics"]["accuracy"]
+    at = summary["best"] if summary["weights"].get("restored_best") else summary["final"]
+    same_rows = (held_out_rows(s, summary["data"]["classes"]) and summary["data"]["test"] == len(s.test)
+                 == evaluated["data"]["rows"] and abs(at["test_acc"] - accuracy) < 1e-9)
+    return {"accuracy": accuracy, "seconds": seconds["fit"], "train_seconds": record["seconds"],
+            "eval_seconds": seconds["eval"], "same_test_rows": same_rows, "fit_test_acc": at["test_acc"],
+            "within_budget": record.get("within_budget"), "trials": record["search"]["trials"],
+            "search_epochs": record["search"]["epochs"], "members": record["final"]["members"],
+            "epochs_run": summary["epochs_run"], "phases": record.get("phases"),
+            "rows": {k: summary["data"][k] for k in ("train", "val", "test") if k in summary["data"]}}
+
+
 def held_out_rows(s: Split, classes: list[str]) -> bool:
     """Whether the run's test split is the held-out rows: clftrain's own split function, given the class codes
     the run used, against train_test_split's test rows."""
@@ -399,11 +437,15 @@ class Model:
 
 MODELS: dict[str, Model] = {
     "clftrain": Model("clftrain", run_clftrain),
+    "auto": Model("clftrain fit DATA", run_auto),
     "mlp": Model("MLPClassifier", run_mlp),
     "hgb": Model("HistGB", run_hgb),
     "lightgbm": Model("LightGBM", run_lightgbm, ("lightgbm",)),
     "realmlp": Model("RealMLP-TD", run_realmlp, ("pytabkit", "pandas")),
 }
+
+
+CLFTRAIN_MODELS = ("clftrain", "auto")  # whose targets are checked, each against the others
 
 
 def unavailable(model: Model) -> str | None:
@@ -433,7 +475,7 @@ def summarize(runs: list[dict], tables: list[str], models: list[str]) -> dict:
             row = {"n": len(ok), "mean": statistics.fmean(accuracies),
                    "std": statistics.stdev(accuracies) if len(ok) > 1 else 0.0, "accuracies": accuracies,
                    "seconds": statistics.fmean(r["seconds"] for r in ok)}
-            if m == "clftrain":
+            if m in CLFTRAIN_MODELS:
                 row["train_seconds"] = statistics.fmean(r["train_seconds"] for r in ok)
                 row["same_test_rows"] = all(r["same_test_rows"] for r in ok)
             if m == "mlp" and not all(r["converged"] for r in ok):
@@ -455,54 +497,56 @@ def points(difference: float) -> float:
     return round(difference * 100, 6) + 0.0  # + 0.0: no "-0.00"
 
 
-def check_targets(summary: dict, tables: list[str]) -> list[str]:
-    """The issue's three targets, each as 'PASS/FAIL/n.a.: what (measured)'."""
+def check_targets(summary: dict, tables: list[str], me: str = "clftrain") -> list[str]:
+    """The issue's three targets for `me` (a CLFTRAIN_MODELS name), each as 'PASS/FAIL/n.a.: what (measured)'."""
+    name = MODELS[me].label
+
     def both(theirs):
-        return [t for t in tables if summary[t].get("clftrain", {}).get("n") and summary[t].get(theirs, {}).get("n")]
+        return [t for t in tables if summary[t].get(me, {}).get("n") and summary[t].get(theirs, {}).get("n")]
 
     def gap(t, theirs):
-        return points(summary[t]["clftrain"]["mean"] - summary[t][theirs]["mean"])
+        return points(summary[t][me]["mean"] - summary[t][theirs]["mean"])
 
     lines = []
     shared = both("mlp")
     if shared:
         worse = [t for t in shared if gap(t, "mlp") < 0]
-        lines.append(f"{'FAIL' if worse else 'PASS'}: clftrain >= MLPClassifier on every table: "
+        lines.append(f"{'FAIL' if worse else 'PASS'}: {name} >= MLPClassifier on every table: "
                      + ", ".join(f"{t} {gap(t, 'mlp'):+.2f}" for t in shared) + " points"
                      + (f" (behind on {len(worse)} of {len(shared)}: {', '.join(worse)})" if worse else ""))
     else:
-        lines.append("n.a.: clftrain >= MLPClassifier on every table (no table has both)")
+        lines.append(f"n.a.: {name} >= MLPClassifier on every table (no table has both)")
     shared = both("hgb")
     if shared:
         ahead = [t for t in shared if gap(t, "hgb") >= 0]
-        lines.append(f"{'PASS' if len(ahead) * 2 > len(shared) else 'FAIL'}: clftrain >= HistGradientBoosting on "
+        lines.append(f"{'PASS' if len(ahead) * 2 > len(shared) else 'FAIL'}: {name} >= HistGradientBoosting on "
                      f"most tables: {len(ahead)} of {len(shared)} ("
                      + ", ".join(f"{t} {gap(t, 'hgb'):+.2f}" for t in shared) + " points)")
     else:
-        lines.append("n.a.: clftrain >= HistGradientBoosting on most tables (no table has both)")
-    mine, theirs = mean_over_tables(summary, "clftrain", tables), mean_over_tables(summary, "realmlp", tables)
+        lines.append(f"n.a.: {name} >= HistGradientBoosting on most tables (no table has both)")
+    mine, theirs = mean_over_tables(summary, me, tables), mean_over_tables(summary, "realmlp", tables)
     if mine is not None and theirs is not None:
-        lines.append(f"{'PASS' if points(mine - theirs) >= -0.5 else 'FAIL'}: clftrain's mean accuracy over the "
+        lines.append(f"{'PASS' if points(mine - theirs) >= -0.5 else 'FAIL'}: {name}'s mean accuracy over the "
                      f"{len(tables)} tables within 0.5 points of RealMLP-TD or better: {mine:.2%} vs {theirs:.2%} "
                      f"({points(mine - theirs):+.2f} points)")
     else:
         why = next((summary[t]["realmlp"].get("note") for t in tables
                     if not summary[t].get("realmlp", {}).get("n") and summary[t].get("realmlp")), None)
-        lines.append("n.a.: clftrain's mean accuracy within 0.5 points of RealMLP-TD or better ("
+        lines.append(f"n.a.: {name}'s mean accuracy within 0.5 points of RealMLP-TD or better ("
                      + (f"RealMLP-TD: {why}" if why else "not run on every table") + ")")
     return lines
 
 
-def losses(summary: dict, tables: list[str], models: list[str]) -> list[str]:
-    """Per table, clftrain against the best model there: where the recipe loses most, first."""
+def losses(summary: dict, tables: list[str], models: list[str], me: str = "clftrain") -> list[str]:
+    """Per table, `me` against the best other model there: where the recipe loses most, first."""
     rows = []
     for t in tables:
-        mine = summary[t].get("clftrain", {})
-        others = {m: summary[t][m]["mean"] for m in models if m != "clftrain" and summary[t][m].get("n")}
+        mine = summary[t].get(me, {})
+        others = {m: summary[t][m]["mean"] for m in models if m not in CLFTRAIN_MODELS and summary[t][m].get("n")}
         if mine.get("n") and others:
             best = max(others, key=others.get)
             rows.append((points(mine["mean"] - others[best]), t, best))
-    return [f"INFO: {t}: clftrain {gap:+.2f} points against the best other model ({MODELS[best].label})"
+    return [f"INFO: {t}: {MODELS[me].label} {gap:+.2f} points against the best other model ({MODELS[best].label})"
             for gap, t, best in sorted(rows)]
 
 
@@ -528,7 +572,8 @@ def markdown_tables(summary: dict, described: dict, tables: list[str], models: l
     means = [mean_over_tables(summary, m, tables) for m in models]
     lines.append("| **mean over tables** | | | | | "
                  + " | ".join("-" if v is None else f"**{v:.2%}**" for v in means) + " |")
-    time_labels = [f"{MODELS[m].label} s" + (" (process / training)" if m == "clftrain" else "") for m in models]
+    time_labels = [f"{MODELS[m].label} s" + (" (process / training)" if m == "clftrain" else
+                                             " (process / used of the budget)" if m == "auto" else "") for m in models]
     lines += ["", "| table | " + " | ".join(time_labels) + " |", "|---|" + "---:|" * len(models)]
     for t in tables:
         cells = []
@@ -536,7 +581,7 @@ def markdown_tables(summary: dict, described: dict, tables: list[str], models: l
             e = summary[t][m]
             if not e.get("n"):
                 cells.append("-")
-            elif m == "clftrain":
+            elif m in CLFTRAIN_MODELS:
                 cells.append(f"{e['seconds']:.2f} / {e['train_seconds']:.2f}")
             else:
                 cells.append(f"{e['seconds']:.2f}")
@@ -554,6 +599,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="threads of each baseline (default 1); clftrain: auto")
     p.add_argument("--clftrain-epochs", type=int, default=None,
                    help="override the epochs of clftrain's config (smoke tests; the default is init's)")
+    p.add_argument("--budget", default="60s", help="auto's --budget (default 60s, the command's own default)")
     p.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON and markdown go")
     args = p.parse_args(argv)
     args.tables = _names(args.tables, TABLES, "table")
@@ -601,8 +647,9 @@ def main(argv: list[str] | None = None) -> int:
     machine["bench_seconds"] = time.perf_counter() - started
     summary = summarize(runs, args.tables, args.models)
     table_md = markdown_tables(summary, described, args.tables, args.models)
-    targets = check_targets(summary, args.tables)
-    info = losses(summary, args.tables, args.models)
+    mine = [m for m in CLFTRAIN_MODELS if m in args.models]
+    targets = [line for m in mine for line in check_targets(summary, args.tables, m)]
+    info = [line for m in mine for line in losses(summary, args.tables, args.models, m)]
     measured = "" if not commit else (f"clftrain at commit {commit['commit'][:7]}"
                                       f"{' (clftrain/ modified)' if commit['clftrain_modified'] else ''}. ")
     footer = (f"{args.seeds} seed(s) per table (splits 80/20 stratified, seeds 0..{args.seeds - 1}); accuracy on "

@@ -73,8 +73,9 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
 @app.command()
 @user_errors
 def fit(
-    config: Annotated[Optional[Path], typer.Argument(help="The experiment's YAML config.",
-                                                     autocompletion=complete_configs)] = None,
+    config: Annotated[Optional[Path], typer.Argument(
+        help="The experiment's YAML config; or a data table (CSV) with --target: no config, the tabular recipe "
+             "with a small search and an ensemble within --budget.", autocompletion=complete_configs)] = None,
     overrides: SetOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create (must not exist).")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Where run directories go when --out is not given.")] = Path("runs"),
@@ -91,8 +92,39 @@ def fit(
     no_report: Annotated[bool, typer.Option(
         "--no-report", help="Do not write report.html at the end, nor take the snapshots it shows (config key "
                             "`report: false`).")] = False,
+    target: Annotated[Optional[str], typer.Option(
+        "--target", "-t", help="fit DATA: the column to predict.")] = None,
+    budget: Annotated[Optional[str], typer.Option(
+        "--budget", metavar="TIME", help="fit DATA: the time it may take, e.g. 60s, 90 (seconds), 5m, 1h "
+                                         "(default 60s).")] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", help="fit DATA: the seed of the search's draws and models, the first of the ensemble's "
+                       "members (default 0).")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="fit DATA: where to train (auto, cpu, cuda, cuda:N, mps).")] = None,
 ) -> None:
-    """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots, report.html)."""
+    """Validate CONFIG, train, and write a run directory (config, metrics, checkpoints, plots, report.html).
+
+    `clftrain fit DATA.csv --target COLUMN [--budget 60s]`: no config; the tabular recipe, a small batched search
+    and an ensemble sized to the budget, into the usual run directory."""
+    started = time.monotonic()
+    from clftrain.runs.auto_fit import is_table
+
+    if config is not None and resume is None and is_table(config, target):
+        if seeds is not None or nproc is not None or track:
+            flag = "--seeds" if seeds is not None else "--nproc" if nproc is not None else "--track"
+            raise UserError(f"{flag} cannot be used with fit DATA (a table, {config}): it decides the seeds (use "
+                            "--seed S) and trains in one process; for these, write a config (clftrain init "
+                            f"{config} --target COLUMN) and fit that")
+        _fit_table(config, target, budget, started, out, runs_root, overrides, seed, device, quiet, no_report)
+        return
+    for flag, value in (("--target", target), ("--budget", budget), ("--seed", seed), ("--device", device)):
+        if value is not None:
+            instead = {"--target": "dataset.target", "--seed": "seed", "--device": "device"}.get(flag)
+            raise UserError(f"{flag} is for fit DATA (a CSV table: clftrain fit DATA.csv --target COLUMN)"
+                            + (f", not for {'--resume' if resume is not None else 'a config'}" if config or resume
+                               else "")
+                            + (f"; a config sets it with --set {instead}=..." if instead and resume is None else ""))
     if track:
         overrides = [*(overrides or []), f"tracking=[{', '.join(track)}]"]
     if no_report and resume is None:
@@ -142,6 +174,41 @@ def fit(
                    f"clftrain fit --resume {result.run_dir} draws them")
         raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
     if result.summary["status"] == "diverged":
+        raise typer.Exit(2)
+
+
+def _fit_table(data: Path, target, budget, started, out, runs_root, overrides, seed, device, quiet, no_report):
+    """`clftrain fit DATA --target COLUMN`: runs/auto_fit.py, its steps shown as they go, then fit's own ending."""
+    _start_drawing_workers()
+    from clftrain.runs import SIGNAL_EXIT_CODES
+    from clftrain.runs.auto_fit import Interrupted, auto_fit
+    from clftrain.views import ConsoleProgress, SweepProgress, show_model, show_result
+    from clftrain.views.auto_fit import AutoFitConsole
+
+    shown = Console(quiet=quiet, highlight=False, soft_wrap=True)
+    view = AutoFitConsole(console, err_console)
+
+    def search_progress(number, group, runs):
+        return [SweepProgress(shown, number, 1, runs, group.trainer.model.replicas)]
+
+    try:
+        result = auto_fit(data, target, budget, started, out, runs_root, overrides, seed, device, not no_report, view,
+                          search_progress, [ConsoleProgress(shown)],
+                          lambda layers, params, where: show_model(shown, layers, params, where))
+    except Interrupted as stopped:
+        where = (f"; {stopped.run_dir} holds the search's runs so far (each resumable: clftrain fit --resume "
+                 "RUN_DIR), no final run" if stopped.run_dir else "; nothing was written")
+        console.print(f"interrupted by {stopped.signal}{where}")
+        raise typer.Exit(SIGNAL_EXIT_CODES.get(stopped.signal, 130))
+    show_result(console, result.run_dir, result.summary)
+    if "ensemble" in result.summary:
+        _show_ensemble(console, result.summary)
+    if result.summary.get("status") == "interrupted":
+        console.print(f"interrupted by {result.signal or 'a signal'}; continue with: clftrain fit --resume "
+                      f"{result.run_dir}")
+        raise typer.Exit(SIGNAL_EXIT_CODES.get(result.signal, 130))
+    view.finished(result.run_dir, result.record)
+    if result.summary.get("status") == "diverged":
         raise typer.Exit(2)
 
 

@@ -43,6 +43,20 @@ def test_iris_one_seed_end_to_end(tmp_path, capsys):
     assert "| iris | 150 | 4 + 0 | 0 | 3 |" in out and "clftrain >= MLPClassifier on every table" in out
 
 
+def test_the_one_command_fit_on_the_held_out_split(tmp_path, capsys):
+    """`auto`: clftrain fit table.csv --target ... with a short budget; its test split is the held-out 30 rows."""
+    code = quality.main(["--tables", "iris", "--seeds", "1", "--models", "auto", "--budget", "15s",
+                         "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    [record] = [json.loads(p.read_text()) for p in tmp_path.glob("quality-*.json")]
+    [run] = record["runs"]
+    assert "error" not in run, run
+    assert run["same_test_rows"] and run["rows"]["test"] == 30 and run["accuracy"] == run["fit_test_acc"]
+    assert run["accuracy"] >= 0.8 and 1 <= run["members"] <= 8 and run["train_seconds"] > 0
+    assert any(line.startswith("n.a.: clftrain fit DATA >= MLPClassifier") for line in record["targets"])
+
+
 def test_verdicts():
     def entry(mean):
         return {"n": 3, "mean": mean}

@@ -235,6 +235,38 @@ def test_a_preset_run_writes_what_it_used(tmp_path):
     assert summary["model"]["layers"][0] == "InputScale(13)"
 
 
+def test_even_batches_deal_the_rows_into_as_many_batches_of_even_size(tmp_path):
+    """Outside the preset too: 160 training rows in batches of 50 are 4 steps; even, 4 of 40 (not 3 x 50 + 10)."""
+    from clftrain.components.presets import even_batch_size, fit_preset_to_data
+
+    assert [even_batch_size(259, 256), even_batch_size(1150, 256), even_batch_size(160, 50)] == [130, 230, 40]
+    for rows in range(2, 600):
+        for size in range(1, rows):
+            even = even_batch_size(rows, size)
+            assert even <= size and -(-rows // even) == -(-rows // size) and even_batch_size(rows, even) == even
+            assert rows - (-(-rows // even) - 1) * even > even - -(-rows // size)  # the last batch: < steps short
+    session = setup_single(validate_config(tiny_config(train={"batch_size": 50, "even_batches": True, "epochs": 2})))
+    assert session.config.train.batch_size == 40 and len(session.trainer.splits["train"]) == 160
+    plain = setup_single(validate_config(tiny_config(train={"batch_size": 50, "epochs": 2})))
+    assert plain.config.train.batch_size == 50  # the key's default: off
+    run = fit_run(tmp_path, tiny_config(name="even", train={"batch_size": 50, "even_batches": True, "epochs": 2}))
+    written = load_config(run / "config.yaml")
+    assert (written.train.batch_size, written.train.even_batches) == (40, True)
+    fit_preset_to_data(written, 160)
+    assert written.train.batch_size == 40  # config.yaml read again: the same batches
+    full = validate_config(tiny_config(train={"batch_size": 500, "even_batches": True}))
+    fit_preset_to_data(full, 160)
+    assert full.train.batch_size == 500  # larger than the rows: left to the batch-size check (exit 2)
+
+
+@pytest.mark.parametrize(("train", "expected"), [({}, 182), ({"even_batches": False}, 256)])
+def test_the_preset_evens_its_batches_unless_the_config_says_no(train, expected):
+    # breast_cancer: 569 rows, 20% test, 20% of the rest for validation: 364 training rows, 256 + 108 -> 2 x 182
+    config = validate_config({"dataset": {"name": "breast_cancer"}, "model": {"preset": "tabular"}, "train": train})
+    session = setup_single(config)
+    assert len(session.trainer.splits["train"]) == 364 and session.config.train.batch_size == expected
+
+
 @pytest.mark.parametrize(("config", "expected"), [
     ({"dataset": {"name": "wine", "standardize": False, "numeric_transform": "robust_clip"}},
      "dataset.numeric_transform = 'robust_clip' scales the numeric columns, but dataset.standardize is false"),

@@ -7,7 +7,8 @@ whole value (train.scheduler, train.early_stopping) is the config's, never merge
 
 Two values depend on what only the data tells, and follow it once the data is read (`fit_preset_to_data`):
 the preset's batch size is at most the training rows (a smaller table trains full batch), and its label smoothing
-applies where the loss takes it (a regression run trains without).
+applies where the loss takes it (a regression run trains without). `train.even_batches` (any config's key, which the
+tabular preset turns on) is resolved there too: the batch size evened out over the training rows.
 
 `tabular` is the recipe README's "The tabular recipe" measures (bench/ablation.py): the parts of RealMLP
 (Holzmueller et al., NeurIPS 2024) and TabM (Gorishniy et al., ICLR 2025) that earned their place on clftrain's
@@ -40,14 +41,16 @@ PRESETS: Registry[Preset] = Registry("preset")
 TABULAR = Preset(
     "tabular",
     "MLPs for tables: robust scaling with smooth clipping (RealMLP), a learnable input scale (RealMLP), three "
-    "hidden layers of 256 with SELU and dropout 0.15 (RealMLP's), Adam at a constant 1e-3 in batches of 256, "
+    "hidden layers of 256 with SELU and dropout 0.15 (RealMLP's), Adam at a constant 1e-3 in batches of at most "
+    "256 evened out over the training rows (no step on a small remainder), "
     "label smoothing 0.1 (RealMLP), up to 256 epochs with early stopping on the validation loss and the best "
     "weights kept. Measured and left out: AdamW's decay, warm-up + cosine and flat-then-cosine schedules, "
     "periodic embeddings, quantile scaling, an ensemble of 5 (README, 'The tabular recipe')",
     {
         "dataset": {"standardize": True, "numeric_transform": "robust_clip"},
         "model": {"layers": [256, 256, 256], "activation": "selu", "dropout": 0.15, "input_scale": True},
-        "train": {"optimizer": "adam", "lr": 0.001, "batch_size": 256, "epochs": 256, "log_every": 16,
+        "train": {"optimizer": "adam", "lr": 0.001, "batch_size": 256, "even_batches": True, "epochs": 256,
+                  "log_every": 16,
                   "label_smoothing": 0.1, "early_stopping": {"monitor": "val_loss", "patience": 32}},
     },
 )
@@ -103,11 +106,25 @@ def fit_preset_to_loss(config) -> None:
 
 def fit_preset_to_data(config, train_rows: int) -> None:
     """Once the data is read: the preset's batch size capped at the training rows (a smaller table trains full
-    batch). In place; only a value equal to the preset's own changes."""
+    batch; only a value equal to the preset's own changes), then `train.even_batches` (any config's): the
+    ceil(N / batch_size) steps of an epoch over N training rows kept, the batch size becomes ceil(N / steps), so
+    that the last step is not taken on a small remainder of rows (Adam makes a step on 3 rows as large as one on
+    256). In place; a batch size already even stays as it is, so resolving the run's config.yaml again changes
+    nothing."""
     preset, train = _preset_of(config), config.train
     if preset and train.batch_size is not None and train.batch_size == preset.value("train.batch_size") \
             and train.batch_size > train_rows:
         train.batch_size = None
+    if getattr(train, "even_batches", False) and train.batch_size is not None and 0 < train.batch_size < train_rows:
+        train.batch_size = even_batch_size(train_rows, train.batch_size)
+
+
+def even_batch_size(rows: int, batch_size: int) -> int:
+    """The size that deals `rows` into as many batches as `batch_size` takes, as evenly as one size can (pytabkit's
+    ParallelDictDataLoader(adjust_bs=True)): 259 rows, 256 -> 130 (130 + 129); 1,150, 256 -> 230 (5 x 230). Its
+    own fixed point: even_batch_size(rows, even_batch_size(rows, b)) == even_batch_size(rows, b)."""
+    steps = -(-rows // batch_size)
+    return -(-rows // steps)
 
 
 def _preset_of(config) -> Preset | None:

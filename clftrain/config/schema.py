@@ -486,6 +486,10 @@ class TrainConfig(StrictModel):
     grad_clip: Float | None = Field(None, gt=0, le=1e12, description="Clip the gradients' total norm to this value.")
     epochs: Int = Field(1000, ge=1, le=MAX_COUNT, description="Passes over the training data.")
     batch_size: Int | None = Field(None, ge=1, le=MAX_ROWS, description="null: full batch (one step per epoch).")
+    even_batches: bool = Field(
+        False, description="Mini-batches of even size: the ceil(N / batch_size) steps an epoch takes over the N "
+        "training rows stay, and batch_size becomes ceil(N / steps) (written to the run's config.yaml), so no step "
+        "is taken on a small remainder (259 rows in batches of 256: 130 + 129, not 256 + 3); pytabkit's adjust_bs.")
     log_every: Int = Field(100, ge=1, le=MAX_COUNT, description="Print a progress row every this many epochs.")
     checkpoint_seconds: Float = Field(
         10.0, ge=0, le=1e7, description="Save metrics.csv and the checkpoints at the first logged epoch at least this many "

@@ -42,7 +42,7 @@ def scaffold_config(data: Path, target: str, out: Path) -> tuple[str, list[str]]
     path = data.resolve() if relative.parts[:1] == ("..",) else relative  # no climbing out: then absolute
     dataset = {"name": "csv", "path": str(path), "target": target, "categorical": "auto", "val_size": VAL_SIZE,
                **({"impute": "median"} if gaps else {})}
-    config = {"name": _name(data), "seed": 0, "dataset": dataset}
+    config = {"name": run_name(data), "seed": 0, "dataset": dataset}
     _, built = check_data(validate_config(config, source=f"clftrain init {data}",
                                                  base_dir=out.resolve().parent))
     rows = len(built.X_train)
@@ -51,7 +51,8 @@ def scaffold_config(data: Path, target: str, out: Path) -> tuple[str, list[str]]
     return text, list(built.notes)
 
 
-def _name(data: Path) -> str:
+def run_name(data: Path) -> str:
+    """The run name a table gives: its file name without the suffix, in letters, digits, - and _."""
     name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in data.stem).strip("-")
     return name or "table"
 

@@ -171,6 +171,8 @@ def plan_sweep(config_path: Path, grid_items: list[str], set_items: list[str] | 
         if "dataset.cv_folds" in grid or "dataset.cv_folds" in overrides:
             raise UserError("dataset.cv_folds: given both with --cv and with --grid or --set; keep --cv")
         overrides["dataset.cv_folds"] = cv
+        if "dataset.val_size" not in grid and "dataset.val_size" not in overrides:
+            overrides["dataset.val_size"] = 0  # --cv asks for folds in place of the config's validation split
     if trials is not None:
         search = {"trials": trials, "seed": 0 if search_seed is None else search_seed}
         space = {key: v if isinstance(v, Distribution) else Distribution("choice", tuple(v)) for key, v in grid.items()}

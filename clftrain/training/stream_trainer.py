@@ -37,6 +37,10 @@ class StreamSplit:
     def __len__(self) -> int:
         return self.table.sizes[self.name]  # the whole split's rows (every rank's)
 
+    def sizes(self, replicas: list[int] | None) -> int:
+        """The rows each replica is scored on: all of them (a streamed table has no folds; build refuses them)."""
+        return len(self)
+
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for X, y in self.table.split_batches(self.name, self.blocks):
             yield torch.as_tensor(X, device=self.device), torch.as_tensor(y, device=self.device)

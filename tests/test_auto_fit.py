@@ -1,0 +1,84 @@
+"""`clftrain fit DATA.csv --target COLUMN [--budget 60s]`: no config; the tabular recipe, a small batched search
+and an ensemble sized to the budget, written as the usual run directory (runs/auto_fit.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from clftrain.errors import UserError
+from clftrain.runs.auto_fit import parse_budget
+
+
+@pytest.fixture
+def table(tmp_path):
+    """120 rows: two numbers that decide the class, a text column, a few gaps."""
+    rng = np.random.default_rng(0)
+    lines = ["x1,x2,colour,label"]
+    for i in range(120):
+        x1, x2 = rng.normal(size=2)
+        label = "yes" if x1 + 0.5 * x2 > 0 else "no"
+        colour = ["red", "green", "blue"][i % 3]
+        lines.append(f"{x1:.4f},{'' if i % 17 == 5 else f'{x2:.4f}'},{colour},{label}")
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_table_and_a_target_make_a_run_directory_that_eval_uses(cli, table, tmp_path):
+    run = tmp_path / "auto"
+    result = cli("fit", table, "--target", "label", "--budget", "20s", "--out", run, "--no-report")
+    assert result.exit_code == 0, result.output
+    assert "winner:" in result.output and "final:" in result.output and "time used:" in result.output
+    record = json.loads((run / "auto_fit.json").read_text())
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["preset"] == "tabular" and config["dataset"]["target"] == "label"
+    search = record["search"]
+    assert search["trials"] >= 2 and len(search["candidates"]) == search["trials"]
+    assert (run / "search" / "sweep.csv").is_file() and (run / "init.yaml").is_file()
+    winner = next(c for c in search["candidates"] if c["run"] == search["winner"])
+    assert config["train"]["lr"] == winner["train.lr"]  # the config settled on is the winner's
+    members = record["final"]["members"]
+    assert config["model"].get("ensemble", 1) == members and 1 <= members <= 8
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    evaluated = cli("eval", run, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads((run / "eval.json").read_text())
+    # an ensemble's summary "final" is the ensemble's own (the members' mean probability), as eval scores it
+    assert metrics["metrics"]["accuracy"] == pytest.approx(summary["final"]["test_acc"], abs=1e-6)
+    assert metrics["metrics"]["accuracy"] > 0.8  # the classes follow x1 + x2 / 2: a good model finds it
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "name the column to predict with --target COLUMN (its columns: x1, x2, colour, label)"),
+    (["--target", "label", "--budget", "soon"], "--budget 'soon': expected a time such as 60s"),
+    (["--target", "label", "--budget", "0s"], "the budget must be more than 0 seconds"),
+    (["--target", "label", "--budget", "0.2s"], "is too small for"),
+    (["--target", "label", "--seeds", "0-2"], "--seeds cannot be used with fit DATA"),
+    (["--target", "label", "--set", "model.ensemble=3"], "--set model.ensemble: clftrain fit DATA decides it"),
+    (["--target", "label", "--seed", "1", "--set", "seed=2"], "given both with --seed and with --set seed"),
+    (["--target", "weight"], "weight"),
+])
+def test_bad_input_exits_2_and_writes_nothing(cli, table, tmp_path, args, message):
+    result = cli("fit", table, *args, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_target_and_budget_are_for_a_table_only(cli, write_config):
+    from tests.conftest import tiny_config
+
+    result = cli("fit", write_config(tiny_config()), "--budget", "10s")
+    assert result.exit_code == 2 and "--budget is for fit DATA" in result.output
+
+
+def test_budgets_read_as_people_write_them():
+    assert [parse_budget(text) for text in ("60s", "90", "5m", "1.5h", " 2 min ")] == [60, 90, 300, 5400, 120]
+    for bad in ("", "-3s", "1d", "8 days", "1e3"):
+        with pytest.raises(UserError):
+            parse_budget(bad)
