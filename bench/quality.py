@@ -234,6 +234,18 @@ class Split:
     workdir: Path
 
 
+def run_steps(steps: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, str]]:
+    """Each clftrain command in turn: (its seconds, its stdout) by step; a RuntimeError naming a step that fails."""
+    seconds, out = {}, {}
+    for step, cmd in steps.items():
+        seconds[step], proc = timed(cmd)
+        if proc.returncode != 0:
+            raise RuntimeError(f"clftrain {step} exited {proc.returncode}: "
+                               + " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-6:]))
+        out[step] = proc.stdout
+    return seconds, out
+
+
 def run_clftrain(s: Split, args: argparse.Namespace) -> dict:
     folder = s.workdir / f"clftrain-{s.table.name}-{s.seed}"
     folder.mkdir(parents=True)
@@ -247,13 +259,7 @@ def run_clftrain(s: Split, args: argparse.Namespace) -> dict:
                      "--no-report", *(["--set", f"train.epochs={args.clftrain_epochs}"] if args.clftrain_epochs
                                       else [])],
              "eval": [*clftrain_command(), "eval", str(run_dir), "--data", str(test_csv), "--json"]}
-    seconds, out = {}, {}
-    for step, cmd in steps.items():
-        seconds[step], proc = timed(cmd)
-        if proc.returncode != 0:
-            raise RuntimeError(f"clftrain {step} exited {proc.returncode}: "
-                               + " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-6:]))
-        out[step] = proc.stdout
+    seconds, out = run_steps(steps)
     summary = json.loads((run_dir / "summary.json").read_text())
     evaluated = json.loads(out["eval"])
     at = summary["best"] if summary["weights"].get("restored_best") else summary["final"]
@@ -282,13 +288,7 @@ def run_auto(s: Split, args: argparse.Namespace) -> dict:
                      "--seed", str(s.seed), "--set", f"dataset.seed={s.seed}", "--out", str(run_dir), "-q",
                      "--no-report"],
              "eval": [*clftrain_command(), "eval", str(run_dir), "--data", str(test_csv), "--json"]}
-    seconds, out = {}, {}
-    for step, cmd in steps.items():
-        seconds[step], proc = timed(cmd)
-        if proc.returncode != 0:
-            raise RuntimeError(f"clftrain {step} exited {proc.returncode}: "
-                               + " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-6:]))
-        out[step] = proc.stdout
+    seconds, out = run_steps(steps)
     summary = json.loads((run_dir / "summary.json").read_text())
     record = json.loads((run_dir / "auto_fit.json").read_text())
     evaluated = json.loads(out["eval"])
