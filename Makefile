@@ -57,8 +57,9 @@ install: $(BIN)/clftrain
 fit: install
 	$(BIN)/clftrain fit $(CONFIG)
 
+# Two workers (pytest-xdist), each test file whole on one of them: a file's trained runs are made once.
 test: install chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # tests/test_report.py renders report.html in Debian's chromium (headless). Installed here when missing and this
 # runs as root with apt-get; if that cannot be done the tests carry on, and those browser tests skip.

@@ -308,11 +308,11 @@ def test_seeds_spread_over_two_ranks_compute_what_one_process_computes(tmp_path)
 
 
 def test_a_spread_run_stopped_by_sigterm_resumes_on_two_ranks_and_in_one_process(tmp_path):
-    config = write(tmp_path, {**SEEDS, "seeds": [0, 1, 2], "train": {**SEEDS["train"], "epochs": 300,
+    config = write(tmp_path, {**SEEDS, "seeds": [0, 1, 2], "train": {**SEEDS["train"], "epochs": 140,
                                                                       "early_stopping": None, "log_every": 20}})
     alone = one_process(config, "--out", tmp_path / "alone", "-q")
     assert alone.returncode == 0, alone.stderr
-    stopped = stop_by_sigterm(config, tmp_path / "stopped", after_epoch=20, epochs=300)
+    stopped = stop_by_sigterm(config, tmp_path / "stopped", after_epoch=20, epochs=140)
 
     resumed = torchrun("--resume", stopped, "-q")  # each rank takes its slice of the saved replicas
     assert resumed.returncode == 0, resumed.stderr[-3000:]
