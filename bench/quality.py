@@ -234,6 +234,11 @@ class Split:
     workdir: Path
 
 
+def eval_command(run_dir: Path, test_csv: Path) -> list[str]:
+    """`clftrain eval RUN --data test.csv --json`: a run scored on the held-out rows, as every clftrain model is."""
+    return [*clftrain_command(), "eval", str(run_dir), "--data", str(test_csv), "--json"]
+
+
 def run_steps(steps: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, str]]:
     """Each clftrain command in turn: (its seconds, its stdout) by step; a RuntimeError naming a step that fails."""
     seconds, out = {}, {}
@@ -258,7 +263,7 @@ def run_clftrain(s: Split, args: argparse.Namespace) -> dict:
                      "--set", f"dataset.seed={s.seed}", "--set", f"seed={s.seed}", "--out", str(run_dir), "-q",
                      "--no-report", *(["--set", f"train.epochs={args.clftrain_epochs}"] if args.clftrain_epochs
                                       else [])],
-             "eval": [*clftrain_command(), "eval", str(run_dir), "--data", str(test_csv), "--json"]}
+             "eval": eval_command(run_dir, test_csv)}
     seconds, out = run_steps(steps)
     summary = json.loads((run_dir / "summary.json").read_text())
     evaluated = json.loads(out["eval"])
@@ -287,7 +292,7 @@ def run_auto(s: Split, args: argparse.Namespace) -> dict:
     steps = {"fit": [*clftrain_command(), "fit", str(whole), "--target", s.table.target, "--budget", args.budget,
                      "--seed", str(s.seed), "--set", f"dataset.seed={s.seed}", "--out", str(run_dir), "-q",
                      "--no-report"],
-             "eval": [*clftrain_command(), "eval", str(run_dir), "--data", str(test_csv), "--json"]}
+             "eval": eval_command(run_dir, test_csv)}
     seconds, out = run_steps(steps)
     summary = json.loads((run_dir / "summary.json").read_text())
     record = json.loads((run_dir / "auto_fit.json").read_text())
