@@ -42,7 +42,8 @@ def test_a_table_and_a_target_make_a_run_directory_that_eval_uses(cli, table, tm
     winner = next(c for c in search["candidates"] if c["run"] == search["winner"])
     assert config["train"]["lr"] == winner["train.lr"]  # the config settled on is the winner's
     members = record["final"]["members"]
-    assert config["model"].get("ensemble", 1) == members and 1 <= members <= 8
+    # one member (a slow machine leaves no time for more) is written as model.ensemble: null
+    assert (config["model"].get("ensemble") or 1) == members and 1 <= members <= 8
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed"
     evaluated = cli("eval", run, "--json")
