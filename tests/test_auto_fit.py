@@ -11,6 +11,7 @@ import yaml
 
 from clftrain.errors import UserError
 from clftrain.runs.auto_fit import parse_budget
+from conftest import tiny_config
 
 
 @pytest.fixture
@@ -72,8 +73,6 @@ def test_bad_input_exits_2_and_writes_nothing(cli, table, tmp_path, args, messag
 
 
 def test_target_and_budget_are_for_a_table_only(cli, write_config):
-    from tests.conftest import tiny_config
-
     result = cli("fit", write_config(tiny_config()), "--budget", "10s")
     assert result.exit_code == 2 and "--budget is for fit DATA" in result.output
 
