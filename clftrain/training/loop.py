@@ -118,7 +118,7 @@ class EpochLoop:
             if step < first:
                 continue
             if step > first and self._stopping():
-                self.partial = {"order": order, "next_step": step, "sums": sums, "track": track}
+                self._keep_partial(order, step, sums, track)
                 return None
             idx = order[..., start : start + size]
             if idx.shape[-1] == 1 and len(train) > 1 and has_batch_norm:
@@ -159,6 +159,15 @@ class EpochLoop:
         numbers = torch.stack([v.float() for v in values]).tolist()
         return {n: _divided(v, d) for n, v, d in zip(names, numbers, divisors)}
 
+    def _keep_partial(self, order: torch.Tensor, next_step: int, sums: list[torch.Tensor], track: bool) -> None:
+        """An epoch stopped before `next_step`, kept in `partial` to continue on resume. Data-parallel, each
+        rank's running sums are its own shards': the checkpoint is rank 0's, so rank 0 keeps the ranks' sums
+        added up (every rank stops after the same step, so they can meet here) and _restore_partial gives the
+        other ranks zeros: the resumed epoch counts every row once."""
+        if self.world is not None and self.sums_over_ranks and sums:
+            sums = distributed.all_reduce_sum(list(sums))
+        self.partial = {"order": order, "next_step": next_step, "sums": sums, "track": track}
+
     def epoch_in_progress(self) -> dict:
         """summary.json's note of an epoch stopped between mini-batches ({} when none)."""
         if self.partial is None:
@@ -175,7 +184,9 @@ class EpochLoop:
                 f"this run stopped in the middle of epoch {self.epoch + 1}, which was not going to be evaluated; "
                 f"with train.epochs = {self.cfg.epochs} it would be: resume with train.epochs > {self.epoch + 1}")
         device = self.splits["train"].device
-        self.partial = {**partial, "order": partial["order"].to(device), "sums": [s.to(device) for s in partial["sums"]]}
+        pooled_elsewhere = self.world is not None and self.sums_over_ranks and not self.world.is_main
+        sums = [torch.zeros_like(s) if pooled_elsewhere else s for s in partial["sums"]]  # see _keep_partial
+        self.partial = {**partial, "order": partial["order"].to(device), "sums": [s.to(device) for s in sums]}
 
     def _saved_partial(self, rows: slice | None = None) -> dict | None:
         """`partial` as a checkpoint keeps it: on the CPU; `rows`: the replicas of a stacked model to keep."""

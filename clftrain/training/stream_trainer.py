@@ -70,7 +70,7 @@ class StreamTrainer(Trainer):
             if step < first:
                 continue
             if step > first and self._stopping():
-                self.partial = {"order": torch.zeros(0), "next_step": step, "sums": sums, "track": track}
+                self._keep_partial(torch.zeros(0), step, sums, track)
                 return None
             if len(y) == 1 and self._has_batch_norm:
                 if self.world is None:
