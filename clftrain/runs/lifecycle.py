@@ -271,6 +271,10 @@ def _follow(loop: EpochLoop, deciders: Sequence[Callback], threads: int | str) -
         return distributed.broadcast(None, loop.world), received[0] if received else None
 
 
+class LostRankError(UserError):
+    """Another rank of the launch died or went silent: this one stops with a clear error (exit code 2)."""
+
+
 @contextlib.contextmanager
 def lost_ranks(loop: EpochLoop) -> Iterator[None]:
     """A collective that failed because another rank died or went silent (COLLECTIVE_TIMEOUT_S) as a UserError
@@ -284,7 +288,7 @@ def lost_ranks(loop: EpochLoop) -> Iterator[None]:
         if not distributed.is_collective_failure(exc):
             raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". This is typically")[0][:300]
-        raise UserError(f"another process of this {loop.world.size}-process launch stopped or stopped answering "
+        raise LostRankError(f"another process of this {loop.world.size}-process launch stopped or stopped answering "
                         f"(after at most {distributed.COLLECTIVE_TIMEOUT_S} s): {first}; this process stops too. "
                         "The last checkpoint is intact: resume the run with fit --resume") from None
 
@@ -398,6 +402,11 @@ def stop_on_signals(loop: EpochLoop) -> Iterator[list[str]]:
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield received
+    except LostRankError:
+        # torchrun's agent saw the other rank die too and SIGTERMs this one next: the default action would kill
+        # it before it writes the run's state and says why; it is on its way out anyway.
+        previous[signal.SIGTERM] = signal.SIG_IGN
+        raise
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
