@@ -160,10 +160,10 @@ class EpochLoop:
         return {n: _divided(v, d) for n, v, d in zip(names, numbers, divisors)}
 
     def _keep_partial(self, order: torch.Tensor, next_step: int, sums: list[torch.Tensor], track: bool) -> None:
-        """An epoch stopped before `next_step`, kept in `partial` to continue on resume. Data-parallel, each
-        rank's running sums are its own shards': the checkpoint is rank 0's, so rank 0 keeps the ranks' sums
-        added up (every rank stops after the same step, so they can meet here) and _restore_partial gives the
-        other ranks zeros: the resumed epoch counts every row once."""
+        """An epoch stopped before `next_step`, kept in `partial` to continue on resume. Data-parallel, a rank's
+        running sums cover only its shards of the batches, and the checkpoint is rank 0's: so rank 0 keeps the
+        ranks' sums added up (every rank stops after the same step, so they can meet here) and _restore_partial
+        gives the other ranks zeros. The resumed epoch counts every row once."""
         if self.world is not None and self.sums_over_ranks and sums:
             sums = distributed.all_reduce_sum(list(sums))
         self.partial = {"order": order, "next_step": next_step, "sums": sums, "track": track}
