@@ -7,17 +7,23 @@ The steps, each sized to the time left of the budget (counted from the start of 
      and the config is made here, before anything is written;
   2. a probe: a few epochs of the search's batched model (and of one model alone), trained in memory and
      thrown away, time an epoch. A budget that cannot hold one epoch of the recipe is refused (exit 2);
-  3. a random search (runs/sweep.py: plan_sweep with trials, run_sweep) of TRIALS trials of train.lr and
-     train.weight_decay (SPACE: keys every run of a batch holds on its own, so the trials are ONE batched
-     model), its epochs capped so that it takes about SEARCH_SHARE of the time left, into RUN_DIR/search/;
-  4. the winner (the best validation score; the validation loss breaks ties) trained again as
+  3. the stopping check (runs/stopping_check.py), where the time left holds it (CHECK_SHARE): the recipe
+     cross-validated on 4 folds of the training and validation rows, early stopping against every epoch (twice
+     the recipe's) on every row, one batched model trained in memory;
+  4. when early stopping stays, a random search (runs/sweep.py: plan_sweep with trials, run_sweep) of TRIALS
+     trials of train.lr and train.weight_decay (SPACE: keys every run of a batch holds on its own, so the trials
+     are ONE batched model), its epochs capped so that it takes about SEARCH_SHARE of the time left, into
+     RUN_DIR/search/ (when every epoch wins, none: the search ranks early-stopped trials on the validation split);
+  5. the winner (the best validation score; the validation loss breaks ties) trained again as
      `model.ensemble: K` (K members, seeds seed..seed+K-1, as one batched model), K the most members whose
      expected epochs fit the time left (K = 1: the winner alone), into RUN_DIR itself, the usual run
      directory: its config.yaml is the config settled on, and eval, predict, plot, report and export use it.
+     When every epoch won the check, the recipe's members train on the training and validation rows
+     (dataset.val_size: 0) for the check's epochs, without early stopping.
 
 RUN_DIR also holds init.yaml (the search's base config, as `clftrain init` writes it) and auto_fit.json (the
-budget, the time used by each step, the probe's timings, every candidate's validation scores, the winner,
-the ensemble's size and why).
+budget, the time used by each step, the probe's timings, every candidate's validation scores, the winner, the
+stopping check's scores per fold and its choice, the ensemble's size and why).
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from clftrain.errors import UserError
+from clftrain.runs import stopping_check
 
 DEFAULT_BUDGET = "60s"
 TRIALS = 8  # the search's trials, at most (fewer where the budget holds fewer)
 SPACE = {"train.lr": "loguniform(0.0003, 0.003)", "train.weight_decay": "loguniform(1e-06, 0.001)"}
-SEARCH_SHARE = 0.5  # of the time left after the probe
+SEARCH_SHARE = 0.5  # of the time left after the probe (and the stopping check's planned seconds)
+CHECK_SHARE = 0.8  # the stopping check and its cheapest final run (one member), at most, of the time left
 MAX_MEMBERS = 8
 MIN_SEARCH_EPOCHS = 16  # a search of fewer epochs (of a config's 64 or more) compares learning rates unfairly
 PROBE_EPOCHS = 3  # timed epochs of the probe, at most
@@ -205,14 +213,14 @@ def auto_fit(data: Path, target: str | None, budget_text: str | None, started: f
               epochs=base.train.epochs)
     clock.mark("setup", phase)
 
-    # 2. the probe: an epoch's cost for one model and for the search's batch
+    # 2. the probe: an epoch's cost for one model and for the search's batch; the budget refused if too small
     phase = time.monotonic()
     probe = _probe(raw, fixed, origins, base, run_dir, clock, TRIALS if space else 1)
     clock.mark("probe", phase)
-    plan = _plan(probe, base, clock, space, report)
-    view.planned(probe=probe, plan=plan, budget=clock.budget, used=clock.used(), space=space)
+    _refuse_small_budget(probe, base, clock, report)
+    check_plan = _check_plan(probe, base, clock, report)
+    view.probed(probe=probe, check=check_plan, used=clock.used())
 
-    # 3. the search, into RUN_DIR/search
     from clftrain.store import rundir
 
     run_dir = rundir.create_run_dir(run_name(data), run_dir)
@@ -220,7 +228,21 @@ def auto_fit(data: Path, target: str | None, budget_text: str | None, started: f
         rundir.atomic_write_text(run_dir / BASE_CONFIG, text)
     except OSError as exc:
         raise UserError(f"cannot write {run_dir / BASE_CONFIG}: {exc.strerror or exc}") from None
+
+    # 3. the stopping check: early stopping, or every epoch on every row
+    check = _stopping_check(raw, fixed, origins, run_dir, base, check_plan, clock)
+    view.checked(check=check)
+    if check.signal:
+        raise Interrupted(check.signal, run_dir)
+
+    # 4. the search (when early stopping stays), into RUN_DIR/search
+    plan = _plan(probe, base, clock, space, report) if not check.long else \
+        {**NO_SEARCH, "epochs": check.epochs, "why": "every epoch won the stopping check, and the search compares "
+         "early-stopped trials on the validation split"}
+    view.planned(plan=plan, budget=clock.budget, used=clock.used(), space=space)
     record = _record_start(data, target, clock, probe, plan, space, base)
+    record["stopping_check"] = check.record()
+    _write_record(run_dir, record)
     candidates, winner, search_summaries = [], None, []
     if plan["trials"] >= 2:
         phase = time.monotonic()
@@ -234,12 +256,13 @@ def auto_fit(data: Path, target: str | None, budget_text: str | None, started: f
                       planned=plan["search_seconds"], search_dir=run_dir / SEARCH_DIR, space=space)
         if signal:
             raise Interrupted(signal, run_dir)
-
-    # 4. the winner as an ensemble sized to what is left
-    final = _final_plan(probe, plan, clock, winner, search_summaries, report)
     values = dict(winner.values) if winner else {}
-    settings = {**fixed, **values, **({"model.ensemble": final["members"]} if final["members"] > 1 else {}),
-                **({"train.epochs": final["epochs"]} if final["epochs"] < base.train.epochs else {}),
+
+    # 5. the winner as an ensemble sized to what is left
+    long = stopping_check.long_settings(check.epochs) if check.long else {}
+    final = _final_plan(probe, plan, clock, winner, search_summaries, report, long_epochs=check.epochs if long else 0)
+    settings = {**fixed, **values, **long, **({"model.ensemble": final["members"]} if final["members"] > 1 else {}),
+                **({"train.epochs": final["epochs"]} if final["epochs"] < plan["epochs"] else {}),
                 **({} if report else {"report": False})}
     config = validate_config(apply_overrides(raw, settings), source=f"clftrain fit {data} (the final run)",
                              set_keys=origins, base_dir=run_dir)
@@ -407,14 +430,19 @@ def _setup_cost(probe: dict, replicas: int) -> float:
     return max(value for _, value in points) * max(1.0, replicas / points[-1][0]) + SETUP_MARGIN_S
 
 
-def _plan(probe: dict, base, clock: _Clock, space: dict, report: bool) -> dict[str, Any]:
-    """How many trials of how many epochs the search trains, in about SEARCH_SHARE of the time left; the
-    budget refused when not even one epoch of one model, and the final run's files, fit."""
-    epochs = base.train.epochs
-    left = clock.left()
-    end = END_GUESS_S if report else END_GUESS_S / REPORT_FACTOR
-    final_fixed = probe["data_seconds"] + _setup_cost(probe, 1) + end
-    least = clock.used() + final_fixed + _epoch_cost(probe, 1)
+def _end_guess(report: bool) -> float:
+    return END_GUESS_S if report else END_GUESS_S / REPORT_FACTOR
+
+
+def _final_fixed(probe: dict, report: bool) -> float:
+    """The final run's seconds besides its epochs: reading the data, setting up, its files."""
+    return probe["data_seconds"] + _setup_cost(probe, 1) + _end_guess(report)
+
+
+def _refuse_small_budget(probe: dict, base, clock: _Clock, report: bool) -> None:
+    """The budget refused when not even one epoch of one model, and the final run's files, fit."""
+    epochs, end = base.train.epochs, _end_guess(report)
+    least = clock.used() + _final_fixed(probe, report) + _epoch_cost(probe, 1)
     if least > clock.budget:
         full = least + _epoch_cost(probe, 1) * (epochs - 1) + probe["data_seconds"] + _setup_cost(probe, TRIALS) \
             + TRIALS * PLOT_GUESS_S + _epoch_cost(probe, TRIALS) * epochs
@@ -424,7 +452,16 @@ def _plan(probe: dict, base, clock: _Clock, space: dict, report: bool) -> dict[s
                         f"{', report' if report else ''}) about {end:.0f} s more; nothing was written. Give at least "
                         f"--budget {math.ceil(least + 1)}s (one run of few epochs), about {math.ceil(full)}s for a "
                         f"search of {TRIALS} trials and a final run of the recipe's {epochs} epochs each")
-    share = SEARCH_SHARE * (left - final_fixed)
+
+
+NO_SEARCH = {"trials": 0, "search_epochs": 0, "search_seconds": 0.0}
+
+
+def _plan(probe: dict, base, clock: _Clock, space: dict, report: bool) -> dict[str, Any]:
+    """How many trials of how many epochs the search trains, in about SEARCH_SHARE of the time left for
+    training (what the final run's fixed costs leave)."""
+    epochs = base.train.epochs
+    share = SEARCH_SHARE * (clock.left() - _final_fixed(probe, report))
     least_epochs = max(1, min(MIN_SEARCH_EPOCHS, epochs // 4))
     for trials in ([TRIALS, 6, 4, 2] if space else []):
         fixed = probe["data_seconds"] + _setup_cost(probe, trials) + trials * PLOT_GUESS_S
@@ -437,14 +474,46 @@ def _plan(probe: dict, base, clock: _Clock, space: dict, report: bool) -> dict[s
     why = ("--set fixed every searched key" if not space else
            f"the budget holds fewer than {least_epochs} epochs of 2 trials in its search share "
            f"({max(share, 0):.1f} s)")
-    return {"trials": 0, "search_epochs": 0, "search_seconds": 0.0, "epochs": epochs, "why": why}
+    return {**NO_SEARCH, "epochs": epochs, "why": why}
+
+
+def _all_rows(probe: dict) -> float:
+    """The training and validation rows against the training rows: an epoch's cost when every epoch's final
+    run trains on them all."""
+    return (probe["train_rows"] + probe["val_rows"]) / max(probe["train_rows"], 1)
+
+
+def _check_costs(probe: dict, epochs: int) -> tuple[float, float]:
+    """(the stopping check's seconds: its folds train on (K-1)/K of the training and validation rows, about as
+    many as the training rows; the cheapest final run after it: one member trained every epoch on all of them)"""
+    folds = stopping_check.FOLDS
+    check = probe["data_seconds"] + _setup_cost(probe, folds) + _epoch_cost(probe, folds) * epochs
+    return check, _setup_cost(probe, 1) + _epoch_cost(probe, 1) * epochs * _all_rows(probe)
+
+
+def _check_plan(probe: dict, base, clock: _Clock, report: bool) -> dict[str, Any]:
+    """Whether the stopping check runs: the recipe stops early on a validation split, and the check with the
+    cheapest final run after it take at most CHECK_SHARE of the time left for training."""
+    epochs = stopping_check.LONG_FACTOR * base.train.epochs
+    if base.train.early_stopping is None or not probe["val_rows"]:
+        return {"seconds": 0.0, "epochs": epochs, "why": "the config trains every epoch already (no early stopping "
+                "or no validation split)"}
+    room = clock.left() - _final_fixed(probe, report)
+    check, final = _check_costs(probe, epochs)
+    if check + final > CHECK_SHARE * room:
+        return {"seconds": 0.0, "epochs": epochs,
+                "why": f"it would take about {check:.0f} s and a final run of every epoch {final:.0f} s more, over "
+                       f"{CHECK_SHARE:.0%} of the {max(room, 0):.0f} s left for training"}
+    return {"seconds": round(check, 1), "epochs": epochs, "folds": stopping_check.FOLDS, "why": None}
 
 
 def _final_plan(probe: dict, plan: dict, clock: _Clock, winner: Candidate | None, summaries: list[dict],
-                report: bool) -> dict[str, Any]:
+                report: bool, long_epochs: int = 0) -> dict[str, Any]:
     """The final run's members K and epochs cap: the most members (up to MAX_MEMBERS) whose expected epochs fit
-    the time left once the run's fixed costs (data, set-up, checkpoints, plots, report) are reserved."""
-    epochs = plan["epochs"]
+    the time left once the run's fixed costs (data, set-up, checkpoints, plots, report) are reserved.
+    `long_epochs`: every epoch won the stopping check, the members train that many on every row."""
+    epochs = long_epochs or plan["epochs"]
+    rows = _all_rows(probe) if long_epochs else 1.0
     plots = [s.get("timings", {}).get("plots") for s in summaries]
     plots = [p for p in plots if isinstance(p, (int, float))]
     end = (statistics.median(plots) * (REPORT_FACTOR if report else 1.0) + 0.5) if plots else \
@@ -454,7 +523,11 @@ def _final_plan(probe: dict, plan: dict, clock: _Clock, winner: Candidate | None
         longest = max(s.get("epochs_run") or 0 for s in summaries)
         if seconds and longest:
             probe["epoch_seconds"][len(summaries)] = round(seconds / longest, 5)
-    if winner is not None and winner.stopped_early:
+    if long_epochs:
+        expected = long_epochs
+        because = f"every epoch won the stopping check: its members train all {long_epochs} epochs on the " \
+                  f"{probe['train_rows'] + probe['val_rows']:,} training and validation rows"
+    elif winner is not None and winner.stopped_early:
         expected = min(epochs, math.ceil(EXPECTED_STRETCH * winner.epochs_run))
         because = f"the winner stopped early at epoch {winner.epochs_run}; its members are expected to stop by " \
                   f"epoch {expected}"
@@ -465,10 +538,10 @@ def _final_plan(probe: dict, plan: dict, clock: _Clock, winner: Candidate | None
     available = clock.left() - end - probe["data_seconds"]
     members = 1
     for k in range(MAX_MEMBERS, 0, -1):
-        if _setup_cost(probe, k) + _epoch_cost(probe, k) * expected <= available:
+        if _setup_cost(probe, k) + _epoch_cost(probe, k) * rows * expected <= available:
             members = k
             break
-    cost = _epoch_cost(probe, members)
+    cost = _epoch_cost(probe, members) * rows
     cap = max(1, min(epochs, int((available - _setup_cost(probe, members)) // cost) if available > 0 else 1))
     return {"members": members, "epochs": cap, "expected_epochs": expected, "epoch_seconds": round(cost, 5),
             "reserved_seconds": round(end + probe["data_seconds"], 2), "left_seconds": round(clock.left(), 2),
@@ -476,6 +549,24 @@ def _final_plan(probe: dict, plan: dict, clock: _Clock, winner: Candidate | None
                    f"{'is the most that fits' if members < MAX_MEMBERS else f'(at most {MAX_MEMBERS})'} in the "
                    f"{max(available, 0):.1f} s left after {end + probe['data_seconds']:.1f} s reserved for reading "
                    f"the data and writing the run's files"}
+
+
+# ---------------------------------------------------------------------- the stopping check
+def _stopping_check(raw: dict, fixed: dict, origins: dict, run_dir: Path, base, planned: dict,
+                    clock: _Clock) -> stopping_check.CheckResult:
+    """The check (runs/stopping_check.py) on the recipe's settings when the plan holds it; skipped, with why,
+    otherwise."""
+    if planned["why"]:
+        return stopping_check.skipped(f"not run: {planned['why']}")
+    from clftrain.config import apply_overrides, validate_config
+
+    config = validate_config(apply_overrides(raw, {**fixed, **stopping_check.check_settings(planned["epochs"])}),
+                             source="the stopping check", set_keys=origins, base_dir=run_dir)
+    phase = time.monotonic()
+    result = stopping_check.run_check(config, base.train.early_stopping, base.train.restore_best,
+                                      planned["seconds"])
+    clock.mark("check", phase)
+    return result
 
 
 # ---------------------------------------------------------------------- the search

@@ -25,12 +25,17 @@ class AutoFitConsole:
         for note in notes:
             self.notes.print(Text("note: ", style="yellow") + Text(note))
 
-    def planned(self, probe: dict, plan: dict, budget: float, used: float, space: dict) -> None:
+    def probed(self, probe: dict, check: dict, used: float) -> None:
         times = sorted(probe["epoch_seconds"].items())
         batch = f", {times[-1][1]:.3f} s for {times[-1][0]} as one batched model" if len(times) > 1 else ""
         self.console.print(f"probe: an epoch takes {times[0][1]:.3f} s for one model{batch} "
                            f"({probe['train_rows']:,} training rows, {probe['val_rows']:,} validation, "
                            f"{probe['device']}); {used:.1f} s used so far")
+        if not check["why"]:
+            self.console.print(f"stopping check: early stopping against all {check['epochs']} epochs on every row, "
+                               f"cross-validated on {check['folds']} folds as one batched model, about {check['seconds']:.0f} s")
+
+    def planned(self, plan: dict, budget: float, used: float, space: dict) -> None:
         if not plan["trials"]:
             self.console.print(f"search: none ({plan['why']}): the recipe's own values")
             return
@@ -66,6 +71,13 @@ class AutoFitConsole:
             values = ", ".join(f"{key.rsplit('.', 1)[-1]} {_value(v)}" for key, v in winner.values.items())
             self.console.print(f"[bold]winner: {winner.run.split('-', 1)[0]}[/bold] ({values}): {why}")
         self.console.print(f"search: {seconds:.1f} s (planned at most {planned:.0f} s)")
+
+    def checked(self, check: Any) -> None:
+        if not check.folds:
+            self.console.print(f"stopping check: {check.why}")
+            return
+        choice = "every epoch on every row" if check.long else "early stopping"
+        self.console.print(f"[bold]stopping check: {choice}[/bold] ({check.seconds:.1f} s): {check.why}")
 
     def final_planned(self, final: dict, winner: Any, values: dict, seed: int, left: float) -> None:
         what = "the winner" if winner is not None else "the recipe"
