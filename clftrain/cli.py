@@ -74,8 +74,8 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
 @user_errors
 def fit(
     config: Annotated[Optional[Path], typer.Argument(
-        help="The experiment's YAML config; or a data table (CSV) with --target: no config, the tabular recipe "
-             "with a small search and an ensemble within --budget.", autocompletion=complete_configs)] = None,
+        help="The experiment's YAML config; or a data table (CSV, Parquet) with --target: no config, the tabular "
+             "recipe with a small search and an ensemble within --budget.", autocompletion=complete_configs)] = None,
     overrides: SetOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create (must not exist).")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Where run directories go when --out is not given.")] = Path("runs"),
@@ -446,8 +446,9 @@ def predict(
 @app.command()
 @user_errors
 def init(
-    data: Annotated[Path, typer.Argument(help="The CSV table to train on.", autocompletion=lambda incomplete: _paths_under(
-        incomplete, lambda path: path.is_dir() or path.suffix == ".csv"))],
+    data: Annotated[Path, typer.Argument(help="The table to train on: a CSV file, a Parquet file or a folder of "
+                                         "them.", autocompletion=lambda incomplete: _paths_under(
+        incomplete, lambda path: path.is_dir() or path.suffix in (".csv", ".parquet", ".pq")))],
     target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The config file to write.")] = Path("config.yaml"),
     force: ForceOption = False,

@@ -18,6 +18,13 @@ import yaml
 
 from clftrain.errors import UserError
 
+PARQUET_SUFFIXES = {".parquet", ".pq"}  # a Parquet file; a folder of them is read too (data/arrow_tables.py)
+
+
+def is_parquet(path: Path) -> bool:
+    """A Parquet file or a folder (of Parquet files), as dataset `parquet`, `init` and `fit DATA` read them."""
+    return path.suffix.lower() in PARQUET_SUFFIXES or path.is_dir()
+
 MAX_CONFIG_BYTES = 1_000_000  # a config is a few hundred bytes; run directories' JSON and YAML files too
 MAX_VALUES = 100_000  # values in one document, aliases expanded
 MAX_DEPTH = 32  # nesting levels (a config uses 3)

@@ -72,6 +72,24 @@ def test_bad_input_exits_2_and_writes_nothing(cli, table, tmp_path, args, messag
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
 
 
+def test_a_parquet_table_is_read_as_its_csv_is(cli, table, tmp_path):
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    parquet = tmp_path / "table.parquet"
+    pyarrow.parquet.write_table(pyarrow.csv.read_csv(table), parquet)
+    missing = cli("fit", parquet, "--out", tmp_path / "none")
+    assert missing.exit_code == 2 and "(its columns: x1, x2, colour, label)" in " ".join(missing.output.split())
+    run = tmp_path / "auto"
+    result = cli("fit", parquet, "--target", "label", "--budget", "20s", "--set", "train.epochs=4", "--out", run,
+                 "--no-report")
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["dataset"]["name"] == "parquet" and config["dataset"]["impute"] == "median"
+    data = json.loads((run / "summary.json").read_text())["data"]
+    assert data["train"] + data["val"] + data["test"] == 120 and "colour=red" in " ".join(data["features"])
+
+
 def test_target_and_budget_are_for_a_table_only(cli, write_config):
     result = cli("fit", write_config(tiny_config()), "--budget", "10s")
     assert result.exit_code == 2 and "--budget is for fit DATA" in result.output

@@ -56,14 +56,25 @@ def test_an_initialised_config_trains_at_least_as_well_as_mlpclassifier(tmp_path
     assert statistics.fmean(ours) >= statistics.fmean(theirs) - 0.01, (ours, theirs)
 
 
-def test_init_says_what_it_found_in_the_table(tmp_path):
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_init_says_what_it_found_in_the_table(tmp_path, kind):
     rows = ["id,name,age,city,label"]
     rng = np.random.default_rng(0)
     for i in range(120):
         age = "" if i % 10 == 0 else str(20 + int(rng.integers(0, 50)))
-        rows.append(f"{1000 + i},person {i},{age},{['york', 'leeds', 'hull'][i % 3]},{'yes' if i % 2 else 'no'}")
-    (tmp_path / "people.csv").write_text("\n".join(rows) + "\n")
-    result = invoke("init", tmp_path / "people.csv", "--target", "label", "-o", tmp_path / "people.yaml")
+        city = "NA" if i == 7 else ['york', 'leeds', 'hull'][i % 3]  # a text cell that reads as missing
+        rows.append(f"{1000 + i},person {i},{age},{city},{'yes' if i % 2 else 'no'}")
+    table = tmp_path / "people.csv"
+    table.write_text("\n".join(rows) + "\n")
+    if kind == "parquet":  # the same table, its gaps nulls (age, an int64 column) or the text 'NA' (city)
+        import pyarrow.csv
+        import pyarrow.parquet
+
+        read = pyarrow.csv.read_csv(table, convert_options=pyarrow.csv.ConvertOptions(null_values=[""]))
+        table = tmp_path / "people.parquet"
+        pyarrow.parquet.write_table(read, table)
+        assert read.column("age").null_count == 12 and read.column("city").null_count == 0
+    result = invoke("init", table, "--target", "label", "-o", tmp_path / "people.yaml")
     assert result.exit_code == 0, result.output
     text = (tmp_path / "people.yaml").read_text()
     assert text.startswith("# yaml-language-server: $schema=clftrain.schema.json\n")
@@ -72,10 +83,11 @@ def test_init_says_what_it_found_in_the_table(tmp_path):
     assert "'id': an identifier (a different whole number on every row)" in text
     assert "'name': free text (120 different values in 120 rows)" in text
     assert "# one-hot encoded (text columns): city" in text
-    assert "# missing values: age (12); filled from the training rows" in text and "impute: median" in text
+    assert "# missing values: age (12), city (1); filled from the training rows" in text and "impute: median" in text
+    assert f"  name: {kind}\n" in text and f'  path: "people.{kind}"' in text
     assert invoke("validate", tmp_path / "people.yaml").exit_code == 0
-    again = invoke("init", tmp_path / "people.csv", "--target", "label", "-o", tmp_path / "people.yaml")
+    again = invoke("init", table, "--target", "label", "-o", tmp_path / "people.yaml")
     assert again.exit_code == 2 and "already exists" in again.output  # never over the user's file
-    missing = invoke("init", tmp_path / "people.csv", "--target", "disease", "-o", tmp_path / "other.yaml")
+    missing = invoke("init", table, "--target", "disease", "-o", tmp_path / "other.yaml")
     assert missing.exit_code == 2 and "has no column(s) 'disease'" in missing.output
     assert not (tmp_path / "other.yaml").exists()

@@ -1,4 +1,5 @@
-"""`clftrain init DATA.csv --target COLUMN`: a commented config a person can run at once, written from the table.
+"""`clftrain init DATA --target COLUMN`: a commented config a person can run at once, written from the table (a CSV
+file, or a Parquet file or folder of them).
 
 The table is read with fit's own checks (data/tabular.py through training.check_data), so what the comments
 say - the task, the classes, the columns left out and why, the categories, the gaps - is what fit will do.
@@ -17,6 +18,7 @@ from clftrain.components.presets import TABULAR
 from clftrain.config import validate_config
 from clftrain.data import CsvTable, is_missing
 from clftrain.errors import UserError
+from clftrain.readers import is_parquet
 from clftrain.store import rundir
 
 # (training rows up to, batch size, epochs, early-stopping patience); None: the preset's own
@@ -33,22 +35,51 @@ def scaffold_config(data: Path, target: str, out: Path) -> tuple[str, list[str]]
     """The config's text for `data` written to `out`'s folder, and what the user should know about it."""
     from clftrain.training import check_data
 
-    table = CsvTable.read(data)
-    table.require([target], "dataset.target")
-    features = [c for c in table.header if c != target]
-    gaps = {c: sum(is_missing(cell) for _, cell in table.cells(c)) for c in features}
-    gaps = {c: n for c, n in gaps.items() if n}
+    kind = "parquet" if is_parquet(data) else "csv"
+    header, gaps, rows = (_parquet_gaps if kind == "parquet" else _csv_gaps)(data, target)
     relative = Path(os.path.relpath(data.resolve(), out.resolve().parent))
     path = data.resolve() if relative.parts[:1] == ("..",) else relative  # no climbing out: then absolute
-    dataset = {"name": "csv", "path": str(path), "target": target, "categorical": "auto", "val_size": VAL_SIZE,
+    dataset = {"name": kind, "path": str(path), "target": target, "categorical": "auto", "val_size": VAL_SIZE,
                **({"impute": "median"} if gaps else {})}
     config = {"name": run_name(data), "seed": 0, "dataset": dataset}
     _, built = check_data(validate_config(config, source=f"clftrain init {data}",
                                                  base_dir=out.resolve().parent))
     rows = len(built.X_train)
     _, batch, epochs, patience = next(size for size in SIZES if size[0] is None or rows <= size[0])
-    text = _render(data, target, config["name"], dataset, built, gaps, batch, epochs, patience, len(table.rows), out)
+    text = _render(data, target, config["name"], dataset, built, gaps, batch, epochs, patience, rows, out)
     return text, list(built.notes)
+
+
+def _csv_gaps(data: Path, target: str) -> tuple[list[str], dict[str, int], int]:
+    """(the header, the input columns with missing cells and how many, the rows) of a CSV table."""
+    table = CsvTable.read(data)
+    table.require([target], "dataset.target")
+    gaps = {c: sum(is_missing(cell) for _, cell in table.cells(c)) for c in table.header if c != target}
+    return table.header, {c: n for c, n in gaps.items() if n}, len(table.rows)
+
+
+def _parquet_gaps(data: Path, target: str) -> tuple[list[str], dict[str, int], int]:
+    """The same of a Parquet table: a gap is a null, or a text cell that reads as missing (as in a CSV file)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from clftrain.data.arrow_tables import read_table
+    from clftrain.data.csvtable import null_spellings
+
+    table = read_table(data)
+    header = table.column_names
+    if target not in header:
+        raise UserError(f"{data} has no column(s) {target!r} (dataset.target); its columns are: "
+                        f"{', '.join(header)}")
+    spellings = pa.array(sorted(null_spellings()))
+    gaps = {}
+    for name in (c for c in header if c != target):
+        column = table.column(name)
+        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        spelled = pc.sum(pc.is_in(pc.utf8_trim_whitespace(column), value_set=spellings)).as_py() if text else 0
+        if column.null_count + (spelled or 0):
+            gaps[name] = column.null_count + (spelled or 0)
+    return header, gaps, table.num_rows
 
 
 def run_name(data: Path) -> str:
@@ -79,7 +110,7 @@ def _render(data, target, name, dataset, built, gaps, batch, epochs, patience, r
     if gaps:
         listed = ", ".join(f"{c} ({n})" for c, n in gaps.items())
         lines.append(f"# missing values: {listed}; filled from the training rows (median; text: most frequent)")
-    body = [("name", name, ""), ("seed", "0", ""), ("dataset", None, ""), ("  name", "csv", ""),
+    body = [("name", name, ""), ("seed", "0", ""), ("dataset", None, ""), ("  name", dataset["name"], ""),
             ("  path", json.dumps(dataset["path"]),
              "" if Path(dataset["path"]).is_absolute() else "relative to this file"),
             ("  target", json.dumps(target), ""),
