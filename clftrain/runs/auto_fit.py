@@ -45,7 +45,7 @@ from clftrain.runs import stopping_check
 DEFAULT_BUDGET = "60s"
 TRIALS = 8  # the search's trials, at most (fewer where the budget holds fewer)
 SPACE = {"train.lr": "loguniform(0.0003, 0.003)", "train.weight_decay": "loguniform(1e-06, 0.001)"}
-SEARCH_SHARE = 0.5  # of the time left after the probe (and the stopping check's planned seconds)
+SEARCH_SHARE = 0.5  # of the time left for training when the search starts (after the stopping check)
 # the stopping check and its cheapest final run (one member), at most, of the time left (0.8 skipped it on
 # bench-quality's cars at the default 60 s: 41 s planned of 51)
 CHECK_SHARE = 0.9

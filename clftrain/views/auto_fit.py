@@ -33,7 +33,8 @@ class AutoFitConsole:
                            f"{probe['device']}); {used:.1f} s used so far")
         if not check["why"]:
             self.console.print(f"stopping check: early stopping against all {check['epochs']} epochs on every row, "
-                               f"cross-validated on {check['folds']} folds as one batched model, about {check['seconds']:.0f} s")
+                               f"cross-validated on {check['folds']} folds as one batched model, about "
+                               f"{check['seconds']:.0f} s")
 
     def planned(self, plan: dict, budget: float, used: float, space: dict) -> None:
         if not plan["trials"]:
