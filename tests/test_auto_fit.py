@@ -90,6 +90,23 @@ def test_a_parquet_table_is_read_as_its_csv_is(cli, table, tmp_path):
     assert data["train"] + data["val"] + data["test"] == 120 and "colour=red" in " ".join(data["features"])
 
 
+def test_the_final_run_stops_at_an_epochs_end_before_the_budget_runs_out(tmp_path):
+    import time
+
+    from clftrain.config import validate_config
+    from clftrain.runs.auto_fit import BudgetStop, Clock
+    from clftrain.runs.single import fit_single
+
+    # 3,000 epochs of a tiny model take several seconds here; the budget leaves about one
+    clock = Clock(time.monotonic(), 1.0)
+    ceiling = BudgetStop(clock, reserve=0.2)
+    config = validate_config(tiny_config(train={"epochs": 3000, "log_every": 1000}))
+    summary = fit_single(config, out=tmp_path / "run", callbacks=[ceiling]).summary
+    assert summary["status"] == "completed" and ceiling.stopped_at == summary["epochs_run"] < 3000
+    assert clock.used() < 1.0 + 1.5  # stopped near the ceiling (the run's files are written after it)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs_run"] == ceiling.stopped_at
+
+
 def test_target_and_budget_are_for_a_table_only(cli, write_config):
     result = cli("fit", write_config(tiny_config()), "--budget", "10s")
     assert result.exit_code == 2 and "--budget is for fit DATA" in result.output

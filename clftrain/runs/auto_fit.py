@@ -16,7 +16,8 @@ The steps, each sized to the time left of the budget (counted from the start of 
      RUN_DIR/search/ (when every epoch wins, none: the search ranks early-stopped trials on the validation split);
   5. the winner (the best validation score; the validation loss breaks ties) trained again as
      `model.ensemble: K` (K members, seeds seed..seed+K-1, as one batched model), K the most members whose
-     expected epochs fit the time left (K = 1: the winner alone), into RUN_DIR itself, the usual run
+     expected epochs fit the time left (K = 1: the winner alone; stopped at an epoch's end where another
+     would pass the budget: BudgetStop), into RUN_DIR itself, the usual run
      directory: its config.yaml is the config settled on, and eval, predict, plot, report and export use it.
      When every epoch won the check, the recipe's members train on the training and validation rows
      (dataset.val_size: 0) for the check's epochs, without early stopping.
@@ -164,7 +165,7 @@ class Quiet:
 
 
 @dataclass
-class _Clock:
+class Clock:
     started: float  # time.monotonic() at the start of the command
     budget: float
     marks: dict[str, float] = field(default_factory=dict)
@@ -190,7 +191,7 @@ def auto_fit(data: Path, target: str | None, budget_text: str | None, started: f
     view = view or Quiet()
     check_target(data, target)
     budget_text = budget_text if budget_text is not None else DEFAULT_BUDGET
-    clock = _Clock(started, parse_budget(budget_text))
+    clock = Clock(started, parse_budget(budget_text))
     if out is not None and (out.exists() or out.is_symlink()):
         raise UserError(f"output directory {out} already exists; choose a new --out path (clftrain never "
                         "overwrites a run)")
@@ -276,8 +277,10 @@ def auto_fit(data: Path, target: str | None, budget_text: str | None, started: f
     from clftrain.runs.single import fit_single
 
     fit = fit_seeds if config.seeds is not None else fit_single
-    result = fit(config, callbacks=final_callbacks, on_model=on_model, restart=run_dir)
+    ceiling = BudgetStop(clock, final["reserved_seconds"] - probe["data_seconds"])
+    result = fit(config, callbacks=[*final_callbacks, ceiling], on_model=on_model, restart=run_dir)
     clock.mark("final", phase)
+    record["final"]["stopped_by_budget_at"] = ceiling.stopped_at
     record.update(seconds=round(clock.used(), 3), phases=dict(clock.marks),
                   within_budget=clock.used() <= clock.budget)
     record["final"].update(seconds=clock.marks["final"], epochs_run=result.summary.get("epochs_run"),
@@ -342,7 +345,7 @@ class _EpochClock:
         return statistics.median(b - a for a, b in zip(self.ends, self.ends[1:]))
 
 
-def _probe(raw: dict, fixed: dict, origins: dict, base, run_dir: Path, clock: _Clock, trials: int) -> dict[str, Any]:
+def _probe(raw: dict, fixed: dict, origins: dict, base, run_dir: Path, clock: Clock, trials: int) -> dict[str, Any]:
     """The time of an epoch for one model and for `trials` as one batched model (the search's shape: the trials
     differ only in keys each run of a batch holds on its own), and of reading the data and building a model."""
     from clftrain.config import apply_overrides, validate_config
@@ -375,7 +378,7 @@ def _yaml(value: Any) -> str:
     return value_text(value)
 
 
-def _time_epochs(configs: list, dataset, clock: _Clock) -> dict[str, Any]:
+def _time_epochs(configs: list, dataset, clock: Clock) -> dict[str, Any]:
     """Set up `configs` as one group and time a few epochs (the weights are thrown away); past the budget,
     a watchdog stops it within its epoch and the budget is refused as too small."""
     from clftrain.runs.lifecycle import training_session
@@ -440,7 +443,7 @@ def _final_fixed(probe: dict, report: bool) -> float:
     return probe["data_seconds"] + _setup_cost(probe, 1) + _end_guess(report)
 
 
-def _refuse_small_budget(probe: dict, base, clock: _Clock, report: bool) -> None:
+def _refuse_small_budget(probe: dict, base, clock: Clock, report: bool) -> None:
     """The budget refused when not even one epoch of one model, and the final run's files, fit."""
     epochs, end = base.train.epochs, _end_guess(report)
     least = clock.used() + _final_fixed(probe, report) + _epoch_cost(probe, 1)
@@ -458,7 +461,7 @@ def _refuse_small_budget(probe: dict, base, clock: _Clock, report: bool) -> None
 NO_SEARCH = {"trials": 0, "search_epochs": 0, "search_seconds": 0.0}
 
 
-def _plan(probe: dict, base, clock: _Clock, space: dict, report: bool) -> dict[str, Any]:
+def _plan(probe: dict, base, clock: Clock, space: dict, report: bool) -> dict[str, Any]:
     """How many trials of how many epochs the search trains, in about SEARCH_SHARE of the time left for
     training (what the final run's fixed costs leave)."""
     epochs = base.train.epochs
@@ -492,7 +495,7 @@ def _check_costs(probe: dict, epochs: int) -> tuple[float, float]:
     return check, _setup_cost(probe, 1) + _epoch_cost(probe, 1) * epochs * _all_rows(probe)
 
 
-def _check_plan(probe: dict, base, clock: _Clock, report: bool) -> dict[str, Any]:
+def _check_plan(probe: dict, base, clock: Clock, report: bool) -> dict[str, Any]:
     """Whether the stopping check runs: the recipe stops early on a validation split, and the check with the
     cheapest final run after it take at most CHECK_SHARE of the time left for training."""
     epochs = stopping_check.LONG_FACTOR * base.train.epochs
@@ -508,7 +511,7 @@ def _check_plan(probe: dict, base, clock: _Clock, report: bool) -> dict[str, Any
     return {"seconds": round(check, 1), "epochs": epochs, "folds": stopping_check.FOLDS, "why": None}
 
 
-def _final_plan(probe: dict, plan: dict, clock: _Clock, winner: Candidate | None, summaries: list[dict],
+def _final_plan(probe: dict, plan: dict, clock: Clock, winner: Candidate | None, summaries: list[dict],
                 report: bool, long_epochs: int = 0) -> dict[str, Any]:
     """The final run's members K and epochs cap: the most members (up to MAX_MEMBERS) whose expected epochs fit
     the time left once the run's fixed costs (data, set-up, checkpoints, plots, report) are reserved.
@@ -552,9 +555,31 @@ def _final_plan(probe: dict, plan: dict, clock: _Clock, winner: Candidate | None
                    f"the data and writing the run's files"}
 
 
+class BudgetStop:
+    """Ends the final run at an evaluated epoch's end once another epoch (as long as the last) would not finish
+    before the budget, `reserve` seconds kept for the run's files: the members' sizing is an estimate, the
+    budget a ceiling. The run ends completed there, with its best weights kept as after early stopping."""
+
+    def __init__(self, clock: Clock, reserve: float) -> None:
+        self.clock, self.reserve = clock, max(reserve, 0.0)
+        self.last, self.stopped_at = 0.0, None
+
+    def on_fit_start(self, trainer) -> None:
+        self.last = time.monotonic()
+
+    def on_epoch_end(self, trainer, row) -> None:
+        now = time.monotonic()
+        epoch, self.last = now - self.last, now
+        if trainer.epoch < trainer.cfg.epochs and self.clock.left() - self.reserve < epoch:
+            trainer.stop("completed")
+            self.stopped_at = trainer.epoch
+
+    def on_fit_end(self, trainer) -> None: ...
+
+
 # ---------------------------------------------------------------------- the stopping check
 def _stopping_check(raw: dict, fixed: dict, origins: dict, run_dir: Path, base, planned: dict,
-                    clock: _Clock) -> stopping_check.CheckResult:
+                    clock: Clock) -> stopping_check.CheckResult:
     """The check (runs/stopping_check.py) on the recipe's settings when the plan holds it; skipped, with why,
     otherwise."""
     if planned["why"]:
@@ -616,7 +641,7 @@ def _ranking_text(probe: dict) -> str:
 
 
 # ---------------------------------------------------------------------- auto_fit.json
-def _record_start(data: Path, target: str, clock: _Clock, probe: dict, plan: dict, space: dict, base) -> dict:
+def _record_start(data: Path, target: str, clock: Clock, probe: dict, plan: dict, space: dict, base) -> dict:
     return {
         "data": str(data), "target": target, "budget_seconds": clock.budget, "counted": COUNTED,
         "base_config": BASE_CONFIG,

@@ -91,6 +91,9 @@ class AutoFitConsole:
     def finished(self, run_dir: Path, record: dict) -> None:
         phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in record.get("phases", {}).items())
         within = "within" if record.get("within_budget") else "[bold red]over[/bold red]"
+        if record["final"].get("stopped_by_budget_at"):
+            self.console.print(f"final run: stopped at epoch {record['final']['stopped_by_budget_at']}, where "
+                               "another epoch would not have finished within the budget")
         self.console.print(f"time used: {record['seconds']:.1f} s, {within} the {record['budget_seconds']:g} s "
                            f"budget ({phases} s; counted {record['counted']})")
         search = f", {record['search']['dir']}/ the search (clftrain report {run_dir / record['search']['dir']})" \
