@@ -33,15 +33,22 @@ def test_a_table_and_a_target_make_a_run_directory_that_eval_uses(cli, table, tm
     run = tmp_path / "auto"
     result = cli("fit", table, "--target", "label", "--budget", "20s", "--out", run, "--no-report")
     assert result.exit_code == 0, result.output
-    assert "winner:" in result.output and "final:" in result.output and "time used:" in result.output
+    assert "final:" in result.output and "time used:" in result.output
     record = json.loads((run / "auto_fit.json").read_text())
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["preset"] == "tabular" and config["dataset"]["target"] == "label"
+    assert (run / "init.yaml").is_file()
     search = record["search"]
-    assert search["trials"] >= 2 and len(search["candidates"]) == search["trials"]
-    assert (run / "search" / "sweep.csv").is_file() and (run / "init.yaml").is_file()
-    winner = next(c for c in search["candidates"] if c["run"] == search["winner"])
-    assert config["train"]["lr"] == winner["train.lr"]  # the config settled on is the winner's
+    # Where the machine is fast enough the stopping check fits in the 20 s too (mostly it does not), and every
+    # epoch may win on this noiseless table: then there is no search (tests/test_stopping_check.py)
+    if record["stopping_check"]["choice"] == "every_epoch":
+        assert search["trials"] == 0 and config["train"]["early_stopping"] is None
+    else:
+        assert "winner:" in result.output
+        assert search["trials"] >= 2 and len(search["candidates"]) == search["trials"]
+        assert (run / "search" / "sweep.csv").is_file()
+        winner = next(c for c in search["candidates"] if c["run"] == search["winner"])
+        assert config["train"]["lr"] == winner["train.lr"]  # the config settled on is the winner's
     members = record["final"]["members"]
     # one member (a slow machine leaves no time for more) is written as model.ensemble: null
     assert (config["model"].get("ensemble") or 1) == members and 1 <= members <= 8
