@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from types import SimpleNamespace
 
 import pytest
@@ -63,6 +64,30 @@ def test_every_epoch_wins_a_tie_and_loses_when_it_scores_less():
     assert "early stopping wins" in compare([worse_later], "val_acc", True, RULE, restore_best=True).why
 
 
+def _fold(kept: float, last: float) -> list[dict]:
+    """A fold whose early stopping keeps epoch 2 (scored `kept`) and whose last epoch scores `last`."""
+    return _history([0.9, 0.5, 0.6, 0.7, 0.8], [0.5, kept, 0.5, 0.5, last])
+
+
+def test_early_stopping_must_lead_by_more_than_one_standard_error():
+    # bench-quality's cars, seed 0: early stopping led by 0.9 points, standard error 2.3 points
+    noisy = [_fold(0.703704, 0.753086), _fold(0.802469, 0.790123), _fold(0.864198, 0.802469),
+             _fold(0.851852, 0.839506)]
+    result = compare(noisy, "val_acc", True, RULE, restore_best=True)
+    assert result.lead == pytest.approx(0.00926, abs=1e-5) and result.standard_error == pytest.approx(0.0228, abs=1e-4)
+    assert result.choice == "every_epoch" and "standard error 0.0228" in result.why
+    # its pbc, seed 0: a 5.4-point lead, standard error 2.2: early stopping stays
+    clear = [_fold(0.797619, 0.797619), _fold(0.72619, 0.666667), _fold(0.710843, 0.662651),
+             _fold(0.783133, 0.674699)]
+    assert compare(clear, "val_acc", True, RULE, restore_best=True).choice == "early_stopping"
+    # the same lead on every fold has no error: any lead keeps early stopping
+    steady = [_fold(0.81, 0.8)] * 3
+    assert compare(steady, "val_acc", True, RULE, restore_best=True).choice == "early_stopping"
+    # a lead exactly one standard error large (wine, seed 2: one fold of four a row ahead) is not more than it
+    one_row = [_fold(1.0, 1.0), _fold(1.0, 1.0), _fold(1.0, 0.971429), _fold(0.971429, 0.971429)]
+    assert compare(one_row, "val_acc", True, RULE, restore_best=True).choice == "every_epoch"
+
+
 def test_for_an_error_lower_wins():
     rising_error = _history([0.9, 0.5, 0.6, 0.7], [0.3, 0.2, 0.25, 0.4], metric="val_mae")
     falling_error = _history([0.9, 0.5, 0.6, 0.7], [0.3, 0.2, 0.15, 0.1], metric="val_mae")
@@ -93,8 +118,11 @@ def test_fit_data_runs_the_check_and_its_final_run_follows_the_choice(cli, table
     check = record["stopping_check"]
     assert check["folds"] == 4 and check["epochs"] == 16, check["why"]
     assert len(check["early_stopping_scores"]) == len(check["every_epoch_scores"]) == 4
-    mean = lambda values: sum(values) / len(values)  # noqa: E731
-    long = mean(check["every_epoch_scores"]) >= mean(check["early_stopping_scores"])
+    leads = [e - last for e, last in zip(check["early_stopping_scores"], check["every_epoch_scores"])]
+    error = statistics.stdev(leads) / 2  # over sqrt(4) folds
+    assert check["early_stopping_lead"] == pytest.approx(statistics.fmean(leads), abs=1e-5)
+    assert check["standard_error"] == pytest.approx(error, abs=1e-5)
+    long = statistics.fmean(leads) <= error + 1e-5
     assert check["choice"] == ("every_epoch" if long else "early_stopping")
     assert "stopping check: " + ("every epoch on every row" if long else "early stopping") in result.output
     config = yaml.safe_load((run / "config.yaml").read_text())

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import re
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -381,7 +380,7 @@ def _yaml(value: Any) -> str:
 def _time_epochs(configs: list, dataset, clock: Clock) -> dict[str, Any]:
     """Set up `configs` as one group and time a few epochs (the weights are thrown away); past the budget,
     a watchdog stops it within its epoch and the budget is refused as too small."""
-    from clftrain.runs.lifecycle import training_session
+    from clftrain.runs.lifecycle import train_in_memory
     from clftrain.training import setup_group
 
     started = time.monotonic()
@@ -390,14 +389,7 @@ def _time_epochs(configs: list, dataset, clock: Clock) -> dict[str, Any]:
     trainer = group.trainer
     timer = _EpochClock(PROBE_EPOCHS, max(PROBE_SHARE * clock.budget, 0.0))
     trainer.callbacks = [*group.deciders(), timer]
-    watchdog = threading.Timer(max(clock.left(), 0.0), trainer.stop, ("interrupted",))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        with training_session(trainer, configs[0].threads) as (received, _):
-            trainer.fit()
-    finally:
-        watchdog.cancel()
+    received = train_in_memory(trainer, configs[0].threads, clock.left())
     if received:
         raise Interrupted(received[0], None)
     seconds = timer.epoch_seconds()

@@ -427,6 +427,20 @@ def training_session(loop: EpochLoop, threads: int | str) -> Iterator[tuple[list
         yield received, used
 
 
+def train_in_memory(loop: EpochLoop, threads: int | str, seconds: float) -> list[str]:
+    """Train `loop` to its end with nothing written (fit DATA's probe and stopping check): a watchdog stops it
+    within its epoch after `seconds`, as a signal would; returns the signals received."""
+    watchdog = threading.Timer(max(seconds, 0.0), loop.stop, ("interrupted",))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        with training_session(loop, threads) as (received, _):
+            loop.fit()
+    finally:
+        watchdog.cancel()
+    return received
+
+
 # ---------------------------------------------------------------------- what every summary and checkpoint holds
 def run_summary(config: Config, dataset: Dataset, loop: EpochLoop, device, model_description: dict) -> dict:
     """The summary.json fields every kind of run shares; the kind adds final, best and its own."""
