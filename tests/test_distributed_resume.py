@@ -65,6 +65,14 @@ def test_sigterm_stops_every_rank_after_one_step_and_resume_continues_bit_for_bi
 
     stopped = stop_by_sigterm(config, tmp_path / "stopped", after_epoch=20, epochs=60)
     assert "epoch_in_progress" in json.loads((stopped / "summary.json").read_text())  # stopped between steps
+    # Each rank's running sums of the epoch kept apart, for it to continue its own: their total continued on
+    # rank 0 alone adds the same floats in another order, and the resumed epoch's train_loss once differed from
+    # the straight run's in its 8th digit
+    partial = rundir.load_checkpoint(rundir.checkpoint_path(stopped, "last"))["partial"]
+    assert [s.shape[0] for s in partial["rank_sums"]] == [2, 2]
+    for by_rank, total in zip(partial["rank_sums"], partial["sums"]):
+        assert torch.allclose(by_rank.sum(0).float(), total.float())
+    assert not torch.equal(partial["rank_sums"][0][0], partial["rank_sums"][0][1])  # each its own shards
 
     resumed = torchrun("--resume", stopped, "-q")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

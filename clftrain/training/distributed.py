@@ -138,6 +138,20 @@ def all_reduce_sum(values: list[torch.Tensor]) -> list[torch.Tensor]:
     return list(stacked.unbind(0))
 
 
+def gather_stacked(values: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each value of every rank, stacked in rank order ([world, *shape]), on every rank. Exact: each rank's slot
+    is its value plus zeros from the others."""
+    import torch.distributed as dist
+
+    stacked = []
+    for value in values:
+        slots = torch.zeros((dist.get_world_size(), *value.shape), dtype=value.dtype, device=value.device)
+        slots[dist.get_rank()] = value
+        dist.all_reduce(slots)
+        stacked.append(slots)
+    return stacked
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """Whether `flag` is true on any rank (a stop asked by a signal that reached one rank first)."""
     import torch.distributed as dist

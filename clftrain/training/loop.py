@@ -161,12 +161,16 @@ class EpochLoop:
 
     def _keep_partial(self, order: torch.Tensor, next_step: int, sums: list[torch.Tensor], track: bool) -> None:
         """An epoch stopped before `next_step`, kept in `partial` to continue on resume. Data-parallel, a rank's
-        running sums cover only its shards of the batches, and the checkpoint is rank 0's: so rank 0 keeps the
-        ranks' sums added up (every rank stops after the same step, so they can meet here) and _restore_partial
-        gives the other ranks zeros. The resumed epoch counts every row once."""
-        if self.world is not None and self.sums_over_ranks and sums:
-            sums = distributed.all_reduce_sum(list(sums))
+        running sums cover only its shards of the batches, and the checkpoint is rank 0's: so it keeps every
+        rank's sums ("rank_sums", [world, ...]; every rank stops after the same step, so they can meet here),
+        for each rank to continue its own on a resume with as many processes, the epoch's metrics the same bit
+        for bit (float sums in another order round differently); and their total ("sums"), which rank 0
+        continues on any other resume while _restore_partial gives the other ranks zeros. Either way the
+        resumed epoch counts every row once."""
         self.partial = {"order": order, "next_step": next_step, "sums": sums, "track": track}
+        if self.world is not None and self.sums_over_ranks and sums:
+            self.partial |= {"sums": distributed.all_reduce_sum(list(sums)),
+                             "rank_sums": distributed.gather_stacked(list(sums))}
 
     def epoch_in_progress(self) -> dict:
         """summary.json's note of an epoch stopped between mini-batches ({} when none)."""
@@ -184,13 +188,21 @@ class EpochLoop:
                 f"this run stopped in the middle of epoch {self.epoch + 1}, which was not going to be evaluated; "
                 f"with train.epochs = {self.cfg.epochs} it would be: resume with train.epochs > {self.epoch + 1}")
         device = self.splits["train"].device
-        pooled_elsewhere = self.world is not None and self.sums_over_ranks and not self.world.is_main
-        sums = [torch.zeros_like(s) if pooled_elsewhere else s for s in partial["sums"]]  # see _keep_partial
-        self.partial = {**partial, "order": partial["order"].to(device), "sums": [s.to(device) for s in sums]}
+        pooled = self.world is not None and self.sums_over_ranks  # see _keep_partial
+        by_rank = partial.get("rank_sums")
+        if pooled and by_rank and by_rank[0].shape[0] == self.world.size:
+            sums = [s[self.world.rank] for s in by_rank]
+        else:
+            sums = [torch.zeros_like(s) if pooled and not self.world.is_main else s for s in partial["sums"]]
+        self.partial = {**{k: v for k, v in partial.items() if k != "rank_sums"},
+                        "order": partial["order"].to(device), "sums": [s.to(device) for s in sums]}
 
     def _saved_partial(self, rows: slice | None = None) -> dict | None:
         """`partial` as a checkpoint keeps it: on the CPU; `rows`: the replicas of a stacked model to keep."""
         if self.partial is None:
             return None
         pick = (lambda t: t.cpu()) if rows is None else (lambda t: t[rows].cpu())  # noqa: E731
-        return {**self.partial, "order": pick(self.partial["order"]), "sums": [pick(s) for s in self.partial["sums"]]}
+        saved = {**self.partial, "order": pick(self.partial["order"]), "sums": [pick(s) for s in self.partial["sums"]]}
+        if "rank_sums" in self.partial:  # data-parallel only (sums_over_ranks), whose checkpoint is whole
+            saved["rank_sums"] = [s.cpu() for s in self.partial["rank_sums"]]
+        return saved

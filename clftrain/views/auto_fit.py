@@ -84,7 +84,7 @@ class AutoFitConsole:
         what = "the winner" if winner is not None else "the recipe"
         members = final["members"]
         shape = (f"an ensemble of {members} members (seeds {seed}-{seed + members - 1}) trained as one batched "
-                 f"model, predicting with their mean") if members > 1 else "one model (seed {seed})".format(seed=seed)
+                 f"model, predicting with their mean") if members > 1 else f"one model (seed {seed})"
         self.console.print(f"final: {what} as {shape}, up to {final['epochs']} epochs, in the {left:.1f} s left: "
                            f"{final['why']}")
 
