@@ -80,6 +80,7 @@ def test_init_says_what_it_found_in_the_table(tmp_path, kind):
     assert text.startswith("# yaml-language-server: $schema=clftrain.schema.json\n")
     assert (tmp_path / "clftrain.schema.json").is_file() and "and " in result.output
     assert "# task: binary from the values of 'label'" in text
+    assert f"# Written by clftrain init from {table} (120 rows)" in text  # the table's rows, not the training split
     assert "'id': an identifier (a different whole number on every row)" in text
     assert "'name': free text (120 different values in 120 rows)" in text
     assert "# one-hot encoded (text columns): city" in text

@@ -36,7 +36,7 @@ def scaffold_config(data: Path, target: str, out: Path) -> tuple[str, list[str]]
     from clftrain.training import check_data
 
     kind = "parquet" if is_parquet(data) else "csv"
-    header, gaps, rows = (_parquet_gaps if kind == "parquet" else _csv_gaps)(data, target)
+    gaps, table_rows = (_parquet_gaps if kind == "parquet" else _csv_gaps)(data, target)
     relative = Path(os.path.relpath(data.resolve(), out.resolve().parent))
     path = data.resolve() if relative.parts[:1] == ("..",) else relative  # no climbing out: then absolute
     dataset = {"name": kind, "path": str(path), "target": target, "categorical": "auto", "val_size": VAL_SIZE,
@@ -46,20 +46,21 @@ def scaffold_config(data: Path, target: str, out: Path) -> tuple[str, list[str]]
                                                  base_dir=out.resolve().parent))
     rows = len(built.X_train)
     _, batch, epochs, patience = next(size for size in SIZES if size[0] is None or rows <= size[0])
-    text = _render(data, target, config["name"], dataset, built, gaps, batch, epochs, patience, rows, out)
+    text = _render(data, target, config["name"], dataset, built, gaps, batch, epochs, patience, table_rows, out)
     return text, list(built.notes)
 
 
-def _csv_gaps(data: Path, target: str) -> tuple[list[str], dict[str, int], int]:
-    """(the header, the input columns with missing cells and how many, the rows) of a CSV table."""
+def _csv_gaps(data: Path, target: str) -> tuple[dict[str, int], int]:
+    """(the input columns with missing cells and how many, the rows) of a CSV table."""
     table = CsvTable.read(data)
     table.require([target], "dataset.target")
     gaps = {c: sum(is_missing(cell) for _, cell in table.cells(c)) for c in table.header if c != target}
-    return table.header, {c: n for c, n in gaps.items() if n}, len(table.rows)
+    return {c: n for c, n in gaps.items() if n}, len(table.rows)
 
 
-def _parquet_gaps(data: Path, target: str) -> tuple[list[str], dict[str, int], int]:
-    """The same of a Parquet table: a gap is a null, or a text cell that reads as missing (as in a CSV file)."""
+def _parquet_gaps(data: Path, target: str) -> tuple[dict[str, int], int]:
+    """The same of a Parquet table: a gap is a null, or a text cell that reads as missing (as in a CSV file). A
+    missing target is check_data's error, after."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -67,19 +68,15 @@ def _parquet_gaps(data: Path, target: str) -> tuple[list[str], dict[str, int], i
     from clftrain.data.csvtable import null_spellings
 
     table = read_table(data)
-    header = table.column_names
-    if target not in header:
-        raise UserError(f"{data} has no column(s) {target!r} (dataset.target); its columns are: "
-                        f"{', '.join(header)}")
     spellings = pa.array(sorted(null_spellings()))
     gaps = {}
-    for name in (c for c in header if c != target):
+    for name in (c for c in table.column_names if c != target):
         column = table.column(name)
         text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
         spelled = pc.sum(pc.is_in(pc.utf8_trim_whitespace(column), value_set=spellings)).as_py() if text else 0
         if column.null_count + (spelled or 0):
             gaps[name] = column.null_count + (spelled or 0)
-    return header, gaps, table.num_rows
+    return gaps, table.num_rows
 
 
 def run_name(data: Path) -> str:

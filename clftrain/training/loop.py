@@ -169,8 +169,8 @@ class EpochLoop:
         resumed epoch counts every row once."""
         self.partial = {"order": order, "next_step": next_step, "sums": sums, "track": track}
         if self.world is not None and self.sums_over_ranks and sums:
-            self.partial |= {"sums": distributed.all_reduce_sum(list(sums)),
-                             "rank_sums": distributed.gather_stacked(list(sums))}
+            by_rank = distributed.gather_stacked(list(sums))
+            self.partial |= {"sums": [s.sum(0) for s in by_rank], "rank_sums": by_rank}
 
     def epoch_in_progress(self) -> dict:
         """summary.json's note of an epoch stopped between mini-batches ({} when none)."""
