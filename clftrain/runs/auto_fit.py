@@ -547,7 +547,7 @@ def _final_plan(probe: dict, plan: dict, clock: Clock, winner: Candidate | None,
                    f"the data and writing the run's files"}
 
 
-class BudgetStop:
+class BudgetStop:  # a training.Callback by its hooks, as _EpochClock: this module stays free of torch (cli imports it)
     """Ends the final run at an evaluated epoch's end once another epoch (as long as the last) would not finish
     before the budget, `reserve` seconds kept for the run's files: the members' sizing is an estimate, the
     budget a ceiling. The run ends completed there, with its best weights kept as after early stopping."""

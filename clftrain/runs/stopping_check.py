@@ -3,7 +3,7 @@
 The recipe stops early on a validation split (15% of the training rows) and keeps the best epoch's weights. Most
 tables want that; a few (bench/quality.py's cars: 406 cars, trees and a long-trained MLPClassifier ahead) want the
 opposite, every row trained on for many epochs (README, 'The one command'). A 60-row validation split cannot tell
-the two apart, so the check cross-validates both on the search winner's settings:
+the two apart, so the check cross-validates both on the recipe's settings, before any search:
 
   * one batched model of FOLDS replicas (dataset.cv_folds: replica k trains on every fold but fold k and is scored
     on fold k), trained for LONG_FACTOR times the recipe's epochs without early stopping, every epoch evaluated;
