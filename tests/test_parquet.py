@@ -179,3 +179,17 @@ def test_the_typed_csv_reader_reads_as_the_careful_one_or_leaves_the_file_to_it(
             assert list(typed.X[name]) == list(values), name
         else:
             assert np.array_equal(typed.X[name], values, equal_nan=True), name
+
+
+def test_column_names_come_from_the_schema_of_a_file_or_a_folder(tmp_path):
+    from clftrain.data.arrow_tables import read_column_names
+
+    data = table()
+    pq.write_table(data, tmp_path / "one.parquet")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pq.write_table(data.slice(0, 60), folder / "a.parquet")
+    pq.write_table(data.slice(60), folder / "b.parquet")
+    names = ["id", "x1", "x2", "colour", "label"]
+    assert read_column_names(tmp_path / "one.parquet") == names
+    assert read_column_names(folder) == names

@@ -30,6 +30,15 @@ TRUE_FALSE = {"0": 0, "1": 1, "false": 0, "true": 1, "no": 0, "yes": 1}
 
 def read_table(path: Path):
     """The pyarrow Table of a Parquet file or of a folder's Parquet files; a UserError naming the path."""
+    return _read(path, lambda dataset: dataset.to_table())
+
+
+def read_column_names(path: Path) -> list[str]:
+    """The column names of a Parquet file or folder, from its schema alone (no rows read)."""
+    return _read(path, lambda dataset: list(dataset.schema.names))
+
+
+def _read(path: Path, read):
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -38,8 +47,8 @@ def read_table(path: Path):
             files = sorted(str(p) for p in path.rglob("*.parquet") if p.is_file())
             if not files:
                 raise UserError(f"{path} holds no .parquet files; give a Parquet file or a folder of them")
-            return ds.dataset(files, format="parquet").to_table()
-        return ds.dataset(str(path), format="parquet").to_table()
+            return read(ds.dataset(files, format="parquet"))
+        return read(ds.dataset(str(path), format="parquet"))
     except (pa.ArrowException, OSError) as exc:
         raise UserError(f"cannot read Parquet {path}: {str(exc).splitlines()[0][:300]}") from None
 

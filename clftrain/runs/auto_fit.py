@@ -114,10 +114,10 @@ def _header(data: Path) -> list[str]:
     import csv
 
     if is_parquet(data):
-        from clftrain.data.arrow_tables import read_table
+        from clftrain.data.arrow_tables import read_column_names
 
         try:
-            return read_table(data).column_names
+            return read_column_names(data)
         except UserError:
             return []
     try:
@@ -261,7 +261,7 @@ def auto_fit(data: Path, target: str | None, budget_text: str | None, started: f
 
     # 5. the winner as an ensemble sized to what is left
     long = stopping_check.long_settings(check.epochs) if check.long else {}
-    final = _final_plan(probe, plan, clock, winner, search_summaries, report, long_epochs=check.epochs if long else 0)
+    final = _final_plan(probe, plan, clock, winner, search_summaries, report, every_row=check.long)
     settings = {**fixed, **values, **long, **({"model.ensemble": final["members"]} if final["members"] > 1 else {}),
                 **({"train.epochs": final["epochs"]} if final["epochs"] < plan["epochs"] else {}),
                 **({} if report else {"report": False})}
@@ -504,12 +504,12 @@ def _check_plan(probe: dict, base, clock: Clock, report: bool) -> dict[str, Any]
 
 
 def _final_plan(probe: dict, plan: dict, clock: Clock, winner: Candidate | None, summaries: list[dict],
-                report: bool, long_epochs: int = 0) -> dict[str, Any]:
+                report: bool, every_row: bool = False) -> dict[str, Any]:
     """The final run's members K and epochs cap: the most members (up to MAX_MEMBERS) whose expected epochs fit
     the time left once the run's fixed costs (data, set-up, checkpoints, plots, report) are reserved.
-    `long_epochs`: every epoch won the stopping check, the members train that many on every row."""
-    epochs = long_epochs or plan["epochs"]
-    rows = _all_rows(probe) if long_epochs else 1.0
+    `every_row`: every epoch won the stopping check, the members train all the plan's epochs on every row."""
+    epochs = plan["epochs"]
+    rows = _all_rows(probe) if every_row else 1.0
     plots = [s.get("timings", {}).get("plots") for s in summaries]
     plots = [p for p in plots if isinstance(p, (int, float))]
     end = (statistics.median(plots) * (REPORT_FACTOR if report else 1.0) + 0.5) if plots else \
@@ -519,9 +519,9 @@ def _final_plan(probe: dict, plan: dict, clock: Clock, winner: Candidate | None,
         longest = max(s.get("epochs_run") or 0 for s in summaries)
         if seconds and longest:
             probe["epoch_seconds"][len(summaries)] = round(seconds / longest, 5)
-    if long_epochs:
-        expected = long_epochs
-        because = f"every epoch won the stopping check: its members train all {long_epochs} epochs on the " \
+    if every_row:
+        expected = epochs
+        because = f"every epoch won the stopping check: its members train all {epochs} epochs on the " \
                   f"{probe['train_rows'] + probe['val_rows']:,} training and validation rows"
     elif winner is not None and winner.stopped_early:
         expected = min(epochs, math.ceil(EXPECTED_STRETCH * winner.epochs_run))
