@@ -59,6 +59,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "-even_batches": ("even_batches: false (batches of 256 and a remainder: 259 rows are 256 + 3)",
                       {"train.even_batches": False}),
     "-selu": ("activation: relu", {"model.activation": "relu"}),
+    "+lecun_normal": ("init: lecun_normal (SELU's own initialisation)", {"model.init": "lecun_normal"}),
     "-dropout": ("dropout: 0", {"model.dropout": 0.0}),
     "+adamw": ("AdamW, weight_decay 0.01 (decoupled)", {"train.optimizer": "adamw", "train.weight_decay": 0.01}),
     "+adamw_0.1": ("AdamW, weight_decay 0.1", {"train.optimizer": "adamw", "train.weight_decay": 0.1}),

@@ -466,7 +466,8 @@ def unavailable(model: Model) -> str | None:
 
 # ------------------------------------------------------------------------------ summary
 def summarize(runs: list[dict], tables: list[str], models: list[str]) -> dict:
-    """table -> model -> {n, mean, std, accuracies, seconds (mean per fit), ...} or {note}."""
+    """table -> model -> {n, mean, std, accuracies, seeds (of the accuracies), seconds (mean per fit), ...} or
+    {note}."""
     summary: dict = {}
     for t in tables:
         summary[t] = {}
@@ -479,6 +480,7 @@ def summarize(runs: list[dict], tables: list[str], models: list[str]) -> dict:
             accuracies = [r["accuracy"] for r in ok]
             row = {"n": len(ok), "mean": statistics.fmean(accuracies),
                    "std": statistics.stdev(accuracies) if len(ok) > 1 else 0.0, "accuracies": accuracies,
+                   "seeds": [r["seed"] for r in ok],
                    "seconds": statistics.fmean(r["seconds"] for r in ok)}
             if m in CLFTRAIN_MODELS:
                 row["train_seconds"] = statistics.fmean(r["train_seconds"] for r in ok)
@@ -552,7 +554,21 @@ def losses(summary: dict, tables: list[str], models: list[str], me: str = "clftr
             best = max(others, key=others.get)
             rows.append((points(mine["mean"] - others[best]), t, best))
     return [f"INFO: {t}: {MODELS[me].label} {gap:+.2f} points against the best other model ({MODELS[best].label})"
-            for gap, t, best in sorted(rows)]
+            + paired(summary[t][me], summary[t][best]) for gap, t, best in sorted(rows)]
+
+
+def paired(mine: dict, theirs: dict) -> str:
+    """The per-split differences of two models scored on the same splits: their standard error (how far the mean
+    difference is from noise: a test row is 100 / test rows points) and where each is ahead; '' where the splits
+    differ or are fewer than two."""
+    seeds = mine.get("seeds")
+    if not seeds or len(seeds) < 2 or seeds != theirs.get("seeds"):
+        return ""
+    differences = [points(a - b) for a, b in zip(mine["accuracies"], theirs["accuracies"])]
+    error = statistics.stdev(differences) / math.sqrt(len(differences))
+    behind, ahead = sum(d < 0 for d in differences), sum(d > 0 for d in differences)
+    return (f"; paired over {len(seeds)} splits: standard error {error:.2f} points, behind on {behind}, ahead on "
+            f"{ahead}, level on {len(seeds) - behind - ahead}")
 
 
 def markdown_tables(summary: dict, described: dict, tables: list[str], models: list[str]) -> str:

@@ -81,6 +81,13 @@ def test_verdicts():
                                                               "RealMLP-TD or better (RealMLP-TD: not installed "
                                                               "(pytabkit))")
     assert quality.losses(summary, ["a", "b"], ["clftrain", "mlp", "hgb"])[0].startswith("INFO: a: clftrain -1.00")
+    summary["a"]["clftrain"] |= {"accuracies": [0.90, 0.88, 0.92], "seeds": [0, 1, 2]}
+    summary["a"]["hgb"] |= {"accuracies": [0.92, 0.91, 0.90], "seeds": [0, 1, 2]}  # -2, -3, +2 points
+    assert quality.losses(summary, ["a"], ["clftrain", "mlp", "hgb"]) == [
+        "INFO: a: clftrain -1.00 points against the best other model (HistGB); paired over 3 splits: standard "
+        "error 1.53 points, behind on 2, ahead on 1, level on 0"]
+    summary["a"]["hgb"]["seeds"] = [0, 1, 3]  # another split: not paired
+    assert quality.losses(summary, ["a"], ["clftrain", "hgb"])[0].endswith("(HistGB)")
 
 
 def test_split_csv_and_held_out_check(tmp_path):

@@ -88,12 +88,22 @@ def test_pos_weight_list_must_match_the_labels():
         setup_single(validate_config({"dataset": {"name": "multilabel"}, "train": {"pos_weight": [1.0, 2.0]}}))
 
 
-@pytest.mark.parametrize("init", ["xavier_uniform", "kaiming_normal", "orthogonal"])
+@pytest.mark.parametrize("init", ["xavier_uniform", "kaiming_normal", "orthogonal", "lecun_normal"])
 def test_init_choice_changes_weights_and_zeroes_biases(init):
     default = session_for(seed=3).trainer.model[0]
     chosen = session_for(seed=3, model={"init": init}).trainer.model[0]
     assert not torch.equal(default.weight, chosen.weight)
     assert torch.count_nonzero(chosen.bias) == 0
+
+
+def test_lecun_normal_draws_weights_of_variance_one_over_fan_in():
+    from clftrain.components.inits import INITS
+
+    weight = torch.empty(512, 400)
+    torch.manual_seed(0)
+    INITS.get("lecun_normal")(weight)
+    assert abs(weight.mean().item()) < 1e-3
+    assert weight.var().item() == pytest.approx(1 / 400, rel=0.02)  # PyTorch's default: 1 / (3 * 400)
 
 
 def test_validation_split_is_monitored_and_recorded(tmp_path):

@@ -31,3 +31,13 @@ def _torch_init(function_name: str) -> Callable:
 
 for _name, _function in _TORCH_FUNCTIONS.items():
     INITS.register(_name)(_torch_init(_function))
+
+
+@INITS.register("lecun_normal")
+def _lecun_normal(weight) -> None:
+    """LeCun normal, N(0, 1/fan_in): the initialisation SELU's self-normalisation assumes (Klambauer et al.,
+    "Self-Normalizing Neural Networks", NeurIPS 2017; torch.nn.SELU's note: kaiming_normal_ with nonlinearity
+    'linear'), and what RealMLP's N(0, 1) weights scaled by 1/sqrt(fan_in) amount to at the start."""
+    from torch import nn
+
+    nn.init.kaiming_normal_(weight, nonlinearity="linear")
