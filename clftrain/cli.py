@@ -529,19 +529,18 @@ def sweep(
     together as one batched model."""
     if track:
         overrides = [*(overrides or []), f"tracking=[{', '.join(track)}]"]
-    if nproc is not None and refit:
-        raise UserError("--refit trains the winner in this process once the sweep is ranked; run the sweep with "
-                        "--nproc, then: clftrain fit SWEEP_DIR/RUN/config.yaml --set dataset.val_size=0 ...")
     if nproc is not None:
-        from clftrain.runs import launch_sweep
+        from clftrain.runs import launch_sweep, plan_sweep
 
+        plan = plan_sweep(config, grid or [], overrides, seeds, trials, search_seed, cv, halving)  # exits 2 here
         args = [str(config), *(f"--grid={item}" for item in grid or []), *(f"--set={item}" for item in overrides or []),
                 *([f"--trials={trials}"] if trials is not None else []),
                 *([f"--search-seed={search_seed}"] if search_seed is not None else []),
                 *([f"--cv={cv}"] if cv is not None else []), *(["--halving"] if halving else []),
+                *(["--refit"] if refit else []),
                 *([f"--seeds={seeds}"] if seeds else []), *([f"--out={out}"] if out else []), f"--runs={runs_root}",
                 *(["-q"] if quiet else [])]
-        raise typer.Exit(launch_sweep(nproc, args, _warn))
+        raise typer.Exit(launch_sweep(nproc, args, _warn, plan if refit else None))
     if _follower_rank() is None:
         _start_drawing_workers()
     from clftrain.runs import SIGNAL_EXIT_CODES, SWEEP_CSV, plan_sweep, run_sweep

@@ -141,6 +141,7 @@ def test_nproc_launches_torchrun_and_reports_rank_zeros_exit_code(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["distributed"]["world_size"] == 2
     again = one_process(config, "--nproc", "2", "--out", tmp_path / "run", "-q")  # --out exists: rank 0 refuses
     assert again.returncode == 2 and again.stderr.count("already exists") == 1, again.stderr[-2000:]
+    assert "Traceback" not in again.stderr and "ChildFailedError" not in again.stderr  # torchrun's agent kept quiet
 
 
 def test_a_sweep_deals_its_batches_over_the_processes_and_writes_what_one_process_writes(tmp_path):
@@ -163,6 +164,35 @@ def test_a_sweep_deals_its_batches_over_the_processes_and_writes_what_one_proces
     assert table(tmp_path / "spread" / "sweep.csv") == table(tmp_path / "alone" / "sweep.csv")
     batches = json.loads((tmp_path / "spread" / "sweep.json").read_text())["batches"]
     assert len(batches) == 2  # one batch per process
+
+
+def test_a_sweeps_refit_under_nproc_trains_the_winner_data_parallel_as_one_process_would(tmp_path):
+    config = write(tmp_path, tiny_config(train={"epochs": 6, "log_every": 3, "batch_size": 32}))
+    grid = ["--grid", "train.lr=0.1,0.03", "--grid", "model.layers=[8,8],[16]", "--refit", "-q"]
+    alone = subprocess.run([sys.executable, "-m", "clftrain", "sweep", str(config), *grid, "--out",
+                            str(tmp_path / "alone")], capture_output=True, text=True, env=ENV, timeout=180)
+    assert alone.returncode == 0, alone.stderr
+    launched = subprocess.run([sys.executable, "-m", "clftrain", "sweep", str(config), *grid, "--out",
+                               str(tmp_path / "spread"), "--nproc", "2"], capture_output=True, text=True, env=ENV,
+                              timeout=180)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert launched.stdout.count("refit: ") == 1 and launched.stdout.count("Run directory:") == 1  # rank 0 alone
+    record = lambda sweep: json.loads((tmp_path / sweep / "sweep.json").read_text())["refit"]  # noqa: E731
+    assert record("spread") == record("alone")  # the same winner, epochs and changes
+    refit = tmp_path / "spread" / "refit"
+    assert json.loads((refit / "summary.json").read_text())["distributed"]["world_size"] == 2
+    assert_same_numbers(refit, tmp_path / "alone" / "refit")  # each rank a half of every batch: the same steps
+    assert invoke("eval", refit).exit_code == 0
+    unshared = subprocess.run([sys.executable, "-m", "clftrain", "sweep", str(config), *grid, "--set",
+                               "train.batch_size=1", "--out", str(tmp_path / "unshared"), "--nproc", "2"],
+                              capture_output=True, text=True, env=ENV, timeout=180)
+    assert unshared.returncode == 2 and not (tmp_path / "unshared").exists()  # refused before the launch
+    assert unshared.stderr.startswith("error: --refit trains the winner data-parallel over the 2 processes, and "
+                                      "train.batch_size = 1: a batch of 1 rows cannot be shared"), unshared.stderr
+    bad = subprocess.run([sys.executable, "-m", "clftrain", "sweep", str(config), "--grid", "train.nope=1,2",
+                          "--out", str(tmp_path / "bad"), "--nproc", "2"], capture_output=True, text=True, env=ENV,
+                         timeout=180)
+    assert bad.returncode == 2 and bad.stderr.count("train.nope: unknown key") == 1 and "Traceback" not in bad.stderr
 
 
 # 5 seeds over 2 ranks: 3 and 2 replicas. Mini-batches with a last partial one, dropout (each replica's own
@@ -226,3 +256,14 @@ def test_two_ranks_on_two_gpus_with_nccl_compute_what_one_gpu_computes(tmp_path)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["distributed"] == {"world_size": 2, "backend": "nccl"} and summary["device"] == "cuda:0"
     assert_same_numbers(tmp_path / "run", tmp_path / "alone", rel=1e-5)  # GPU kernels round more freely
+
+
+def test_torchruns_agent_names_a_process_that_died_without_clftrains_error_and_prints_no_traceback(tmp_path):
+    script = tmp_path / "dies.py"
+    script.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    env = {k: v for k, v in ENV.items() if k != "CLFTRAIN_EXIT_FILE"}
+    agent = subprocess.run([sys.executable, "-m", "clftrain.runs.torchrun_agent", "--standalone",
+                            "--nproc-per-node=1", str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert agent.returncode == 1
+    assert "error: process 0 of the launch was stopped by SIGKILL" in agent.stderr, agent.stderr[-2000:]
+    assert "Traceback" not in agent.stderr and "Root Cause" not in agent.stderr

@@ -69,11 +69,3 @@ def test_refit_without_early_stopping_keeps_the_epochs(tmp_path):
     config = tiny_config(dataset={"name": "blobs", "centers": 2, "n_samples": 120}, train={"epochs": 7})
     _, rows = sweep(tmp_path, config, "--cv", "2")
     assert yaml.safe_load((tmp_path / "s" / "refit" / "config.yaml").read_text())["train"]["epochs"] == 7
-
-
-def test_refit_with_nproc_exits_2_before_anything(tmp_path):
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(tiny_config()))
-    result = invoke("sweep", path, "--grid", "train.lr=0.01,0.1", "--refit", "--nproc", "2", "-o", tmp_path / "s")
-    assert result.exit_code == 2 and "--refit trains the winner in this process" in result.output
-    assert not (tmp_path / "s").exists()

@@ -33,15 +33,25 @@ def launch_fit(nproc: int, config: Path | None, overrides: list[str], out: Path 
     return launch(nproc, ["fit", *args])
 
 
-def launch_sweep(nproc: int, args: list[str], warn: Callable[[str], None]) -> int:
-    """Run the launch of `sweep ARGS` (its batches dealt over the processes) to its end; rank 0's exit code."""
+def launch_sweep(nproc: int, args: list[str], warn: Callable[[str], None], refit_plan=None) -> int:
+    """Run the launch of `sweep ARGS` (its batches dealt over the processes) to its end; rank 0's exit code.
+    With `refit_plan` (the sweep's plan, --refit) every run's batch is checked first: whichever wins, its refit
+    trains data-parallel over the N processes."""
     check_count(nproc, "auto", warn)
+    from clftrain.training import distributed
+
+    for combo in refit_plan.combinations if refit_plan else []:
+        try:
+            distributed.check_world_batch(combo.config.train.batch_size, sys.maxsize, nproc)  # None: every row
+        except UserError as exc:
+            raise UserError(f"--refit trains the winner data-parallel over the {nproc} processes, and {exc}") from None
     return launch(nproc, ["sweep", *args])
 
 
 def launch(nproc: int, command_args: list[str]) -> int:
-    """`python -m torch.distributed.run --standalone --nproc-per-node=N -m clftrain ARGS`, waited for."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+    """`python -m torch.distributed.run --standalone --nproc-per-node=N -m clftrain ARGS`, waited for (its agent
+    run by torchrun_agent.py: no traceback under a process's own error)."""
+    command = [sys.executable, "-m", "clftrain.runs.torchrun_agent", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "clftrain", *command_args]
     with tempfile.TemporaryDirectory(prefix="clftrain-launch-") as folder:
         exit_file = Path(folder) / "exit"

@@ -89,8 +89,11 @@ def run_refit(refit: Refit, sweep_dir: Path, callbacks=(), on_model=None):
     from clftrain.runs.fit import fit_run
     from clftrain.runs.sweep import SWEEP_JSON
 
+    from clftrain.training import distributed
+
     result = fit_run(refit.config, out=sweep_dir / REFIT_DIR, callbacks=callbacks, on_model=on_model)
-    record = rundir.read_json(sweep_dir / SWEEP_JSON, "sweep record")
-    record["refit"] = refit.record()
-    rundir.write_json(sweep_dir / SWEEP_JSON, record)
+    if distributed.main_process():  # under torchrun every rank trains its share of the rows; rank 0 writes
+        record = rundir.read_json(sweep_dir / SWEEP_JSON, "sweep record")
+        record["refit"] = refit.record()
+        rundir.write_json(sweep_dir / SWEEP_JSON, record)
     return result

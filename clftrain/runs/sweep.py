@@ -333,6 +333,8 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
             text = _csv(result.rows)
             on_main(world, lambda: _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, text)))
         ended.append("interrupted" if result.signal else "completed")
+    if world is not None:  # a refit joins again, on its own device's backend (NCCL on CUDA)
+        distributed.leave_world()
     return result
 
 
