@@ -60,6 +60,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                       {"train.even_batches": False}),
     "-selu": ("activation: relu", {"model.activation": "relu"}),
     "+lecun_normal": ("init: lecun_normal (SELU's own initialisation)", {"model.init": "lecun_normal"}),
+    "+parametric": ("parametric_activation: true (RealMLP's x + a (f(x) - x), a per unit)",
+                    {"model.parametric_activation": True}),
     "-dropout": ("dropout: 0", {"model.dropout": 0.0}),
     "+adamw": ("AdamW, weight_decay 0.01 (decoupled)", {"train.optimizer": "adamw", "train.weight_decay": 0.01}),
     "+adamw_0.1": ("AdamW, weight_decay 0.1", {"train.optimizer": "adamw", "train.weight_decay": 0.1}),

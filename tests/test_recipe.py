@@ -99,6 +99,9 @@ def test_a_run_keeps_its_transform(tmp_path):
           model={"layers": [8], "input_scale": True, "ensemble": 2}, train={"epochs": 5}),
     small("quantile-periodic", {"name": "wine", "numeric_transform": "quantile"},
           model={"layers": [8], "embedding": "periodic"}, train={"optimizer": "adam", "lr": 0.01, "epochs": 5}),
+    small("parametric-ensemble", {"name": "wine", "numeric_transform": "robust_clip"},
+          model={"layers": [8, 8], "activation": "selu", "parametric_activation": True, "ensemble": 2},
+          train={"optimizer": "adam", "lr": 0.05, "epochs": 5}),
 ], ids=lambda c: c["name"])
 def test_the_onnx_graph_folds_in_the_transform_and_the_new_layers(tmp_path, config):
     onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
@@ -143,6 +146,24 @@ def test_input_scale_starts_at_one_and_learns():
     assert (first.weight * first.FACTOR).tolist() != pytest.approx([1.0, 1.0], abs=0.1)  # 6x the lr: it moves
 
 
+def test_a_parametric_activation_starts_as_its_function_and_learns_per_unit():
+    from clftrain.training.model import ParametricActivation
+
+    solo = setup_single(validate_config(tiny_config(model={"layers": [6], "activation": "selu",
+                                                           "parametric_activation": True},
+                                                    train={"optimizer": "adam", "lr": 0.05, "epochs": 20})))
+    layer = solo.trainer.model[1]
+    assert isinstance(layer, ParametricActivation) and (layer.weight * layer.FACTOR).tolist() == pytest.approx([1.0] * 6)
+    x = torch.randn(4, 6)
+    assert torch.allclose(layer(x), torch.selu(x))
+    solo.trainer.fit()
+    alpha = layer.weight.detach() * layer.FACTOR
+    assert not torch.allclose(alpha, torch.ones(6), atol=1e-3) and alpha.unique().numel() > 1  # each unit its own
+    with torch.no_grad():
+        layer.weight.zero_()  # alpha 0: the identity
+    assert torch.equal(layer(x), x)
+
+
 def test_a_periodic_embedding_keeps_each_value_beside_its_waves():
     from clftrain.training.model import PeriodicEmbedding
 
@@ -156,7 +177,10 @@ def test_a_periodic_embedding_keeps_each_value_beside_its_waves():
     assert torch.allclose(out[:, width + 1: 2 * width], waves @ layer.weight[1] + layer.bias[1], atol=1e-6)
 
 
-@pytest.mark.parametrize("model", [{"input_scale": True}, {"embedding": "periodic"}], ids=["scale", "periodic"])
+@pytest.mark.parametrize("model", [{"input_scale": True}, {"embedding": "periodic"},
+                                   {"parametric_activation": True, "activation": "selu"},
+                                   {"parametric_activation": True, "activation": "relu"}],
+                         ids=["scale", "periodic", "parametric-selu", "parametric-relu"])
 def test_replicas_with_the_new_layers_equal_their_solo_runs(model):
     config = tiny_config(model={"layers": [6], **model},
                          train={"optimizer": "adam", "lr": 0.05, "epochs": 4, "batch_size": 32, "eval_every": 1})

@@ -399,6 +399,9 @@ class ModelConfig(StrictModel):
     input_scale: bool = Field(
         False, description="A learnable scale per input feature (starting at 1) before the first layer: RealMLP's "
         "diagonal scaling layer, a soft feature selection.")
+    parametric_activation: bool = Field(
+        False, description="Each hidden unit's activation f becomes x + a * (f(x) - x), a learnable per unit and "
+        "starting at 1 (f itself), trained at a tenth of the learning rate: RealMLP's parametric activation.")
     embedding: Literal["periodic"] | None = Field(
         None, description="periodic: each input feature x becomes [x, V cos(2 pi (w x + b)) + c] (16 learnable "
         "frequencies, a per-feature linear map to 3) before the first layer: the periodic numeric embeddings of "

@@ -52,6 +52,30 @@ class InputScale(nn.Module):
         return str(len(self.weight))
 
 
+class ParametricActivation(nn.Module):
+    """x + alpha * (f(x) - x), one learnable alpha per unit, starting at 1 (f itself) (model.parametric_activation).
+
+    RealMLP's parametric activation (Holzmueller et al., NeurIPS 2024, "Better by Default"): each hidden unit may
+    move between its non-linearity (alpha = 1) and the identity (alpha = 0), or past either. RealMLP trains alpha at
+    a tenth of the learning rate; as with InputScale, alpha is stored as weight * FACTOR (weight starting at
+    1 / FACTOR), which under Adam and AdamW moves it FACTOR times as far per step, with one learning rate for every
+    parameter. `f` is the config's activation, stateless.
+    """
+
+    FACTOR = 0.1
+
+    def __init__(self, f: nn.Module, units: int) -> None:
+        super().__init__()
+        self.f = f
+        self.weight = nn.Parameter(torch.full((units,), 1 / self.FACTOR))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + (self.f(x) - x) * (self.weight * self.FACTOR)
+
+    def extra_repr(self) -> str:
+        return str(len(self.weight))
+
+
 class PeriodicEmbedding(nn.Module):
     """Each input feature x -> [x, e_1 .. e_W], e = V cos(2 pi (w x + b)) + c with FREQUENCIES learnable
     frequencies w and phases b per feature and a per-feature linear map V (model.embedding: periodic).
@@ -88,7 +112,7 @@ class PeriodicEmbedding(nn.Module):
 
 
 def build_model(cfg: ModelConfig, in_features: int, out_features: int, loss: str) -> nn.Sequential:
-    """in (-> InputScale) (-> PeriodicEmbedding) -> [Linear (-> BatchNorm) -> activation (-> Dropout)] per hidden
+    """in (-> InputScale) (-> PeriodicEmbedding) -> [Linear (-> BatchNorm) -> (parametric) activation (-> Dropout)] per hidden
     width -> Linear (-> Sigmoid).
 
     The output layer returns logits, except for `loss: bce`, which wants probabilities.
@@ -102,7 +126,8 @@ def build_model(cfg: ModelConfig, in_features: int, out_features: int, loss: str
         layers.append(nn.Linear(width, hidden))
         if cfg.batch_norm:
             layers.append(nn.BatchNorm1d(hidden))
-        layers.append(ACTIVATIONS.get(cfg.activation)())
+        activation = ACTIVATIONS.get(cfg.activation)()
+        layers.append(ParametricActivation(activation, hidden) if cfg.parametric_activation else activation)
         if cfg.dropout > 0:
             layers.append(nn.Dropout(cfg.dropout))
         width = hidden
@@ -181,4 +206,6 @@ def _layer_kind(layer: nn.Module) -> str:
         return f"InputScale({len(layer.weight)})"
     if isinstance(layer, PeriodicEmbedding):
         return f"PeriodicEmbedding({layer.frequency.shape[0]} -> {layer.out_features})"
+    if isinstance(layer, ParametricActivation):
+        return f"Parametric{type(layer.f).__name__}({len(layer.weight)})"
     return type(layer).__name__

@@ -31,14 +31,14 @@ from torch import nn
 
 from clftrain.components.losses import LOSSES
 from clftrain.errors import UserError
-from clftrain.training.model import InputScale, PeriodicEmbedding, first_mismatch
+from clftrain.training.model import InputScale, ParametricActivation, PeriodicEmbedding, first_mismatch
 
 
 @dataclass
 class _Layer:
-    kind: str  # "linear" | "batch_norm" | "dropout" | "scale" | "periodic" | "elementwise"
+    kind: str  # "linear" | "batch_norm" | "dropout" | "scale" | "periodic" | "parametric" | "elementwise"
     name: str  # its index in the solo nn.Sequential: state dict keys are f"{name}.weight", ...
-    module: nn.Module | None = None  # elementwise: the activation (or final Sigmoid), stateless
+    module: nn.Module | None = None  # elementwise, parametric: the activation (or final Sigmoid), stateless
     p: float = 0.0  # dropout probability
     eps: float = 1e-5  # batch norm
     momentum: float = 0.1  # batch norm
@@ -57,6 +57,8 @@ def _plan(model: nn.Sequential) -> list[_Layer]:
             layers.append(_Layer("scale", name))
         elif isinstance(module, PeriodicEmbedding):
             layers.append(_Layer("periodic", name))
+        elif isinstance(module, ParametricActivation):
+            layers.append(_Layer("parametric", name, module=module.f))
         else:
             assert not list(module.parameters()), f"{type(module).__name__} has parameters: not elementwise"
             layers.append(_Layer("elementwise", name, module=module))
@@ -147,6 +149,9 @@ class StackedMLP(nn.Module):
                 h = h * (params[f"{layer.name}.weight"] * InputScale.FACTOR).unsqueeze(-1)
             elif layer.kind == "periodic":
                 h = self._periodic(layer, h, params, replicas)
+            elif layer.kind == "parametric":  # model.parametric_activation: [R, C] alphas on [R, C, N] units
+                alpha = (params[f"{layer.name}.weight"] * ParametricActivation.FACTOR).unsqueeze(-1)
+                h = h + (layer.module(h) - h) * alpha
             elif isinstance(layer.module, nn.ReLU):
                 # In place: backward needs only ReLU's result, not the Linear/BatchNorm output it overwrites,
                 # and every [R, C, N] tensor not allocated saves memory traffic.
