@@ -401,7 +401,8 @@ class ModelConfig(StrictModel):
         "diagonal scaling layer, a soft feature selection.")
     parametric_activation: bool = Field(
         False, description="Each hidden unit's activation f becomes x + a * (f(x) - x), a learnable per unit and "
-        "starting at 1 (f itself), trained at a tenth of the learning rate: RealMLP's parametric activation.")
+        "starting at 1 (f itself), moving 1.6 times a weight's step (RealMLP's ratio): RealMLP's parametric "
+        "activation.")
     embedding: Literal["periodic"] | None = Field(
         None, description="periodic: each input feature x becomes [x, V cos(2 pi (w x + b)) + c] (16 learnable "
         "frequencies, a per-feature linear map to 3) before the first layer: the periodic numeric embeddings of "
