@@ -70,7 +70,8 @@ def test_a_table_and_a_target_make_a_run_directory_that_eval_uses(cli, table, tm
     (["--target", "label", "--seeds", "0-2"], "--seeds cannot be used with fit DATA"),
     (["--target", "label", "--set", "model.ensemble=3"], "--set model.ensemble: clftrain fit DATA decides it"),
     (["--target", "label", "--seed", "1", "--set", "seed=2"], "given both with --seed and with --set seed"),
-    (["--target", "weight"], "weight"),
+    (["--target", "weight"], "has no column(s) 'weight': --target weight names the column to predict; the file's "
+                             "columns are: x1, x2, colour, label"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(cli, table, tmp_path, args, message):
     result = cli("fit", table, *args, "--out", tmp_path / "out")

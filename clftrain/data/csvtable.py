@@ -79,12 +79,12 @@ class CsvTable:
                 raise UserError(f"{self.path} line {line}: {len(row)} values for {len(self.header)} columns "
                                 f"({', '.join(self.header)}); every row needs one value per column")
 
-    def require(self, columns: list[str], what: str) -> None:
-        """Every column is present, else one error naming all that are missing."""
+    def require(self, columns: list[str], why: str) -> None:
+        """Every column is present, else one error naming all that are missing and `why` they are needed."""
         missing = [name for name in columns if name not in self.header]
         if missing:
             raise UserError(
-                f"{self.path} has no column(s) {', '.join(map(repr, missing))}: the run was trained on {what}; "
+                f"{self.path} has no column(s) {', '.join(map(repr, missing))}: {why}; "
                 f"the file's columns are: {', '.join(self.header)}"
             )
 

@@ -162,6 +162,7 @@ def _read_external(run: TrainedRun, path: Path):
     inputs = run.inputs
     targets = target_columns(run.config, inputs.class_names, inputs.task)
     features = inputs.input_columns
-    table.require(features + targets, f"features {', '.join(features)} and target {', '.join(map(repr, targets))}")
+    table.require(features + targets, f"the run was trained on features {', '.join(features)} and target "
+                                      f"{', '.join(map(repr, targets))}")
     source = {"source": "csv", "path": str(path), "rows": len(table.rows), "target": ", ".join(targets)}
     return inputs.features(table), inputs.targets(table, targets), source, inputs.unseen_categories(table)

@@ -31,7 +31,7 @@ def predict_csv(run_dir: Path, input_csv: Path, checkpoint: str = "last", device
     run = TrainedRun.load(run_dir, checkpoint, device, with_data=False, seed=seed, ensemble=ensemble)
     table = CsvTable.read(input_csv)
     inputs = run.inputs
-    table.require(inputs.input_columns, f"features {', '.join(inputs.input_columns)}")
+    table.require(inputs.input_columns, f"the run was trained on features {', '.join(inputs.input_columns)}")
     added = output_columns(inputs.class_names)
     clashes = [name for name in added if name in table.header]
     if clashes:

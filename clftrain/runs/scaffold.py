@@ -53,7 +53,7 @@ def scaffold_config(data: Path, target: str, out: Path) -> tuple[str, list[str]]
 def _csv_gaps(data: Path, target: str) -> tuple[dict[str, int], int]:
     """(the input columns with missing cells and how many, the rows) of a CSV table."""
     table = CsvTable.read(data)
-    table.require([target], "dataset.target")
+    table.require([target], f"--target {target} names the column to predict")
     gaps = {c: sum(is_missing(cell) for _, cell in table.cells(c)) for c in table.header if c != target}
     return {c: n for c, n in gaps.items() if n}, len(table.rows)
 
