@@ -168,6 +168,10 @@ def test_an_early_stopped_multiclass_ensemble_keeps_each_members_best_and_export
     assert [r["best"]["epoch"] for r in summary["replicas"]] == [r["final"]["epoch"] for r in summary["replicas"]]
     assert summary["weights"]["restored_best"] and summary["best"]["test_acc"] == summary["final"]["test_acc"]
     assert set(summary["final"]) == {"epoch", "val_loss", "val_acc", "test_loss", "test_acc"}
+    assert invoke("report", run_dir, "-o", tmp_path / "page.html").exit_code == 0
+    page = (tmp_path / "page.html").read_text()  # no one epoch for "final": the members ended at their own
+    assert "Final: the weights training ended with (each member at its own best epoch)" in page
+    assert f"(best, median epoch {summary['best']['epoch']})" in page and "loss (epoch" not in page
     result = invoke("export", run_dir)
     assert result.exit_code == 0, result.output
     run = TrainedRun.load(run_dir)

@@ -251,10 +251,13 @@ def _split_metrics(run: TrainedRun, summary: dict) -> dict:
             table.append({"split": split, "final_loss": final.get(f"{split}_loss"),
                           "final_metric": final.get(f"{split}_{metric}"), "best_loss": best.get(f"{split}_loss"),
                           "best_metric": best.get(f"{split}_{metric}")})
-    return {"rows": table, "final_epoch": final.get("epoch"), "best_epoch": best.get("epoch"),
-            "monitor": summary.get("monitor"),
-            "seeds": len(summary["seeds"]) if summary.get("seeds") and "ensemble" not in summary else None,
-            "restored_best": (summary.get("weights") or {}).get("restored_best", False)}
+    restored = (summary.get("weights") or {}).get("restored_best", False)
+    replicas = "members" if "ensemble" in summary else "seeds" if summary.get("seeds") else None
+    return {"rows": table, "best_epoch": best.get("epoch"), "monitor": summary.get("monitor"),
+            # replicas restored to their own best epochs end at no one epoch (summary's final epoch is the latest)
+            "final_epoch": None if restored and replicas else final.get("epoch"),
+            "final_at": f"each {replicas[:-1]} at its own best epoch" if restored and replicas else None,
+            "seeds": len(summary["seeds"]) if replicas == "seeds" else None, "restored_best": restored}
 
 
 def _thinned(rows: list[dict]) -> list[dict]:

@@ -223,7 +223,8 @@ def run_page(content: dict, images: dict) -> str:
     if "curves.png" in images:
         sections.append(("curves", "Learning curves", image(images["curves.png"], "learning curves",
                          "Loss and the task's metric per evaluated epoch, train / validation / test; the dotted "
-                         "line marks the epoch of the weights this report shows.")))
+                         "line marks the epoch of the weights this report shows (none where the seeds or members "
+                         "each end at their own best epoch).")))
     if "regression" in content:
         sections.append(("predictions", "Predictions", _regression(content, images)))
     else:
@@ -256,7 +257,8 @@ def _glance(content: dict) -> str:
     best = next((row for row in splits["rows"] if row["split"] == "val"), None)
     if best is not None and splits.get("best_epoch") is not None:
         items.append((f"best val {label}", number(f"val_{metric}", best["best_metric"])[0],
-                      f"epoch {int(splits['best_epoch'])} (best.pt, by {splits.get('monitor')})"))
+                      f"{'median ' if splits.get('final_at') else ''}epoch {int(splits['best_epoch'])} (best.pt, by "
+                      f"{splits.get('monitor')})"))
     items.append(("parameters", f"{model['parameters']:,}", " → ".join(map(str, model["widths"]))))
     items.append(("rows", f"{data['sizes']['train']:,} train", f"{data['sizes']['val']:,} val · "
                                                                f"{data['sizes']['test']:,} test"))
@@ -271,7 +273,11 @@ def _splits(content: dict) -> str:
         return '<p class="na">No metrics recorded (no summary.json and no metrics.csv rows).</p>'
     final = f"epoch {int(splits['final_epoch'])}" if splits.get("final_epoch") is not None else "final"
     best = f"epoch {int(splits['best_epoch'])}" if splits.get("best_epoch") is not None else "best"
-    headers = ["split", f"loss ({final})", f"{label} ({final})", f"loss ({best})", f"{label} ({best})"]
+    best_header = best
+    if splits.get("final_at"):  # replicas restored to their own best epochs
+        final, best = "final", f"median epoch {int(splits['best_epoch'])}"
+        best_header = f"best, {best}"
+    headers = ["split", f"loss ({final})", f"{label} ({final})", f"loss ({best_header})", f"{label} ({best_header})"]
     rows, classes = [], []
     for row in splits["rows"]:
         name = {"train": "train", "val": "validation", "test": "test (reported only)"}[row["split"]]
@@ -280,7 +286,8 @@ def _splits(content: dict) -> str:
                      number(f"{row['split']}_loss", row["best_loss"]),
                      number(f"{row['split']}_{metric}", row["best_metric"])])
         classes.append("")
-    lead = (f"Final: the weights training ended with ({final}). Best: the checkpoint the validation split chose "
+    ended = splits.get("final_at") or final
+    lead = (f"Final: the weights training ended with ({ended}). Best: the checkpoint the validation split chose "
             f"(best.pt, {best}, by {splits.get('monitor')}). ") if splits.get("best_epoch") is not None else (
         f"Final: the weights training ended with ({final}). No best checkpoint: without a validation split "
         "nothing chooses one (set dataset.val_size to keep one). ")
