@@ -40,11 +40,11 @@ def launch_sweep(nproc: int, args: list[str], warn: Callable[[str], None], refit
     check_count(nproc, "auto", warn)
     from clftrain.training import distributed
 
-    for combo in refit_plan.combinations if refit_plan else []:
+    for combo in refit_plan.combinations if refit_plan else []:  # a refit is one model (a sweep has no ensembles)
         try:
             distributed.check_world_batch(combo.config.train.batch_size, sys.maxsize, nproc)  # None: every row
         except UserError as exc:
-            raise UserError(f"--refit trains the winner data-parallel over the {nproc} processes, and {exc}") from None
+            raise UserError(f"--refit trains the winner in the {nproc} processes together, and {exc}") from None
     return launch(nproc, ["sweep", *args])
 
 

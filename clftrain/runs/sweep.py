@@ -298,9 +298,7 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
     datasets = _datasets(plan)  # every data problem surfaces before anything is written
     for batch in plan.batches:
         check_group([c.config for c in batch], datasets[_data_key(batch[0].config)])
-    import torch
-
-    world = distributed.join_world(torch.device("cpu")) if distributed.launched() else None  # gloo: rows only
+    world = distributed.join_world(_world_device(plan)) if distributed.launched() else None
 
     def create() -> Path:
         made = rundir.create_run_dir(f"{plan.name}-sweep", out, runs_root)
@@ -333,9 +331,19 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
             text = _csv(result.rows)
             on_main(world, lambda: _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, text)))
         ended.append("interrupted" if result.signal else "completed")
-    if world is not None:  # a refit joins again, on its own device's backend (NCCL on CUDA)
-        distributed.leave_world()
     return result
+
+
+def _world_device(plan: SweepPlan):
+    """The device whose backend the launch's processes share: the rows at the end, and --refit's data-parallel
+    training after them (NCCL for CUDA, else gloo; a process group cannot be left and joined again safely:
+    torchrun's store keeps the first one's addresses)."""
+    import torch
+
+    from clftrain.training import distributed, resolve_device
+
+    device = distributed.rank_device(resolve_device(plan.combinations[0].config.device))
+    return device if device.type == "cuda" else torch.device("cpu")
 
 
 def _halving(plan: SweepPlan, group, ranked_by: str) -> list:

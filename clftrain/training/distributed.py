@@ -64,9 +64,12 @@ def join_world(device: torch.device) -> World:
     global _world
     import torch.distributed as dist
 
-    if _world is not None:
-        return _world
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if _world is not None:
+        if _world.backend != backend and device.type in ("cpu", "cuda"):  # a sweep's runs on both: one backend
+            raise UserError(f"device = '{device.type}' needs {backend}, but this process joined the launch with "
+                            f"{_world.backend}: give every run of the launch the same device")
+        return _world
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"device = '{device.type}': data-parallel training runs on the CPU (gloo) or CUDA (NCCL); "
                         "set device: cpu or cuda")
