@@ -162,3 +162,25 @@ def test_a_run_with_seeds_from_one_process_resumes_spread_over_two_ranks(tmp_pat
     later = torchrun("--resume", tmp_path / "run", "--set", "train.epochs=24", "-q")
     assert later.returncode == 0, later.stderr[-3000:]
     same_replicas(tmp_path / "run", tmp_path / "alone")
+
+
+def test_ctrl_c_stops_a_nproc_launch_with_rank_zeros_word_and_no_traceback(tmp_path):
+    config = write(tmp_path, tiny_config(train={"epochs": 1_000_000, "log_every": 50, "batch_size": 40}))
+    run, errors = tmp_path / "run", (tmp_path / "stderr.txt").open("w")
+    launch = subprocess.Popen([sys.executable, "-m", "clftrain", "fit", str(config), "--out", str(run), "--nproc", "2"],
+                              stdout=subprocess.PIPE, stderr=errors, text=True, env=ENV, start_new_session=True)
+    try:
+        for line in launch.stdout:  # a logged epoch: both ranks are training
+            if line.startswith("Epoch: 50 "):
+                break
+        os.killpg(launch.pid, signal.SIGINT)  # what Ctrl-C sends: the launcher, torchrun's agent, the ranks
+        said = launch.stdout.read()
+        assert launch.wait(timeout=60) == 130
+    finally:
+        if launch.poll() is None:
+            os.killpg(launch.pid, signal.SIGKILL)
+        errors.close()
+    assert f"interrupted by SIGINT; continue with: clftrain fit --resume {run}" in said
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in stderr and "SignalException" not in stderr, stderr[-3000:]
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"

@@ -9,10 +9,12 @@ any failed worker as 1 and a user error must stay 2.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from clftrain.config import load_config
@@ -57,8 +59,26 @@ def launch(nproc: int, command_args: list[str]) -> int:
         exit_file = Path(folder) / "exit"
         # One thread per process unless the user chose: N processes of torch's default would oversubscribe.
         env = {"OMP_NUM_THREADS": "1", **os.environ, EXIT_FILE: str(exit_file)}
-        code = subprocess.call(command, env=env)
+        # The agent in a session of its own: a signal to this process (Ctrl-C, SIGTERM, a closed terminal) reaches
+        # it once, passed on here, and torchrun passes it to the ranks, while this process waits for them all, so
+        # that rank 0's exit code lands in a folder that still exists.
+        agent = subprocess.Popen(command, env=env, start_new_session=True)
+        with _passing_signals_to(agent):
+            code = agent.wait()
         return int(exit_file.read_text()) if exit_file.is_file() else code
+
+
+@contextmanager
+def _passing_signals_to(agent: subprocess.Popen):
+    """SIGINT and SIGTERM passed on to `agent` as they come; SIGHUP (the terminal closed) as SIGTERM, which the
+    ranks stop on with their checkpoint saved."""
+    passed = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM, signal.SIGHUP: signal.SIGTERM}
+    previous = {mine: signal.signal(mine, lambda signum, frame: agent.send_signal(passed[signum])) for mine in passed}
+    try:
+        yield
+    finally:
+        for mine, handler in previous.items():
+            signal.signal(mine, handler)
 
 
 def check_count(nproc: int, device: str, warn: Callable[[str], None]) -> None:

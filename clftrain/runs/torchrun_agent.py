@@ -1,7 +1,9 @@
 """torchrun's agent (torch.distributed.run's main, unchanged) in a process of clftrain's, run by launch.py.
 
 When a process of the launch exits with an error, torchrun's agent raises ChildFailedError, and Python prints its
-traceback and a "Root Cause" block under the error clftrain's process has already printed (`error: ...`, exit 2).
+traceback and a "Root Cause" block under the error clftrain's process has already printed (`error: ...`, exit 2);
+on Ctrl-C or SIGTERM it raises SignalException, with a traceback under rank 0's "interrupted by SIGINT; continue
+with: clftrain fit --resume RUN_DIR". A signal ends the agent with 128 + its number, quietly.
 Here that exception ends the agent quietly with torchrun's own exit code (1), its log lines on the failed process
 and the SIGTERM it sends the others left out; only a process that did not end through clftrain's error handling
 (killed, crashed: no exit code of rank 0's in CLFTRAIN_EXIT_FILE) gets a line saying which process failed and how.
@@ -17,11 +19,15 @@ import sys
 
 def main(argv: list[str]) -> int:
     from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    logging.getLogger("torch.distributed.elastic.multiprocessing.api").addFilter(_said_below)
+    for name in ("torch.distributed.elastic.multiprocessing.api", "torch.distributed.elastic.agent.server.api"):
+        logging.getLogger(name).addFilter(_said_below)
     try:
         run.main(argv)
+    except SignalException as stopped:  # Ctrl-C or SIGTERM: the processes got it too, and rank 0 said what to do
+        return 128 + int(stopped.sigval)
     except ChildFailedError as failed:
         if not _rank_zero_told():
             for rank, failure in sorted(failed.failures.items()):
@@ -31,8 +37,9 @@ def main(argv: list[str]) -> int:
 
 
 def _said_below(record: logging.LogRecord) -> bool:
-    """The agent's lines on a failed process and the SIGTERM it sends the others: main says it in one line."""
-    return not str(record.msg).startswith(("failed (exitcode", "Sending process"))
+    """The agent's lines on a failed process, the SIGTERM it sends the others and a signal it passes on: main
+    says the first in one line, rank 0 the last (interrupted, and how to resume)."""
+    return not str(record.msg).startswith(("failed (exitcode", "Sending process", "Received"))
 
 
 def _rank_zero_told() -> bool:
