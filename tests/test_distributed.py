@@ -266,3 +266,15 @@ def test_torchruns_agent_names_a_process_that_died_without_clftrains_error_and_p
     assert agent.returncode == 1
     assert "error: process 0 of the launch was stopped by SIGKILL" in agent.stderr, agent.stderr[-2000:]
     assert "Traceback" not in agent.stderr and "Root Cause" not in agent.stderr
+
+
+def test_a_process_of_a_sweep_waits_past_the_collective_timeout_for_anothers_longer_batches(tmp_path):
+    # one batch: rank 0 trains it for several seconds while rank 1 waits for its rows, past a 2 s timeout
+    config = write(tmp_path, tiny_config(train={"epochs": 30_000, "log_every": 10_000}))
+    env = {**ENV, "CLFTRAIN_COLLECTIVE_TIMEOUT_S": "2"}
+    launched = subprocess.run([sys.executable, "-m", "clftrain", "sweep", str(config), "--grid", "train.lr=0.1,0.03",
+                               "--out", str(tmp_path / "s"), "--nproc", "2", "-q"], capture_output=True, text=True,
+                              env=env, timeout=180)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    seconds = [json.loads(p.read_text())["seconds"] for p in (tmp_path / "s").glob("*/summary.json")]
+    assert len(seconds) == 2 and min(seconds) > 2  # the wait was longer than the timeout

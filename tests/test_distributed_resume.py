@@ -7,6 +7,7 @@ two files together were a third of the suite's time on one of them.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -184,3 +185,25 @@ def test_ctrl_c_stops_a_nproc_launch_with_rank_zeros_word_and_no_traceback(tmp_p
     stderr = (tmp_path / "stderr.txt").read_text()
     assert "Traceback" not in stderr and "SignalException" not in stderr, stderr[-3000:]
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_ctrl_c_stops_a_nproc_sweep_whose_idle_process_waits_for_the_rows(tmp_path):
+    # one batch (two runs of one shape): rank 0 trains it, rank 1 waits in the rows' gathering when Ctrl-C comes
+    config = write(tmp_path, tiny_config(train={"epochs": 1_000_000, "log_every": 50}))
+    sweep, errors = tmp_path / "sweep", (tmp_path / "stderr.txt").open("w")
+    launch = subprocess.Popen([sys.executable, "-m", "clftrain", "sweep", str(config), "--grid", "train.lr=0.1,0.03",
+                               "--out", str(sweep), "--nproc", "2"], stdout=subprocess.PIPE, stderr=errors, text=True,
+                              env=ENV, start_new_session=True)
+    try:
+        wait_for(lambda: any(len(f.read_text().splitlines()) > 2 for f in sweep.glob("*/metrics.csv")), 60)
+        os.killpg(launch.pid, signal.SIGINT)
+        said = launch.communicate(timeout=60)[0]
+    finally:
+        if launch.poll() is None:
+            os.killpg(launch.pid, signal.SIGKILL)
+        errors.close()
+    assert launch.returncode == 130 and said.count("interrupted by SIGINT: the runs above are complete or resumable") == 1
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    with (sweep / "sweep.csv").open() as f:
+        assert [row["status"] for row in csv.DictReader(f)] == ["interrupted", "interrupted"]

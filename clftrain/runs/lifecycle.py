@@ -289,7 +289,7 @@ def lost_ranks(loop: EpochLoop) -> Iterator[None]:
             raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". This is typically")[0][:300]
         raise LostRankError(f"another process of this {loop.world.size}-process launch stopped or stopped answering "
-                            f"(after at most {distributed.COLLECTIVE_TIMEOUT_S} s): {first}; this process stops too. "
+                            f"(after at most {distributed.COLLECTIVE_TIMEOUT_S:g} s): {first}; this process stops too. "
                             "The last checkpoint is intact: resume the run with fit --resume") from None
 
 

@@ -17,12 +17,15 @@ the batches and how the runs are ranked).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import re
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,6 +302,7 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
     for batch in plan.batches:
         check_group([c.config for c in batch], datasets[_data_key(batch[0].config)])
     world = distributed.join_world(_world_device(plan)) if distributed.launched() else None
+    patient = distributed.patient_group() if world is not None else None  # for the rows: batches are uneven
 
     def create() -> Path:
         made = rundir.create_run_dir(f"{plan.name}-sweep", out, runs_root)
@@ -309,16 +313,20 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
     sweep_dir = on_main(world, create)
     result = SweepResult(sweep_dir, [], _ranking_column(plan, datasets), list(plan.grid))
     main = world is None or world.is_main
-    with ending_sweep(plan.combinations[0].config, sweep_dir, (SWEEP_CSV, SWEEP_JSON), main) as ended:
+    with ending_sweep(plan.combinations[0].config, sweep_dir, (SWEEP_CSV, SWEEP_JSON), main) as ended, \
+            _signals_noted(result, world):
         for number, combos in enumerate(plan.batches, start=1):
             if world is not None and (number - 1) % world.size != world.rank:
                 continue  # another process's batch
+            if result.signal:  # noted between batches: none starts after it
+                break
             group = setup_group([c.config for c in combos], datasets[_data_key(combos[0].config)])
             run_dirs = [rundir.create_run_dir(c.config.name, sweep_dir / c.dir_name) for c in combos]
             for member, run_dir in zip(group.members, run_dirs):
                 write_config(run_dir, member.config)
             callbacks = [*(on_batch(number, group) if on_batch else []), *_halving(plan, group, result.ranked_by)]
-            summaries, result.signal = train_group(group, run_dirs, callbacks)
+            summaries, stopped_by = train_group(group, run_dirs, callbacks)
+            result.signal = result.signal or stopped_by
             result.rows.extend(_row(c, s, number) for c, s in zip(combos, summaries))
             result.rows = _ranked(result.rows, result.ranked_by)
             if world is None:
@@ -326,12 +334,32 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
             if result.signal:
                 break
         if world is not None:
-            rows = distributed.gather_all(result.rows)
+            rows = distributed.gather_all(result.rows, group=patient)
             result.rows = _ranked([row for part in rows for row in part], result.ranked_by)
             text = _csv(result.rows)
             on_main(world, lambda: _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, text)))
         ended.append("interrupted" if result.signal else "completed")
     return result
+
+
+@contextlib.contextmanager
+def _signals_noted(result: SweepResult, world) -> Iterator[None]:
+    """Under torchrun, Ctrl-C or SIGTERM outside a batch's training (which stops on its own, after a step) is
+    noted, not raised: a process waiting for the others' rows, or between its batches, still reaches the
+    gathering of the rows (else the others' gathering fails on its closed connection), and starts no batch."""
+    if world is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum, frame):
+        result.signal = result.signal or signal.Signals(signum).name
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _world_device(plan: SweepPlan):

@@ -23,8 +23,10 @@ from torch import nn
 from clftrain.errors import UserError
 
 # How long a collective waits for a rank that went silent (killed, hung) before the others give up. torchrun's
-# agent usually stops them sooner: it ends every worker as soon as one exits.
-COLLECTIVE_TIMEOUT_S = 120
+# agent usually stops them sooner: it ends every worker as soon as one exits. CLFTRAIN_COLLECTIVE_TIMEOUT_S sets it
+# (a slow shared filesystem may want longer).
+COLLECTIVE_TIMEOUT_S = float(os.environ.get("CLFTRAIN_COLLECTIVE_TIMEOUT_S", 120))
+PATIENT_TIMEOUT_S = 7 * 24 * 3600  # a sweep's ranks wait this long for the others' batches (patient_group)
 # Steps (or full-batch epochs) between two agreements on a stop a signal asked for: a gloo all-reduce of one
 # number costs about 160 us on a 2-core machine, a third of the step of bench's `big` workload.
 STOP_EVERY = 16
@@ -164,13 +166,22 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def gather_all(obj) -> list:
-    """Every rank's `obj`, in rank order, on every rank."""
+def gather_all(obj, group=None) -> list:
+    """Every rank's `obj`, in rank order, on every rank (over `group`: the launch's own group unless given)."""
     import torch.distributed as dist
 
     gathered = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, obj)
+    dist.all_gather_object(gathered, obj, group=group)
     return gathered
+
+
+def patient_group():
+    """A gloo group of every rank whose collectives wait up to PATIENT_TIMEOUT_S, not COLLECTIVE_TIMEOUT_S: for
+    ranks that meet only at the end of work of uneven length (a sweep's batches dealt over the ranks). A rank
+    that dies still ends the wait: torchrun then stops the others. Made by every rank at once (a collective)."""
+    import torch.distributed as dist
+
+    return dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=PATIENT_TIMEOUT_S))
 
 
 def gather_to_main(obj) -> list | None:
