@@ -278,3 +278,29 @@ def test_a_process_of_a_sweep_waits_past_the_collective_timeout_for_anothers_lon
     assert launched.returncode == 0, launched.stderr[-3000:]
     seconds = [json.loads(p.read_text())["seconds"] for p in (tmp_path / "s").glob("*/summary.json")]
     assert len(seconds) == 2 and min(seconds) > 2  # the wait was longer than the timeout
+
+
+PATIENCE = """
+import sys, time
+import torch
+from clftrain.training import distributed
+world = distributed.join_world(torch.device("cpu"))
+if world.is_main:
+    time.sleep(4)  # rank 0 writing a run's plots and report, past the 1 s collective timeout
+try:
+    print(f"rank {world.rank}:", distributed.broadcast("rank 0's summary", world, patient=sys.argv[1] == "patient"))
+except Exception as exc:
+    print(f"rank {world.rank}: {type(exc).__name__}")
+"""
+
+
+@pytest.mark.parametrize("patient", [True, False], ids=["patient", "impatient"])
+def test_ranks_wait_for_rank_zeros_end_of_run_past_the_collective_timeout(tmp_path, patient):
+    script = tmp_path / "patience.py"
+    script.write_text(PATIENCE)
+    env = {**ENV, "CLFTRAIN_COLLECTIVE_TIMEOUT_S": "1"}
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                               str(script), "patient" if patient else "impatient"], capture_output=True, text=True,
+                              env=env, timeout=120)
+    waited = "rank 1: rank 0's summary" in launched.stdout
+    assert waited == patient, launched.stdout + launched.stderr[-2000:]  # the default group gives up after 1 s

@@ -259,7 +259,7 @@ def train(loop: EpochLoop, recorders: Sequence[RunRecorder], deciders: Sequence[
         with ending_trackers(tracked, recorders) as ended:  # after the plots: MLflow takes them as artifacts
             summaries, received = _train_held(loop, recorders, writers, drawer, threads)
             ended.extend(summaries)
-    return distributed.broadcast(summaries, world), received
+    return distributed.broadcast(summaries, world, patient=True), received  # after rank 0's plots and report
 
 
 def _follow(loop: EpochLoop, deciders: Sequence[Callback], threads: int | str) -> tuple[list[dict], str | None]:
@@ -268,7 +268,7 @@ def _follow(loop: EpochLoop, deciders: Sequence[Callback], threads: int | str) -
     with training_session(loop, threads) as (received, _):
         loop.fit()
     with lost_ranks(loop):
-        return distributed.broadcast(None, loop.world), received[0] if received else None
+        return distributed.broadcast(None, loop.world, patient=True), received[0] if received else None
 
 
 class LostRankError(UserError):

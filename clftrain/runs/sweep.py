@@ -302,7 +302,6 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
     for batch in plan.batches:
         check_group([c.config for c in batch], datasets[_data_key(batch[0].config)])
     world = distributed.join_world(_world_device(plan)) if distributed.launched() else None
-    patient = distributed.patient_group() if world is not None else None  # for the rows: batches are uneven
 
     def create() -> Path:
         made = rundir.create_run_dir(f"{plan.name}-sweep", out, runs_root)
@@ -334,7 +333,7 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
             if result.signal:
                 break
         if world is not None:
-            rows = distributed.gather_all(result.rows, group=patient)
+            rows = distributed.gather_all(result.rows, patient=True)  # the ranks' shares take unequal times
             result.rows = _ranked([row for part in rows for row in part], result.ranked_by)
             text = _csv(result.rows)
             on_main(world, lambda: _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, text)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import datetime
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ from clftrain.errors import UserError
 # agent usually stops them sooner: it ends every worker as soon as one exits. CLFTRAIN_COLLECTIVE_TIMEOUT_S sets it
 # (a slow shared filesystem may want longer).
 COLLECTIVE_TIMEOUT_S = float(os.environ.get("CLFTRAIN_COLLECTIVE_TIMEOUT_S", 120))
-PATIENT_TIMEOUT_S = 7 * 24 * 3600  # a sweep's ranks wait this long for the others' batches (patient_group)
+PATIENT_TIMEOUT_S = 7 * 24 * 3600  # how long ranks wait for work of uneven length (_new_patient_group)
 # Steps (or full-batch epochs) between two agreements on a stop a signal asked for: a gloo all-reduce of one
 # number costs about 160 us on a 2-core machine, a third of the step of bench's `big` workload.
 STOP_EVERY = 16
@@ -39,6 +39,7 @@ class World:
     rank: int
     size: int
     backend: str  # "gloo" (CPU) or "nccl" (CUDA)
+    patient: object = field(default=None, compare=False, repr=False)  # _new_patient_group's: a long wait
 
     @property
     def is_main(self) -> bool:
@@ -79,8 +80,18 @@ def join_world(device: torch.device) -> World:
         torch.cuda.set_device(device)  # NCCL's object collectives (the run directory's path) use the current GPU
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S),
                             **({"device_id": device} if device.type == "cuda" else {}))
-    _world = World(dist.get_rank(), dist.get_world_size(), backend)
+    _world = World(dist.get_rank(), dist.get_world_size(), backend, _new_patient_group())
     return _world
+
+
+def _new_patient_group():
+    """A gloo group of every rank whose collectives wait up to PATIENT_TIMEOUT_S, not COLLECTIVE_TIMEOUT_S: for
+    ranks that meet after work of uneven length (a sweep's batches dealt over the ranks; rank 0 writing a run's
+    plots, report and trackers while the others wait for its summary). A rank that dies still ends the wait:
+    torchrun then stops the others. Made with the world, by every rank at once (a collective)."""
+    import torch.distributed as dist
+
+    return dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=PATIENT_TIMEOUT_S))
 
 
 def leave_world() -> None:
@@ -166,22 +177,13 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def gather_all(obj, group=None) -> list:
-    """Every rank's `obj`, in rank order, on every rank (over `group`: the launch's own group unless given)."""
+def gather_all(obj, patient: bool = False) -> list:
+    """Every rank's `obj`, in rank order, on every rank (patient: waiting up to PATIENT_TIMEOUT_S for the last)."""
     import torch.distributed as dist
 
     gathered = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, obj, group=group)
+    dist.all_gather_object(gathered, obj, group=_world.patient if patient else None)
     return gathered
-
-
-def patient_group():
-    """A gloo group of every rank whose collectives wait up to PATIENT_TIMEOUT_S, not COLLECTIVE_TIMEOUT_S: for
-    ranks that meet only at the end of work of uneven length (a sweep's batches dealt over the ranks). A rank
-    that dies still ends the wait: torchrun then stops the others. Made by every rank at once (a collective)."""
-    import torch.distributed as dist
-
-    return dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=PATIENT_TIMEOUT_S))
 
 
 def gather_to_main(obj) -> list | None:
@@ -201,14 +203,15 @@ def is_collective_failure(exc: BaseException) -> bool:
     return isinstance(exc, dist.DistError) or any(word in str(exc) for word in words)
 
 
-def broadcast(obj, world: World | None):
-    """Rank 0's `obj` on every rank (a run directory's path, a summary); `obj` itself without a world."""
+def broadcast(obj, world: World | None, patient: bool = False):
+    """Rank 0's `obj` on every rank (a run directory's path, a summary); `obj` itself without a world. patient:
+    the others wait up to PATIENT_TIMEOUT_S for rank 0, not COLLECTIVE_TIMEOUT_S."""
     import torch.distributed as dist
 
     if world is None:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=world.patient if patient else None)
     return box[0]
 
 
