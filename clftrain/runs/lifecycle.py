@@ -322,20 +322,28 @@ class DrawingStopped(Exception):
 
 
 @contextlib.contextmanager
-def signals_stop_drawing() -> Iterator[None]:
+def signals_handled_by(handler) -> Iterator[dict | None]:
+    """SIGINT and SIGTERM handled by `handler` inside the block, the handlers before restored after (yielded: a
+    caller may change what is restored). Off the main thread, where no handler can be installed, the block runs
+    as it is (yielding None)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield None
         return
-
-    def handler(signum, frame):
-        raise DrawingStopped(signal.Signals(signum).name)
-
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield previous
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def signals_stop_drawing() -> Iterator[None]:
+    def handler(signum, frame):
+        raise DrawingStopped(signal.Signals(signum).name)
+
+    with signals_handled_by(handler):
+        yield
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
@@ -388,9 +396,6 @@ def mark_failed(recorder: RunRecorder, epoch: int, exc: BaseException) -> None:
 def stop_on_signals(loop: EpochLoop) -> Iterator[list[str]]:
     """Ctrl-C / SIGTERM: finish the current step, save, and stop; a second Ctrl-C aborts at once."""
     received: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received  # signal handlers can only be installed from the main thread
-        return
 
     def handler(signum, frame):
         name = signal.Signals(signum).name
@@ -399,17 +404,15 @@ def stop_on_signals(loop: EpochLoop) -> Iterator[list[str]]:
         received.append(name)
         loop.stop("interrupted")
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    except LostRankError:
-        # torchrun's agent saw the other rank die too and SIGTERMs this one next: the default action would kill
-        # it before it writes the run's state and says why; it is on its way out anyway.
-        previous[signal.SIGTERM] = signal.SIG_IGN
-        raise
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    with signals_handled_by(handler) as previous:
+        try:
+            yield received
+        except LostRankError:
+            # torchrun's agent saw the other rank die too and SIGTERMs this one next: the default action would
+            # kill it before it writes the run's state and says why; it is on its way out anyway.
+            if previous is not None:
+                previous[signal.SIGTERM] = signal.SIG_IGN
+            raise
 
 
 def resumed_threads(config: Config, payload: dict) -> int | str:

@@ -24,7 +24,6 @@ import json
 import math
 import re
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,19 +345,16 @@ def _signals_noted(result: SweepResult, world) -> Iterator[None]:
     """Under torchrun, Ctrl-C or SIGTERM outside a batch's training (which stops on its own, after a step) is
     noted, not raised: a process waiting for the others' rows, or between its batches, still reaches the
     gathering of the rows (else the others' gathering fails on its closed connection), and starts no batch."""
-    if world is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    from clftrain.runs.lifecycle import signals_handled_by
 
     def note(signum, frame):
         result.signal = result.signal or signal.Signals(signum).name
 
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    if world is None:
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        return
+    with signals_handled_by(note):
+        yield
 
 
 def _world_device(plan: SweepPlan):
