@@ -121,4 +121,7 @@ def write_exit_code(code: int) -> None:
     """Rank 0's exit code where launch_fit reads it (nothing outside such a launch)."""
     path = os.environ.get(EXIT_FILE)
     if path and int(os.environ.get("RANK", "0")) == 0:
-        Path(path).write_text(str(code))
+        try:
+            Path(path).write_text(str(code))
+        except FileNotFoundError:  # the launcher is gone (killed with its whole group): nobody reads it now
+            pass
