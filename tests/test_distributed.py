@@ -304,3 +304,17 @@ def test_ranks_wait_for_rank_zeros_end_of_run_past_the_collective_timeout(tmp_pa
                               env=env, timeout=120)
     waited = "rank 1: rank 0's summary" in launched.stdout
     assert waited == patient, launched.stdout + launched.stderr[-2000:]  # the default group gives up after 1 s
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan"])
+def test_a_bad_collective_timeout_in_the_environment_is_a_user_error_naming_it(monkeypatch, value):
+    from clftrain.errors import UserError
+    from clftrain.training import distributed
+
+    monkeypatch.setenv("CLFTRAIN_COLLECTIVE_TIMEOUT_S", value)
+    with pytest.raises(UserError, match=f"CLFTRAIN_COLLECTIVE_TIMEOUT_S='{value}': expected a number of seconds"):
+        distributed.collective_timeout_s()
+    monkeypatch.setenv("CLFTRAIN_COLLECTIVE_TIMEOUT_S", "300")
+    assert distributed.collective_timeout_s() == 300.0
+    monkeypatch.delenv("CLFTRAIN_COLLECTIVE_TIMEOUT_S")
+    assert distributed.collective_timeout_s() == distributed.COLLECTIVE_TIMEOUT_S == 120

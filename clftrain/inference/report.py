@@ -252,12 +252,14 @@ def _split_metrics(run: TrainedRun, summary: dict) -> dict:
                           "final_metric": final.get(f"{split}_{metric}"), "best_loss": best.get(f"{split}_loss"),
                           "best_metric": best.get(f"{split}_{metric}")})
     restored = (summary.get("weights") or {}).get("restored_best", False)
-    replicas = "members" if "ensemble" in summary else "seeds" if summary.get("seeds") else None
+    replica = "member" if "ensemble" in summary else "seed" if summary.get("seeds") else None
+    own_epochs = restored and replica is not None  # replicas restored to their own best epochs: no one final epoch
     return {"rows": table, "best_epoch": best.get("epoch"), "monitor": summary.get("monitor"),
-            # replicas restored to their own best epochs end at no one epoch (summary's final epoch is the latest)
-            "final_epoch": None if restored and replicas else final.get("epoch"),
-            "final_at": f"each {replicas[:-1]} at its own best epoch" if restored and replicas else None,
-            "seeds": len(summary["seeds"]) if replicas == "seeds" else None, "restored_best": restored}
+            "final_epoch": None if own_epochs else final.get("epoch"),  # summary's final epoch is the latest one
+            "final_at": f"each {replica} at its own best epoch" if own_epochs else None,
+            "best_at": None if best.get("epoch") is None else
+            f"{'median epoch' if replica else 'epoch'} {int(best['epoch'])}",  # summary's best: their median
+            "seeds": len(summary["seeds"]) if replica == "seed" else None, "restored_best": restored}
 
 
 def _thinned(rows: list[dict]) -> list[dict]:

@@ -14,12 +14,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 from clftrain.config import load_config
 from clftrain.errors import UserError
-from clftrain.runs.lifecycle import hold_run
+from clftrain.runs.lifecycle import hold_run, signals_handled_by
 from clftrain.store import rundir
 
 EXIT_FILE = "CLFTRAIN_EXIT_FILE"
@@ -68,17 +67,11 @@ def launch(nproc: int, command_args: list[str]) -> int:
         return int(exit_file.read_text()) if exit_file.is_file() else code
 
 
-@contextmanager
 def _passing_signals_to(agent: subprocess.Popen):
     """SIGINT and SIGTERM passed on to `agent` as they come; SIGHUP (the terminal closed) as SIGTERM, which the
     ranks stop on with their checkpoint saved."""
     passed = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM, signal.SIGHUP: signal.SIGTERM}
-    previous = {mine: signal.signal(mine, lambda signum, frame: agent.send_signal(passed[signum])) for mine in passed}
-    try:
-        yield
-    finally:
-        for mine, handler in previous.items():
-            signal.signal(mine, handler)
+    return signals_handled_by(lambda signum, frame: agent.send_signal(passed[signum]), tuple(passed))
 
 
 def check_count(nproc: int, device: str, warn: Callable[[str], None]) -> None:

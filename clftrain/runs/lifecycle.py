@@ -289,7 +289,7 @@ def lost_ranks(loop: EpochLoop) -> Iterator[None]:
             raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". This is typically")[0][:300]
         raise LostRankError(f"another process of this {loop.world.size}-process launch stopped or stopped answering "
-                            f"(after at most {distributed.COLLECTIVE_TIMEOUT_S:g} s): {first}; this process stops too. "
+                            f"(after at most {distributed.collective_timeout_s():g} s): {first}; this process stops too. "
                             "The last checkpoint is intact: resume the run with fit --resume") from None
 
 
@@ -322,14 +322,14 @@ class DrawingStopped(Exception):
 
 
 @contextlib.contextmanager
-def signals_handled_by(handler) -> Iterator[dict | None]:
-    """SIGINT and SIGTERM handled by `handler` inside the block, the handlers before restored after (yielded: a
-    caller may change what is restored). Off the main thread, where no handler can be installed, the block runs
-    as it is (yielding None)."""
+def signals_handled_by(handler, signals=(signal.SIGINT, signal.SIGTERM)) -> Iterator[dict | None]:
+    """`signals` handled by `handler` inside the block, the handlers before restored after (yielded: a caller may
+    change what is restored). Off the main thread, where no handler can be installed, the block runs as it is
+    (yielding None)."""
     if threading.current_thread() is not threading.main_thread():
         yield None
         return
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield previous
     finally:

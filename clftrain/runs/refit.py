@@ -88,7 +88,6 @@ def run_refit(refit: Refit, sweep_dir: Path, callbacks=(), on_model=None):
     """Train the refit into SWEEP_DIR/refit and add its record to sweep.json; the runs.FitResult."""
     from clftrain.runs.fit import fit_run
     from clftrain.runs.sweep import SWEEP_JSON
-
     from clftrain.training import distributed
 
     result = fit_run(refit.config, out=sweep_dir / REFIT_DIR, callbacks=callbacks, on_model=on_model)

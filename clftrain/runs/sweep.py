@@ -316,7 +316,7 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
         for number, combos in enumerate(plan.batches, start=1):
             if world is not None and (number - 1) % world.size != world.rank:
                 continue  # another process's batch
-            if result.signal:  # noted between batches: none starts after it
+            if result.signal:  # a batch's training stopped by it, or noted between batches: none starts after it
                 break
             group = setup_group([c.config for c in combos], datasets[_data_key(combos[0].config)])
             run_dirs = [rundir.create_run_dir(c.config.name, sweep_dir / c.dir_name) for c in combos]
@@ -329,8 +329,6 @@ def run_sweep(plan: SweepPlan, out: Path | None = None, runs_root: Path = Path("
             result.rows = _ranked(result.rows, result.ranked_by)
             if world is None:
                 _write(sweep_dir / SWEEP_CSV, lambda path: rundir.atomic_write_text(path, _csv(result.rows)))
-            if result.signal:
-                break
         if world is not None:
             rows = distributed.gather_all(result.rows, patient=True)  # the ranks' shares take unequal times
             result.rows = _ranked([row for part in rows for row in part], result.ranked_by)
@@ -345,14 +343,14 @@ def _signals_noted(result: SweepResult, world) -> Iterator[None]:
     """Under torchrun, Ctrl-C or SIGTERM outside a batch's training (which stops on its own, after a step) is
     noted, not raised: a process waiting for the others' rows, or between its batches, still reaches the
     gathering of the rows (else the others' gathering fails on its closed connection), and starts no batch."""
+    if world is None:
+        yield
+        return
     from clftrain.runs.lifecycle import signals_handled_by
 
     def note(signum, frame):
         result.signal = result.signal or signal.Signals(signum).name
 
-    if world is None:
-        yield
-        return
     with signals_handled_by(note):
         yield
 

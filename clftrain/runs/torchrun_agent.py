@@ -1,12 +1,13 @@
 """torchrun's agent (torch.distributed.run's main, unchanged) in a process of clftrain's, run by launch.py.
 
-When a process of the launch exits with an error, torchrun's agent raises ChildFailedError, and Python prints its
-traceback and a "Root Cause" block under the error clftrain's process has already printed (`error: ...`, exit 2);
-on Ctrl-C or SIGTERM it raises SignalException, with a traceback under rank 0's "interrupted by SIGINT; continue
-with: clftrain fit --resume RUN_DIR". A signal ends the agent with 128 + its number, quietly.
-Here that exception ends the agent quietly with torchrun's own exit code (1), its log lines on the failed process
-and the SIGTERM it sends the others left out; only a process that did not end through clftrain's error handling
-(killed, crashed: no exit code of rank 0's in CLFTRAIN_EXIT_FILE) gets a line saying which process failed and how.
+torchrun's agent ends in an exception whenever a launch does not succeed, and Python prints its traceback under
+what clftrain's processes have already said:
+- a process exits with an error (ChildFailedError, with a "Root Cause" block), under `error: ...` (exit 2);
+- Ctrl-C or SIGTERM (SignalException), under rank 0's `interrupted by SIGINT; continue with: ...`.
+Here both end quietly: an error with torchrun's own exit code (1), a signal with 128 + its number; the agent's
+log lines on a failed process, the SIGTERM it sends the others and a signal it passes on are left out. Only a
+process that did not end through clftrain's error handling (killed, crashed: rank 0 left no exit code in
+CLFTRAIN_EXIT_FILE) gets a line, saying which process failed and how.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -24,8 +25,25 @@ from clftrain.errors import UserError
 
 # How long a collective waits for a rank that went silent (killed, hung) before the others give up. torchrun's
 # agent usually stops them sooner: it ends every worker as soon as one exits. CLFTRAIN_COLLECTIVE_TIMEOUT_S sets it
-# (a slow shared filesystem may want longer).
-COLLECTIVE_TIMEOUT_S = float(os.environ.get("CLFTRAIN_COLLECTIVE_TIMEOUT_S", 120))
+# (collective_timeout_s; a slow shared filesystem may want longer).
+TIMEOUT_VARIABLE = "CLFTRAIN_COLLECTIVE_TIMEOUT_S"
+
+
+def collective_timeout_s() -> float:
+    """COLLECTIVE_TIMEOUT_S, or the seconds TIMEOUT_VARIABLE gives (a UserError naming a value that is not)."""
+    text = os.environ.get(TIMEOUT_VARIABLE)
+    if text is None:
+        return COLLECTIVE_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (0 < seconds < math.inf):
+        raise UserError(f"{TIMEOUT_VARIABLE}={text!r}: expected a number of seconds above 0, e.g. 300")
+    return seconds
+
+
+COLLECTIVE_TIMEOUT_S = 120
 PATIENT_TIMEOUT_S = 7 * 24 * 3600  # how long ranks wait for work of uneven length (_new_patient_group)
 # Steps (or full-batch epochs) between two agreements on a stop a signal asked for: a gloo all-reduce of one
 # number costs about 160 us on a 2-core machine, a third of the step of bench's `big` workload.
@@ -63,22 +81,22 @@ def current_world() -> World | None:
 
 
 def join_world(device: torch.device) -> World:
-    """Join the launch's process group (once): gloo for the CPU, NCCL for CUDA, with COLLECTIVE_TIMEOUT_S."""
+    """Join the launch's process group (once): gloo for the CPU, NCCL for CUDA, with collective_timeout_s()."""
     global _world
     import torch.distributed as dist
 
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if _world is not None:
-        if _world.backend != backend and device.type in ("cpu", "cuda"):  # a sweep's runs on both: one backend
-            raise UserError(f"device = '{device.type}' needs {backend}, but this process joined the launch with "
-                            f"{_world.backend}: give every run of the launch the same device")
-        return _world
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"device = '{device.type}': data-parallel training runs on the CPU (gloo) or CUDA (NCCL); "
                         "set device: cpu or cuda")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if _world is not None:
+        if _world.backend != backend:  # a sweep whose runs name both devices, then a refit: one backend
+            raise UserError(f"device = '{device.type}' needs {backend}, but this process joined the launch with "
+                            f"{_world.backend}: give every run of the launch the same device")
+        return _world
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL's object collectives (the run directory's path) use the current GPU
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S),
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=collective_timeout_s()),
                             **({"device_id": device} if device.type == "cuda" else {}))
     _world = World(dist.get_rank(), dist.get_world_size(), backend, _new_patient_group())
     return _world

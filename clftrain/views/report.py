@@ -257,8 +257,7 @@ def _glance(content: dict) -> str:
     best = next((row for row in splits["rows"] if row["split"] == "val"), None)
     if best is not None and splits.get("best_epoch") is not None:
         items.append((f"best val {label}", number(f"val_{metric}", best["best_metric"])[0],
-                      f"{'median ' if splits.get('final_at') else ''}epoch {int(splits['best_epoch'])} (best.pt, by "
-                      f"{splits.get('monitor')})"))
+                      f"{splits['best_at']} (best.pt, by {splits.get('monitor')})"))
     items.append(("parameters", f"{model['parameters']:,}", " → ".join(map(str, model["widths"]))))
     items.append(("rows", f"{data['sizes']['train']:,} train", f"{data['sizes']['val']:,} val · "
                                                                f"{data['sizes']['test']:,} test"))
@@ -272,11 +271,8 @@ def _splits(content: dict) -> str:
     if not splits["rows"]:
         return '<p class="na">No metrics recorded (no summary.json and no metrics.csv rows).</p>'
     final = f"epoch {int(splits['final_epoch'])}" if splits.get("final_epoch") is not None else "final"
-    best = f"epoch {int(splits['best_epoch'])}" if splits.get("best_epoch") is not None else "best"
-    best_header = best
-    if splits.get("final_at"):  # replicas restored to their own best epochs
-        final, best = "final", f"median epoch {int(splits['best_epoch'])}"
-        best_header = f"best, {best}"
+    best = splits.get("best_at") or "best"
+    best_header = f"best, {best}" if splits.get("final_at") else best  # beside "final": which is the best
     headers = ["split", f"loss ({final})", f"{label} ({final})", f"loss ({best_header})", f"{label} ({best_header})"]
     rows, classes = [], []
     for row in splits["rows"]:
